@@ -1,0 +1,57 @@
+"""rembert-core: configuration, checkpoint schema and I/O, plugin contract and CLI of rembert.
+
+This package imports neither torch nor TensorFlow. Framework packages
+(``rembert-torch``, ``rembert-tf``) and third-party backends plug into it
+through the ``rembert`` entry-point group (see :mod:`rembert_core.hookspecs`).
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+from rembert_core.backend import Backend, TokenizerSpec
+from rembert_core.checkpoint import find_weights, iter_matched, match_weights, open_weights
+from rembert_core.config import RemBertConfig
+from rembert_core.errors import CheckpointError, ConfigError, InputError, PluginError, RemBertError
+from rembert_core.hookspecs import HOOKSPEC_VERSION, hookimpl, hookspec
+from rembert_core.plugins import get_backend, get_backends, get_registry, get_tokenizer, register_plugin
+from rembert_core.schema import ARCHITECTURES, TASKS, CheckpointSchema, Layout, SchemaReport, TensorSpec, build_schema
+from rembert_core.serialization import open_checkpoint, save_safetensors
+
+try:
+    __version__ = metadata.version("rembert-core")
+except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "ARCHITECTURES",
+    "HOOKSPEC_VERSION",
+    "TASKS",
+    "Backend",
+    "CheckpointError",
+    "CheckpointSchema",
+    "ConfigError",
+    "InputError",
+    "Layout",
+    "PluginError",
+    "RemBertConfig",
+    "RemBertError",
+    "SchemaReport",
+    "TensorSpec",
+    "TokenizerSpec",
+    "__version__",
+    "build_schema",
+    "find_weights",
+    "get_backend",
+    "get_backends",
+    "get_registry",
+    "get_tokenizer",
+    "hookimpl",
+    "hookspec",
+    "iter_matched",
+    "match_weights",
+    "open_checkpoint",
+    "open_weights",
+    "register_plugin",
+    "save_safetensors",
+]

@@ -1,0 +1,417 @@
+"""Safetensors checkpoint I/O through safetensors' NumPy API, and atomic file writes.
+
+Reading is lazy and memory-mapped: :func:`open_checkpoint` returns a mapping
+whose values are read from disk one tensor at a time, in the stored dtype
+(``bfloat16`` arrives as ``ml_dtypes.bfloat16``, never silently widened).
+
+Writing is atomic: every file is written under a temporary name, flushed,
+``fsync``-ed and renamed over its target, and a sharded checkpoint's index is
+replaced last, after all its shards are complete. A crash at any point leaves
+either the previous complete checkpoint or the new complete one. When a new
+sharded checkpoint would overwrite shards that the current index still points
+at, the new shards get a unique infix instead (``model-<tag>-00001-of-00002``),
+and the shards of the old index are deleted only after the new index is in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save_file
+
+from rembert_core.errors import CheckpointError
+
+__all__ = [
+    "SAFE_WEIGHTS_INDEX_NAME",
+    "SAFE_WEIGHTS_NAME",
+    "SafetensorsCheckpoint",
+    "TensorInfo",
+    "atomic_write_bytes",
+    "atomic_path",
+    "open_checkpoint",
+    "parse_size",
+    "save_safetensors",
+]
+
+SAFE_WEIGHTS_NAME = "model.safetensors"
+SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
+DEFAULT_METADATA = {"format": "pt"}  # transformers refuses safetensors files without it
+
+_SIZE_UNITS = {
+    "": 1,
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+    "TIB": 2**40,
+}
+
+
+def parse_size(size: int | str) -> int:
+    """Bytes in ``size``: an int, or a string like ``"2GB"`` (10**9) or ``"500MiB"`` (2**20)."""
+    if isinstance(size, bool):
+        raise ValueError(f"invalid size {size!r}")
+    if isinstance(size, int):
+        if size <= 0:
+            raise ValueError(f"size must be positive, got {size}")
+        return size
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]I?B|B)?\s*", str(size).upper())
+    if not match:
+        raise ValueError(f"invalid size {size!r}: use bytes or a number with KB/MB/GB/KiB/MiB/GiB")
+    value = int(float(match.group(1)) * _SIZE_UNITS[match.group(2) or ""])
+    if value <= 0:
+        raise ValueError(f"size must be positive, got {size!r}")
+    return value
+
+
+# -- atomic writes ---------------------------------------------------------------------------
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; on success it is fsync-ed and renamed onto ``target``.
+
+    If the body raises, the temporary file is removed and ``target`` is untouched.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically (temporary file, fsync, rename)."""
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+class TensorInfo:
+    """Name, shape and dtype of a stored tensor, read from the header only."""
+
+    __slots__ = ("dtype", "file", "name", "shape")
+
+    def __init__(self, name: str, shape: tuple[int, ...], dtype: str, file: Path) -> None:
+        self.name = name
+        self.shape = shape
+        self.dtype = dtype  # safetensors dtype string: "F32", "BF16", ...
+        self.file = file
+
+    @property
+    def nbytes(self) -> int:
+        size = int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+        return size * _DTYPE_BYTES.get(self.dtype, 4)
+
+    def __repr__(self) -> str:
+        return f"TensorInfo({self.name!r}, shape={self.shape}, dtype={self.dtype})"
+
+
+_DTYPE_BYTES = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+    "U16": 2,
+    "U32": 4,
+    "U64": 8,
+}
+
+
+class SafetensorsCheckpoint(Mapping[str, np.ndarray]):
+    """A read-only mapping of tensor name to NumPy array over one or more safetensors files.
+
+    Tensors are read from the memory-mapped files on access, one at a time.
+    Use as a context manager (or call :meth:`close`) to release the files.
+    """
+
+    def __init__(self, files: Mapping[str, Path], sources: list[Path]) -> None:
+        self._where = dict(files)  # tensor name -> file
+        self._sources = sources
+        self._handles: dict[Path, Any] = {}
+        self._info: dict[str, TensorInfo] = {}
+        self.metadata: dict[str, str] = {}
+        for path in sources:
+            handle = self._open(path)
+            self.metadata.update(handle.metadata() or {})
+            for name in handle.keys():  # noqa: SIM118 - safe_open handles are not mappings
+                if self._where.get(name) != path:
+                    continue
+                sl = handle.get_slice(name)
+                self._info[name] = TensorInfo(name, tuple(int(d) for d in sl.get_shape()), sl.get_dtype(), path)
+        missing = sorted(set(self._where) - set(self._info))
+        if missing:
+            detail = ", ".join(f"{n} (in {self._where[n].name})" for n in missing[:10])
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            raise CheckpointError(f"the index lists tensors that their shard does not contain: {detail}{more}")
+
+    def _open(self, path: Path) -> Any:
+        handle = self._handles.get(path)
+        if handle is None:
+            try:
+                handle = safe_open(str(path), framework="np")
+            except FileNotFoundError:
+                raise CheckpointError(f"checkpoint file not found: {path}") from None
+            except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+                raise CheckpointError(f"{path} is not a valid safetensors file: {exc}") from None
+            self._handles[path] = handle
+        return handle
+
+    @property
+    def files(self) -> list[Path]:
+        """The files this checkpoint reads from."""
+        return list(self._sources)
+
+    def info(self, name: str) -> TensorInfo:
+        """Shape and dtype of ``name`` without reading its data."""
+        try:
+            return self._info[name]
+        except KeyError:
+            raise KeyError(name) from None
+
+    def infos(self) -> dict[str, TensorInfo]:
+        """Shape and dtype of every tensor, read from the headers only."""
+        return dict(self._info)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        info = self.info(name)
+        try:
+            return self._open(info.file).get_tensor(name)
+        except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
+            raise CheckpointError(f"cannot read tensor {name!r} from {info.file}: {exc}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._info)
+
+    def __len__(self) -> int:
+        return len(self._info)
+
+    def close(self) -> None:
+        """Release the file handles (reading again re-opens them)."""
+        self._handles.clear()
+
+    def __enter__(self) -> SafetensorsCheckpoint:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _read_index(index_path: Path) -> dict[str, Path]:
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise CheckpointError(f"{index_path}: tensor {key!r} is listed twice")
+            seen[key] = value
+        return seen
+
+    try:
+        data = json.loads(index_path.read_text(encoding="utf-8"), object_pairs_hook=no_duplicates)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"cannot read checkpoint index {index_path}: {exc}") from None
+    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointError(f"{index_path} has no 'weight_map' object")
+    root = index_path.parent.resolve()
+    out: dict[str, Path] = {}
+    for name, shard in weight_map.items():
+        if not isinstance(shard, str) or not shard or os.path.isabs(shard) or "\\" in shard:
+            raise CheckpointError(f"{index_path}: tensor {name!r} points at an invalid shard path {shard!r}")
+        path = (root / shard).resolve()
+        if root not in path.parents:
+            raise CheckpointError(f"{index_path}: shard path {shard!r} of {name!r} escapes the checkpoint directory")
+        if not path.is_file():
+            raise CheckpointError(f"{index_path}: shard {shard!r} (holding {name!r}) does not exist")
+        out[name] = path
+    return out
+
+
+def find_safetensors(path: str | os.PathLike[str]) -> Path | None:
+    """The safetensors file or index that :func:`open_checkpoint` would read in ``path``, if any.
+
+    In a directory, ``model.safetensors`` takes precedence over ``model.safetensors.index.json``
+    (a save that switched layouts writes the new file before removing the old one).
+    """
+    path = Path(path)
+    if path.is_file():
+        return path
+    for name in (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME):
+        if (path / name).is_file():
+            return path / name
+    return None
+
+
+def open_checkpoint(path: str | os.PathLike[str]) -> SafetensorsCheckpoint:
+    """Open a safetensors checkpoint: a directory, a ``.safetensors`` file, or an index JSON."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    found = find_safetensors(path)
+    if found is None:
+        raise CheckpointError(
+            f"no {SAFE_WEIGHTS_NAME} or {SAFE_WEIGHTS_INDEX_NAME} in {path}"
+            + (f" (it holds: {', '.join(sorted(p.name for p in path.iterdir())[:8])})" if path.is_dir() else "")
+        )
+    if found.name.endswith(".json"):
+        where = _read_index(found)
+        sources = sorted(set(where.values()))
+        return SafetensorsCheckpoint(where, sources)
+    try:
+        with safe_open(str(found), framework="np") as handle:
+            names = list(handle.keys())
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{found} is not a valid safetensors file: {exc}") from None
+    return SafetensorsCheckpoint(dict.fromkeys(names, found), [found])
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+
+def _shard_plan(tensors: Mapping[str, np.ndarray], max_bytes: int | None) -> list[list[str]]:
+    if max_bytes is None:
+        return [list(tensors)]
+    shards: list[list[str]] = [[]]
+    size = 0
+    for name, array in tensors.items():
+        nbytes = int(array.nbytes)
+        if shards[-1] and size + nbytes > max_bytes:
+            shards.append([])
+            size = 0
+        shards[-1].append(name)
+        size += nbytes
+    return shards
+
+
+def _live_shards(directory: Path) -> set[str]:
+    index = directory / SAFE_WEIGHTS_INDEX_NAME
+    if not index.is_file():
+        return set()
+    try:
+        data = json.loads(index.read_text(encoding="utf-8"))
+        return {str(v) for v in data.get("weight_map", {}).values()}
+    except (OSError, ValueError, AttributeError):
+        return set()
+
+
+def save_safetensors(
+    tensors: Mapping[str, np.ndarray],
+    directory: str | os.PathLike[str],
+    *,
+    max_shard_size: int | str | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Write ``tensors`` into ``directory`` as ``model.safetensors`` or as shards plus an index.
+
+    The dtype of each array is kept. ``max_shard_size`` (bytes or ``"2GB"``)
+    splits the tensors, in order, into shards no larger than that (a single
+    larger tensor gets a shard of its own). Every file is written atomically and
+    the files of a previous checkpoint in ``directory`` that the new one replaces
+    are removed only once the new one is complete. Returns the written files.
+    """
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise CheckpointError(f"cannot save checkpoint: {directory} exists and is not a directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = {**DEFAULT_METADATA, **(metadata or {})}
+    arrays = {name: np.ascontiguousarray(array) for name, array in tensors.items()}
+    for name, array in arrays.items():
+        if not isinstance(name, str) or not name:
+            raise CheckpointError(f"tensor names must be non-empty strings, got {name!r}")
+        if array.dtype == object:
+            raise CheckpointError(f"tensor {name!r} has dtype object, which cannot be saved")
+    limit = parse_size(max_shard_size) if max_shard_size is not None else None
+    plan = _shard_plan(arrays, limit)
+    old_live = _live_shards(directory)
+    single = directory / SAFE_WEIGHTS_NAME
+    index_path = directory / SAFE_WEIGHTS_INDEX_NAME
+
+    if len(plan) == 1:
+        with atomic_path(single) as tmp:
+            save_file(arrays, str(tmp), metadata=meta)
+        # The single file now takes precedence; the old sharded layout can go.
+        _remove_files(directory, old_live, keep=set())
+        with contextlib.suppress(FileNotFoundError):
+            index_path.unlink()
+        return [single]
+
+    n = len(plan)
+    names = [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
+    if old_live & set(names):
+        tag = secrets.token_hex(4)
+        names = [f"model-{tag}-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
+    written: list[Path] = []
+    weight_map: dict[str, str] = {}
+    total = 0
+    for shard_names, file_name in zip(plan, names, strict=True):
+        target = directory / file_name
+        with atomic_path(target) as tmp:
+            save_file({k: arrays[k] for k in shard_names}, str(tmp), metadata=meta)
+        written.append(target)
+        for k in shard_names:
+            weight_map[k] = file_name
+            total += int(arrays[k].nbytes)
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    atomic_write_bytes(index_path, (json.dumps(index, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    # A previous single file shadows the index (see find_safetensors), so until it is removed a
+    # crash leaves the previous complete checkpoint in force; remove it only now.
+    with contextlib.suppress(FileNotFoundError):
+        single.unlink()
+    _remove_files(directory, old_live, keep=set(names))
+    return [*written, index_path]
+
+
+def _remove_files(directory: Path, names: set[str], keep: set[str]) -> None:
+    root = directory.resolve()
+    for name in names - keep:
+        path = (directory / name).resolve()
+        if root in path.parents:
+            with contextlib.suppress(OSError):
+                path.unlink()
