@@ -66,7 +66,9 @@ def find_weights(path: str | os.PathLike[str]) -> Path:
         if (path / name).is_file():
             return path / name
     present = ", ".join(sorted(p.name for p in path.iterdir())[:10]) or "nothing"
-    raise CheckpointError(f"no weights file in {path} (looked for {', '.join(WEIGHT_FILE_PRECEDENCE)}; found {present})")
+    raise CheckpointError(
+        f"no weights file in {path} (looked for {', '.join(WEIGHT_FILE_PRECEDENCE)}; found {present})"
+    )
 
 
 def open_weights(path: str | os.PathLike[str]) -> SafetensorsCheckpoint:

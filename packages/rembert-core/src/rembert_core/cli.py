@@ -97,8 +97,11 @@ def cmd_backends(args: argparse.Namespace) -> int:
 def _inspect_payload(path: Path, task: str | None) -> dict[str, Any]:
     from rembert_core.checkpoint import open_weights
     from rembert_core.config import RemBertConfig
+    from rembert_core.errors import CheckpointError
     from rembert_core.schema import ARCHITECTURES, build_schema, infer_task
 
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
     config = RemBertConfig.from_pretrained(path if path.is_dir() else path.parent)
     with open_weights(path) as weights:
         infos = weights.infos()

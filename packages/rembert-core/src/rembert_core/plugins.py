@@ -103,7 +103,9 @@ def _check_backend(backend: Any) -> None:
         raise PluginError(f"backend {backend.name!r} declares unknown tasks {sorted(unknown_tasks)} (known: {TASKS})")
     unknown_dtypes = set(backend.dtypes) - set(DTYPES)
     if unknown_dtypes or not backend.dtypes:
-        raise PluginError(f"backend {backend.name!r} declares unknown dtypes {sorted(unknown_dtypes)} (known: {DTYPES})")
+        raise PluginError(
+            f"backend {backend.name!r} declares unknown dtypes {sorted(unknown_dtypes)} (known: {DTYPES})"
+        )
 
 
 def _check_tokenizer(spec: Any) -> None:
@@ -178,11 +180,14 @@ class _Loader:
     def _fail(self, record: PluginRecord, exc: BaseException, stage: str) -> None:
         record.status = "failed"
         record.error = f"{stage}: {type(exc).__name__}: {exc}"
-        where = f"entry point {record.name!r}" + (f" of distribution {record.distribution!r}" if record.distribution else "")
-        message = f"rembert plugin {where} failed to {stage} and was skipped ({type(exc).__name__}: {exc})"
+        if record.distribution:
+            where = f"entry point {record.name!r} of distribution {record.distribution!r}"
+        else:
+            where = f"{record.name!r} (registered in code)"
+        reason = f"({type(exc).__name__}: {exc})"
         if _strict():
-            raise PluginError(message) from exc
-        warnings.warn(message, PluginWarning, stacklevel=4)
+            raise PluginError(f"rembert plugin {where} failed to {stage} {reason}") from exc
+        warnings.warn(f"rembert plugin {where} failed to {stage} and was skipped {reason}", PluginWarning, stacklevel=4)
 
     def _add(self, plugin: object, record: PluginRecord, registry: Registry) -> None:
         try:
@@ -250,7 +255,7 @@ def register_plugin(plugin: object, name: str | None = None) -> None:
 
     Takes effect at once if plugins were already loaded.
     """
-    plugin_name = name or getattr(plugin, "__name__", type(plugin).__name__)
+    plugin_name = name or str(getattr(plugin, "__name__", type(plugin).__name__))
     with _LOADER.lock:
         _LOADER.manual.append((plugin_name, plugin))
         if _LOADER.registry is not None:

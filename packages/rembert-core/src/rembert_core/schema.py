@@ -134,7 +134,11 @@ def backbone_specs(config: RemBertConfig, *, pooler: bool) -> list[TensorSpec]:
     e, h, i = config.input_embedding_size, config.hidden_size, config.intermediate_size
     specs = [
         TensorSpec(
-            "embeddings.word_embeddings.weight", (config.vocab_size, e), Layout.EMBEDDING, Init.NORMAL_PADDED, "embeddings"
+            "embeddings.word_embeddings.weight",
+            (config.vocab_size, e),
+            Layout.EMBEDDING,
+            Init.NORMAL_PADDED,
+            "embeddings",
         ),
         TensorSpec(
             "embeddings.position_embeddings.weight",
@@ -311,7 +315,9 @@ class CheckpointSchema(Mapping[str, TensorSpec]):
                 (report.unused if self._is_known_optional(key) else report.unexpected).append(key)
                 continue
             if name in report.matched:
-                raise CheckpointError(f"tensor {name} appears twice in the checkpoint ({report.matched[name]!r}, {key!r})")
+                raise CheckpointError(
+                    f"tensor {name} appears twice in the checkpoint ({report.matched[name]!r}, {key!r})"
+                )
             report.matched[name] = key
             found = tuple(int(d) for d in shape)
             if found != self._specs[name].shape:
@@ -331,7 +337,9 @@ class CheckpointSchema(Mapping[str, TensorSpec]):
         return counts
 
 
-def build_schema(config: RemBertConfig, task: str = "base", *, add_pooling_layer: bool | None = None) -> CheckpointSchema:
+def build_schema(
+    config: RemBertConfig, task: str = "base", *, add_pooling_layer: bool | None = None
+) -> CheckpointSchema:
     """The canonical schema of ``task`` for ``config``; see :class:`CheckpointSchema`."""
     return CheckpointSchema(config, task, add_pooling_layer=add_pooling_layer)
 

@@ -36,8 +36,8 @@ __all__ = [
     "SAFE_WEIGHTS_NAME",
     "SafetensorsCheckpoint",
     "TensorInfo",
-    "atomic_write_bytes",
     "atomic_path",
+    "atomic_write_bytes",
     "open_checkpoint",
     "parse_size",
     "save_safetensors",
@@ -221,7 +221,8 @@ class SafetensorsCheckpoint(Mapping[str, np.ndarray]):
     def __getitem__(self, name: str) -> np.ndarray:
         info = self.info(name)
         try:
-            return self._open(info.file).get_tensor(name)
+            array: np.ndarray = self._open(info.file).get_tensor(name)
+            return array
         except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
             raise CheckpointError(f"cannot read tensor {name!r} from {info.file}: {exc}") from None
 

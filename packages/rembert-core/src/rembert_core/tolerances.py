@@ -47,7 +47,9 @@ TOLERANCES: dict[tuple[str, str, str], Tolerance] = {
     ("float32", "activations", "cross_framework"): Tolerance(
         5e-5, 1e-4, "different GEMM blocking (oneDNN vs MKL/Eigen) reorders float32 sums over hidden widths"
     ),
-    ("float32", "attentions", "cross_framework"): Tolerance(2e-5, 1e-4, "softmax of float32 scores from different GEMMs"),
+    ("float32", "attentions", "cross_framework"): Tolerance(
+        2e-5, 1e-4, "softmax of float32 scores from different GEMMs"
+    ),
     ("float32", "loss", "cross_framework"): Tolerance(5e-5, 1e-4, "log-softmax over the vocabulary in float32"),
     ("float32", "gradients", "cross_framework"): Tolerance(
         1e-4, 1e-3, "backward GEMMs in different orders over batch x seq; grads of small weights are tiny"

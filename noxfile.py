@@ -1,0 +1,126 @@
+"""Every development task of the rembert monorepo, as nox sessions.
+
+``nox`` (no arguments) runs the default sessions, which is what CI runs.
+``nox -s parity`` runs the parity suite, ``nox -s bench`` the benchmarks.
+Arguments after ``--`` go to pytest, e.g. ``nox -s tests-torch -- -k cache``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+# -- constants -------------------------------------------------------------------------------
+
+ROOT = Path(__file__).parent
+PYTHON = "3.11"
+CONSTRAINTS = ("-c", str(ROOT / "constraints.txt"))  # pins torch to the CPU wheel, transformers to 4.57
+CORE = "packages/rembert-core"
+TORCH = "packages/rembert-torch"
+TF = "packages/rembert-tf"
+TOKENIZERS = "packages/rembert-tokenizers"
+TEST_DEPS = ("pytest>=8", "hypothesis>=6.100")
+TF_RUNTIME = ("tensorflow-cpu>=2.16", "keras>=3.0")  # CPU build: the full one pulls CUDA libraries
+ORACLE = ("transformers",)  # version from constraints.txt; test-only, never a package dependency
+
+nox.options.sessions = [
+    "lint",
+    "typecheck",
+    "tests-core",
+    "tests-torch",
+    "tests-tf",
+    "tests-tokenizers",
+    "tests-cross",
+]
+nox.options.reuse_venv = "yes"
+nox.options.error_on_missing_interpreters = True
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def install(session: nox.Session, *packages: str, extra: tuple[str, ...] = ()) -> None:
+    """Install the given monorepo packages editable (without touching PyPI for them) plus ``extra``."""
+    args: list[str] = []
+    for package in packages:
+        args += ["-e", package]
+    session.install(*CONSTRAINTS, *extra, *args)
+
+
+def assert_not_importable(session: nox.Session, *modules: str) -> None:
+    """Fail the session if any of ``modules`` can be imported in its virtualenv."""
+    code = (
+        "import importlib.util, sys\n"
+        f"found = [m for m in {list(modules)!r} if importlib.util.find_spec(m) is not None]\n"
+        "sys.exit(f'unexpectedly importable: {found}' if found else 0)\n"
+    )
+    session.run("python", "-c", code)
+
+
+def pytest(session: nox.Session, *paths: str) -> None:
+    session.run("python", "-m", "pytest", *paths, *session.posargs)
+
+
+# -- sessions --------------------------------------------------------------------------------
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check over the whole repo."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the four packages, with their frameworks installed so types resolve."""
+    install(session, CORE, TORCH, TF, TOKENIZERS, extra=("mypy>=1.10", "torch", *TF_RUNTIME))
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON, name="tests-core")
+def tests_core(session: nox.Session) -> None:
+    """rembert-core alone: proves it needs neither torch nor TensorFlow."""
+    install(session, CORE, extra=TEST_DEPS)
+    assert_not_importable(session, "torch", "tensorflow", "keras", "transformers")
+    pytest(session, f"{CORE}/tests")
+
+
+@nox.session(python=PYTHON, name="tests-torch")
+def tests_torch(session: nox.Session) -> None:
+    """rembert-torch with the reference oracle, and without TensorFlow."""
+    install(session, CORE, TORCH, extra=(*TEST_DEPS, "torch", *ORACLE))
+    assert_not_importable(session, "tensorflow", "keras")
+    pytest(session, f"{TORCH}/tests")
+
+
+@nox.session(python=PYTHON, name="tests-tf")
+def tests_tf(session: nox.Session) -> None:
+    """rembert-tf without torch."""
+    install(session, CORE, TF, extra=(*TEST_DEPS, *TF_RUNTIME))
+    assert_not_importable(session, "torch")
+    pytest(session, f"{TF}/tests")
+
+
+@nox.session(python=PYTHON, name="tests-tokenizers")
+def tests_tokenizers(session: nox.Session) -> None:
+    """rembert-tokenizers with the reference oracle, without torch or TensorFlow."""
+    install(session, CORE, TOKENIZERS, extra=(*TEST_DEPS, *ORACLE))
+    assert_not_importable(session, "torch", "tensorflow")
+    pytest(session, f"{TOKENIZERS}/tests")
+
+
+@nox.session(python=PYTHON, name="tests-cross")
+def tests_cross(session: nox.Session) -> None:
+    """Cross-package tests: every package together, against the reference (PyTorch and TF classes)."""
+    install(
+        session,
+        CORE,
+        TORCH,
+        TF,
+        TOKENIZERS,
+        extra=(*TEST_DEPS, "torch", *TF_RUNTIME, *ORACLE, "tf-keras"),
+    )
+    pytest(session, "tests")

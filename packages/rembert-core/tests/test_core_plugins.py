@@ -1,0 +1,266 @@
+"""Guarded plugin loading: real entry points from fake installed distributions, and plugins in code."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rembert_core import Backend, PluginError, RemBertConfig, TokenizerSpec, hookimpl
+from rembert_core.plugins import PluginWarning, get_backend, get_backends, get_registry, register_plugin
+
+
+class DummyBackend(Backend):
+    """A minimal valid backend for registration tests (its methods are never called here)."""
+
+    dtypes = ("float32",)
+
+    def __init__(self, name: str = "dummy") -> None:
+        self.name = name
+
+    def build_model(self, config: RemBertConfig, task: str, *, dtype: str = "float32") -> Any:
+        return {"config": config, "task": task}
+
+    def load_tensors(self, model: Any, tensors: Mapping[str, np.ndarray]) -> None:
+        model["tensors"] = dict(tensors)
+
+    def export_tensors(self, model: Any) -> dict[str, np.ndarray]:
+        return dict(model["tensors"])
+
+    def forward(
+        self,
+        model: Any,
+        inputs: Mapping[str, np.ndarray],
+        *,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        use_cache: bool = False,
+        past_key_values: Sequence[Sequence[np.ndarray]] | None = None,
+    ) -> dict[str, Any]:
+        return {}
+
+    def gradients(self, model: Any, inputs: Mapping[str, np.ndarray]) -> tuple[float, dict[str, np.ndarray]]:
+        return 0.0, {}
+
+
+def make_plugin(register_names: Sequence[str], fail_after: bool = False) -> object:
+    class Plugin:
+        @hookimpl
+        def register_backends(self, register: Callable[[Backend], None]) -> None:
+            for name in register_names:
+                register(DummyBackend(name))
+            if fail_after:
+                raise RuntimeError("plugin bug after registering")
+
+    return Plugin()
+
+
+def test_plugin_in_code_registers_backends() -> None:
+    register_plugin(make_plugin(["alpha", "beta"]), name="ab")
+    assert set(get_backends()) == {"alpha", "beta"}
+    assert get_backend("alpha").name == "alpha"
+    record = get_registry().plugins[-1]
+    assert record.name == "ab" and record.status == "loaded" and record.backends == ["alpha", "beta"]
+
+
+def test_failing_registration_is_rolled_back_and_others_keep_working() -> None:
+    register_plugin(make_plugin(["good"]), name="good-plugin")
+    register_plugin(make_plugin(["half"], fail_after=True), name="bad-plugin")
+    with pytest.warns(PluginWarning, match="'bad-plugin' \\(registered in code\\) failed to register"):
+        registry = get_registry()
+    assert "good" in registry.backends
+    assert "half" not in registry.backends  # rolled back
+    bad = next(p for p in registry.plugins if p.name == "bad-plugin")
+    assert bad.status == "failed" and "plugin bug after registering" in (bad.error or "")
+    with pytest.raises(PluginError, match="(?s)no backend named 'half'.*bad-plugin"):
+        get_backend("half")
+
+
+def test_malformed_backend_is_rejected() -> None:
+    class Plugin:
+        @hookimpl
+        def register_backends(self, register: Callable[[object], None]) -> None:
+            register("not a backend")
+
+    register_plugin(Plugin(), name="malformed")
+    with pytest.warns(PluginWarning, match="expects a rembert_core.Backend instance, got str"):
+        get_registry()
+
+
+@pytest.mark.parametrize(
+    ("attrs", "message"),
+    [
+        ({"name": "has space"}, "must be a non-empty identifier"),
+        ({"tasks": ("base", "translation")}, "unknown tasks"),
+        ({"dtypes": ("float8",)}, "unknown dtypes"),
+    ],
+)
+def test_backend_declarations_are_checked(attrs: dict[str, Any], message: str) -> None:
+    backend = DummyBackend()
+    for key, value in attrs.items():
+        setattr(backend, key, value)
+
+    class Plugin:
+        @hookimpl
+        def register_backends(self, register: Callable[[Backend], None]) -> None:
+            register(backend)
+
+    register_plugin(Plugin(), name="declares")
+    with pytest.warns(PluginWarning, match=message):
+        get_registry()
+
+
+def test_conflicting_backend_names() -> None:
+    register_plugin(make_plugin(["same"]), name="one")
+    register_plugin(make_plugin(["same"]), name="two")
+    registry = get_registry()
+    assert "same" not in registry.backends
+    assert "same" in registry.conflicts
+    with pytest.raises(PluginError, match="registered by several distributions"):
+        get_backend("same")
+
+
+def test_strict_mode_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REMBERT_STRICT_PLUGINS", "1")
+    register_plugin(make_plugin(["x"], fail_after=True), name="strict-bad")
+    with pytest.raises(PluginError, match="'strict-bad' \\(registered in code\\) failed to register \\(RuntimeError"):
+        get_registry()
+
+
+def test_tokenizer_registration() -> None:
+    class Plugin:
+        @hookimpl
+        def register_tokenizers(self, register: Callable[[TokenizerSpec], None]) -> None:
+            register(TokenizerSpec("json", "json:JSONDecoder", kind="slow"))
+
+    register_plugin(Plugin(), name="tok")
+    spec = get_registry().tokenizers["json"]
+    import json
+
+    assert spec.load() is json.JSONDecoder
+
+
+def test_loading_happens_once() -> None:
+    calls = {"n": 0}
+
+    class Plugin:
+        @hookimpl
+        def register_backends(self, register: Callable[[Backend], None]) -> None:
+            calls["n"] += 1
+            register(DummyBackend("once"))
+
+    register_plugin(Plugin(), name="once")
+    for _ in range(3):
+        get_backends()
+    assert calls["n"] == 1
+
+
+# -- real entry points -----------------------------------------------------------------------
+
+PLUGIN_SOURCES = {
+    "good": """
+        from rembert_core import Backend, hookimpl
+
+        class GoodBackend(Backend):
+            name = "fakegood"
+            tasks = ("base",)
+            def build_model(self, config, task, *, dtype="float32"): return None
+            def load_tensors(self, model, tensors): pass
+            def export_tensors(self, model): return {}
+            def forward(self, model, inputs, **kwargs): return {}
+            def gradients(self, model, inputs): return 0.0, {}
+
+        @hookimpl
+        def register_backends(register):
+            register(GoodBackend())
+    """,
+    "broken_import": """
+        raise ImportError("this plugin's optional dependency is missing")
+    """,
+    "broken_register": """
+        from rembert_core import hookimpl
+
+        @hookimpl
+        def register_backends(register):
+            raise ValueError("cannot register today")
+    """,
+}
+
+
+def install_fake_distribution(site: Path, dist: str, ep_name: str, module: str, source: str) -> None:
+    """Write a module and a .dist-info with an entry point, as pip would install them."""
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
+    info = site / f"{dist.replace('-', '_')}-1.2.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
+    (info / "entry_points.txt").write_text(f"[rembert]\n{ep_name} = {module}\n")
+
+
+@pytest.fixture
+def fake_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    site = tmp_path / "site"
+    site.mkdir()
+    for key, source in PLUGIN_SOURCES.items():
+        install_fake_distribution(
+            site, f"rembert-fake-{key.replace('_', '-')}", f"fake_{key}", f"fake_{key}_mod", source
+        )
+    monkeypatch.syspath_prepend(str(site))
+    return site
+
+
+def test_entry_points_are_loaded_guarded(fake_site: Path) -> None:
+    with pytest.warns(PluginWarning) as caught:
+        registry = get_registry()
+    messages = "\n".join(str(w.message) for w in caught)
+    assert "entry point 'fake_broken_import' of distribution 'rembert-fake-broken-import' failed to import" in messages
+    assert "'fake_broken_register' of distribution 'rembert-fake-broken-register' failed to register" in messages
+    assert registry.backends["fakegood"].distribution == "rembert-fake-good"
+    assert registry.backends["fakegood"].version == "1.2.3"
+    status = {p.name: p.status for p in registry.plugins}
+    assert status["fake_good"] == "loaded"
+    assert status["fake_broken_import"] == "failed"
+
+
+def test_rembert_plugins_restricts_loading(fake_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REMBERT_PLUGINS", "fake_good")
+    registry = get_registry()  # the broken ones are not even imported: no warning
+    status = {p.name: p.status for p in registry.plugins}
+    assert status["fake_good"] == "loaded"
+    assert status["fake_broken_import"] == "disabled"
+
+
+def test_autoload_can_be_disabled(fake_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REMBERT_DISABLE_PLUGIN_AUTOLOAD", "1")
+    assert not [p for p in get_registry().plugins if p.name.startswith("fake_")]
+
+
+def run_cli(site: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    environ = {**os.environ, "PYTHONPATH": str(site), **(env or {})}
+    for var in ("REMBERT_STRICT_PLUGINS", "REMBERT_PLUGINS"):
+        if env is None or var not in env:
+            environ.pop(var, None)
+    return subprocess.run(
+        [sys.executable, "-m", "rembert_core.cli", *args], capture_output=True, text=True, env=environ, timeout=120
+    )
+
+
+def test_cli_backends_survives_broken_plugins(fake_site: Path) -> None:
+    result = run_cli(fake_site, "backends")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "fakegood" in out and "rembert-fake-good" in out and "loaded" in out
+    assert "failed: import: ImportError: this plugin's optional dependency is missing" in out
+    assert "failed: register: ValueError: cannot register today" in out
+    strict = run_cli(fake_site, "backends", "--strict")
+    assert strict.returncode == 1
+    env_strict = run_cli(fake_site, "backends", env={"REMBERT_STRICT_PLUGINS": "1"})
+    assert env_strict.returncode == 2
+    assert env_strict.stderr.count("\n") == 1 and "failed to import" in env_strict.stderr

@@ -1,0 +1,189 @@
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+from rembert_core import CheckpointError, open_checkpoint, save_safetensors
+from rembert_core.checkpoint import find_weights, open_weights
+from rembert_core.serialization import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, parse_size
+
+
+def tensors(seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {f"t{i}": rng.normal(size=(16, 8)).astype(np.float32) for i in range(6)}
+
+
+def test_single_file_round_trip(tmp_path: Path) -> None:
+    data = tensors()
+    files = save_safetensors(data, tmp_path)
+    assert files == [tmp_path / SAFE_WEIGHTS_NAME]
+    with open_checkpoint(tmp_path) as ckpt:
+        assert set(ckpt) == set(data)
+        assert ckpt.metadata["format"] == "pt"
+        for name, array in data.items():
+            np.testing.assert_array_equal(ckpt[name], array)
+            assert ckpt.info(name).shape == (16, 8) and ckpt.info(name).dtype == "F32"
+
+
+def test_sharded_round_trip(tmp_path: Path) -> None:
+    data = tensors()
+    files = save_safetensors(data, tmp_path, max_shard_size=1200)  # 512 bytes per tensor -> 2 per shard
+    assert [f.name for f in files] == [
+        "model-00001-of-00003.safetensors",
+        "model-00002-of-00003.safetensors",
+        "model-00003-of-00003.safetensors",
+        SAFE_WEIGHTS_INDEX_NAME,
+    ]
+    index = json.loads((tmp_path / SAFE_WEIGHTS_INDEX_NAME).read_text())
+    assert index["metadata"]["total_size"] == 6 * 512
+    with open_checkpoint(tmp_path) as ckpt:
+        assert len(ckpt.files) == 3
+        for name, array in data.items():
+            np.testing.assert_array_equal(ckpt[name], array)
+
+
+def test_bfloat16_is_preserved(tmp_path: Path) -> None:
+    data = {"w": np.arange(12, dtype=np.float32).reshape(3, 4).astype(ml_dtypes.bfloat16)}
+    save_safetensors(data, tmp_path)
+    with open_checkpoint(tmp_path) as ckpt:
+        assert ckpt.info("w").dtype == "BF16"
+        out = ckpt["w"]
+        assert out.dtype == ml_dtypes.bfloat16
+        np.testing.assert_array_equal(out.astype(np.float32), np.arange(12, dtype=np.float32).reshape(3, 4))
+
+
+def test_resharding_never_overwrites_live_shards(tmp_path: Path) -> None:
+    save_safetensors(tensors(0), tmp_path, max_shard_size=1200)
+    second = tensors(1)
+    files = save_safetensors(second, tmp_path, max_shard_size=1200)
+    # The standard names were live, so the new shards got a unique infix and the old ones are gone.
+    assert all(f.name.startswith("model-") and "-of-00003" in f.name for f in files[:-1])
+    assert files[0].name != "model-00001-of-00003.safetensors"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f.name for f in files)
+    with open_checkpoint(tmp_path) as ckpt:
+        np.testing.assert_array_equal(ckpt["t3"], second["t3"])
+    # Switching back to one file removes the shards and the index.
+    save_safetensors(tensors(2), tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [SAFE_WEIGHTS_NAME]
+
+
+def test_crash_mid_save_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = tensors(0)
+    save_safetensors(first, tmp_path, max_shard_size=1200)
+    calls = {"n": 0}
+    import rembert_core.serialization as ser
+
+    real = ser.save_file
+
+    def dying_save(arrays: dict[str, np.ndarray], path: str, metadata: dict[str, str]) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            Path(path).write_bytes(b"half")  # the process dies while writing shard 2
+            raise KeyboardInterrupt
+        real(arrays, path, metadata=metadata)
+
+    monkeypatch.setattr(ser, "save_file", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_safetensors(tensors(1), tmp_path, max_shard_size=1200)
+    monkeypatch.undo()
+    with open_checkpoint(tmp_path) as ckpt:  # still the first checkpoint, complete
+        for name, array in first.items():
+            np.testing.assert_array_equal(ckpt[name], array)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_single_to_sharded_switch_is_safe(tmp_path: Path) -> None:
+    save_safetensors(tensors(0), tmp_path)
+    save_safetensors(tensors(1), tmp_path, max_shard_size=1200)
+    assert not (tmp_path / SAFE_WEIGHTS_NAME).exists()
+    with open_checkpoint(tmp_path) as ckpt:
+        np.testing.assert_array_equal(ckpt["t0"], tensors(1)["t0"])
+
+
+def read_all(path: Path) -> None:
+    with open_checkpoint(path) as ckpt:
+        for name in ckpt:
+            ckpt[name]
+
+
+def test_truncated_file_is_a_clear_error(tmp_path: Path) -> None:
+    save_safetensors(tensors(), tmp_path)
+    path = tmp_path / SAFE_WEIGHTS_NAME
+    raw = path.read_bytes()
+    for cut in (0, 4, 8, 20, len(raw) // 2, len(raw) - 1):
+        path.write_bytes(raw[:cut])
+        with pytest.raises(CheckpointError, match=str(path)):
+            read_all(tmp_path)
+
+
+def test_header_claiming_a_huge_size_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / SAFE_WEIGHTS_NAME
+    header = json.dumps({"w": {"dtype": "F32", "shape": [10**12, 10**6], "data_offsets": [0, 4 * 10**18]}}).encode()
+    path.write_bytes(len(header).to_bytes(8, "little") + header + b"\0" * 16)
+    with pytest.raises(CheckpointError, match="not a valid safetensors file"):
+        open_checkpoint(tmp_path)
+
+
+def test_index_problems_are_named(tmp_path: Path) -> None:
+    save_safetensors(tensors(), tmp_path, max_shard_size=1200)
+    index_path = tmp_path / SAFE_WEIGHTS_INDEX_NAME
+    index = json.loads(index_path.read_text())
+    for shard, message in (
+        ("../outside.safetensors", "escapes the checkpoint directory"),
+        ("/etc/passwd", "invalid shard path"),
+        ("missing.safetensors", "does not exist"),
+    ):
+        bad = {**index, "weight_map": {**index["weight_map"], "t0": shard}}
+        index_path.write_text(json.dumps(bad))
+        with pytest.raises(CheckpointError, match=message):
+            open_checkpoint(tmp_path)
+    bad = {**index, "weight_map": {**index["weight_map"], "ghost": "model-00001-of-00003.safetensors"}}
+    index_path.write_text(json.dumps(bad))
+    with pytest.raises(CheckpointError, match="does not contain: ghost"):
+        open_checkpoint(tmp_path)
+    text = json.dumps(index).replace('"weight_map": {', '"weight_map": {"t0": "model-00001-of-00003.safetensors", ', 1)
+    index_path.write_text(text)
+    with pytest.raises(CheckpointError, match="listed twice"):
+        open_checkpoint(tmp_path)
+    index_path.write_text("{}")
+    with pytest.raises(CheckpointError, match="no 'weight_map'"):
+        open_checkpoint(tmp_path)
+
+
+def test_missing_and_foreign_checkpoints(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        open_checkpoint(tmp_path / "nope")
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(CheckpointError, match="no weights file in .*notes.txt"):
+        find_weights(tmp_path)
+    (tmp_path / "pytorch_model.bin").write_bytes(b"pk")
+    with pytest.raises(CheckpointError, match="rembert-torch reads pytorch_model.bin"):
+        open_weights(tmp_path)
+
+
+def test_precedence_single_over_index(tmp_path: Path) -> None:
+    save_safetensors(tensors(0), tmp_path, max_shard_size=1200)
+    save_safetensors({"only": np.zeros(2, np.float32)}, tmp_path / "x")
+    os.replace(tmp_path / "x" / SAFE_WEIGHTS_NAME, tmp_path / SAFE_WEIGHTS_NAME)
+    assert find_weights(tmp_path).name == SAFE_WEIGHTS_NAME
+    with open_checkpoint(tmp_path) as ckpt:
+        assert list(ckpt) == ["only"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("5GB", 5 * 10**9), ("500MiB", 500 * 2**20), ("1.5kb", 1500), (1024, 1024), ("77", 77)],
+)
+def test_parse_size(text: str | int, expected: int) -> None:
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "GB", "-1GB", "1 XB", 0, True])
+def test_parse_size_rejects(text: object) -> None:
+    with pytest.raises(ValueError, match="size"):
+        parse_size(text)  # type: ignore[arg-type]
