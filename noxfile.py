@@ -14,7 +14,7 @@ import nox
 # -- constants -------------------------------------------------------------------------------
 
 ROOT = Path(__file__).parent
-PYTHON = "3.11"
+PYTHON = None  # the interpreter that runs nox (CI and the dev machines use Python 3.11)
 CONSTRAINTS = ("-c", str(ROOT / "constraints.txt"))  # pins torch to the CPU wheel, transformers to 4.57
 CORE = "packages/rembert-core"
 TORCH = "packages/rembert-torch"
@@ -124,3 +124,13 @@ def tests_cross(session: nox.Session) -> None:
         extra=(*TEST_DEPS, "torch", *TF_RUNTIME, *ORACLE, "tf-keras"),
     )
     pytest(session, "tests")
+
+
+@nox.session(python=PYTHON, default=False)
+def demo(session: nox.Session) -> None:
+    """Install the packages, list the backends, write a tiny checkpoint and inspect it."""
+    install(session, CORE, TORCH, TF, TOKENIZERS, extra=("torch", *TF_RUNTIME))
+    out = Path(session.create_tmp()) / "tiny-mlm"
+    session.run("rembert", "backends")
+    session.run("python", "scripts/make_tiny_checkpoint.py", str(out), "--task", "masked_lm")
+    session.run("rembert", "inspect", str(out))
