@@ -52,9 +52,14 @@ def make_checkpoint(tmp_path: Path, tiny_config: RemBertConfig) -> Callable[...,
 
 @pytest.fixture(autouse=True)
 def _fresh_plugins(monkeypatch: pytest.MonkeyPatch) -> object:
-    """Each test starts with no plugins loaded and no plugin environment variables set."""
-    for var in ("REMBERT_STRICT_PLUGINS", "REMBERT_PLUGINS", "REMBERT_DISABLE_PLUGIN_AUTOLOAD"):
+    """Each test starts with no plugins loaded, and with entry-point autoloading off.
+
+    Core tests are hermetic: installed plugins (rembert-torch, ...) do not take part unless a
+    test turns autoloading back on (the entry-point tests do).
+    """
+    for var in ("REMBERT_STRICT_PLUGINS", "REMBERT_PLUGINS"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("REMBERT_DISABLE_PLUGIN_AUTOLOAD", "1")
     reset_plugins()
     yield
     reset_plugins()

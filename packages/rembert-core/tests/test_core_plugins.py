@@ -211,6 +211,7 @@ def fake_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             site, f"rembert-fake-{key.replace('_', '-')}", f"fake_{key}", f"fake_{key}_mod", source
         )
     monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delenv("REMBERT_DISABLE_PLUGIN_AUTOLOAD")
     return site
 
 
@@ -244,7 +245,7 @@ def run_cli(site: Path, *args: str, env: dict[str, str] | None = None) -> subpro
     import os
 
     environ = {**os.environ, "PYTHONPATH": str(site), **(env or {})}
-    for var in ("REMBERT_STRICT_PLUGINS", "REMBERT_PLUGINS"):
+    for var in ("REMBERT_STRICT_PLUGINS", "REMBERT_PLUGINS", "REMBERT_DISABLE_PLUGIN_AUTOLOAD"):
         if env is None or var not in env:
             environ.pop(var, None)
     return subprocess.run(

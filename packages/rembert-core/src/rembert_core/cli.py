@@ -179,6 +179,85 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK if payload["valid"] else EXIT_PROBLEM
 
 
+def _split(value: str | None) -> list[str] | None:
+    return [part.strip() for part in value.split(",") if part.strip()] if value else None
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    import os
+    import warnings
+
+    from tqdm import tqdm
+
+    from rembert_core.checkpoint import open_weights
+    from rembert_core.config import RemBertConfig
+    from rembert_core.errors import PluginError
+    from rembert_core.parity import TOKENIZER_FIXTURES, default_config, run_parity, tokenizer_parity
+    from rembert_core.plugins import get_backend, get_registry
+    from rembert_core.schema import TASKS, infer_task
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        registry = get_registry()
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    reference = None
+    if args.reference != "none":
+        if args.reference in registry.backends:
+            reference = registry.backends[args.reference]
+        elif args.reference != "numpy":
+            raise PluginError(f"reference backend {args.reference!r} is not installed")
+    names = _split(args.backends) or [n for n in registry.backends]
+    backends = [get_backend(n) for n in names]
+    if not backends and reference is None:
+        raise PluginError("no backends installed: pip install rembert-torch, rembert-tf or a backend plugin")
+    tensors = None
+    if args.checkpoint:
+        config = RemBertConfig.from_pretrained(args.checkpoint)
+        with open_weights(args.checkpoint) as weights:
+            tensors = {k: weights[k] for k in weights}
+        tasks = _split(args.tasks) or [infer_task(config, tensors)]
+    else:
+        config = default_config(args.config, layers=args.layers)
+        tasks = _split(args.tasks) or list(TASKS)
+    dtypes = _split(args.dtypes) or ["float32", "bfloat16"]
+    total = len(tasks) * ((1 if reference else 0) + len(backends) * len(dtypes) + 1)
+    with tqdm(total=total, desc="parity", unit="case", disable=args.no_progress or None, file=sys.stderr) as bar:
+
+        def progress(label: str) -> None:
+            bar.set_postfix_str(label)
+            bar.update(1)
+
+        report = run_parity(
+            backends,
+            tasks=tasks,
+            dtypes=dtypes,
+            config=config,
+            tensors=tensors,
+            reference=reference,
+            batch=args.batch,
+            seq_len=args.seq_len,
+            seed=args.seed,
+            progress=progress,
+        )
+    fixtures = args.tokenizer_fixtures or os.environ.get("REMBERT_TOKENIZER_FIXTURES")
+    if fixtures is None and Path("tests/fixtures/sentencepiece").is_dir():
+        fixtures = "tests/fixtures/sentencepiece"
+    if not args.no_tokenizers and fixtures and {"sentencepiece", "fast"} <= set(registry.tokenizers):
+        for model_name, corpus in TOKENIZER_FIXTURES:
+            if (Path(fixtures) / model_name).is_file():
+                report.tokenizers.append(tokenizer_parity(Path(fixtures) / model_name, Path(fixtures) / corpus))
+    elif not args.no_tokenizers:
+        report.skipped.append("tokenizers (rembert-tokenizers or its fixtures are not available)")
+    print(report.render())
+    if args.report:
+        from rembert_core.serialization import atomic_write_bytes
+
+        atomic_write_bytes(Path(args.report), report.to_json().encode("utf-8"))
+        print(f"report written to {args.report}")
+    return EXIT_OK if report.ok else EXIT_PROBLEM
+
+
 def build_parser() -> argparse.ArgumentParser:
     from rembert_core import __version__
     from rembert_core.schema import TASKS
@@ -198,6 +277,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", choices=TASKS, help="check against this task (default: inferred)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("parity", help="compare every backend, head, output and gradient (exit 1 on any violation)")
+    p.add_argument("checkpoint", nargs="?", help="checkpoint to use (default: the embedded seeded config)")
+    p.add_argument("--backends", help="comma-separated backend names (default: all installed)")
+    p.add_argument("--tasks", help=f"comma-separated tasks from {','.join(TASKS)} (default: all)")
+    p.add_argument("--dtypes", help="comma-separated compute dtypes (default: float32,bfloat16)")
+    p.add_argument("--reference", default="numpy", help="reference backend, run in float64 (default numpy; 'none')")
+    p.add_argument("--config", default="tiny", choices=["tiny", "full"], help="embedded config (default tiny)")
+    p.add_argument("--layers", type=int, help="number of layers of the embedded config")
+    p.add_argument("--batch", type=int, default=2, help="batch size (default 2)")
+    p.add_argument("--seq-len", type=int, default=8, help="sequence length (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights and inputs (default 0)")
+    p.add_argument("--report", help="write the JSON report to this file")
+    p.add_argument("--tokenizer-fixtures", help="folder with the SentencePiece models and corpora")
+    p.add_argument("--no-tokenizers", action="store_true", help="skip the slow-vs-fast tokenizer check")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_parity)
     return parser
 
 
