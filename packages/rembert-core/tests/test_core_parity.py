@@ -241,3 +241,26 @@ def test_cli_parity_unknown_backend(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["parity", "--backends", "nope", "--no-progress"])
     assert code == 2
     assert "no backend named 'nope'" in capsys.readouterr().err
+
+
+def test_conformance_kit_checks_the_contract() -> None:
+    from rembert_core.testing import BackendConformance
+
+    class ToyConformance(BackendConformance):
+        backend = ToyBackend("toy")
+        reference = ToyBackend("toyref")
+
+    kit = ToyConformance()
+    kit.test_declares_name_tasks_and_dtypes()
+    kit.test_export_returns_the_loaded_tensors()
+    kit.test_agrees_with_reference()
+    with pytest.raises(KeyError, match="pooler_output"):  # the toy has no pooler: the kit notices
+        kit.test_forward_returns_the_reference_fields()
+
+    class Lying(ToyConformance):
+        backend = ToyBackend("liar", perturb="embeddings.word_embeddings.weight")
+
+    with pytest.raises(AssertionError, match=r"base: embeddings.word_embeddings.weight changed"):
+        Lying().test_export_returns_the_loaded_tensors()
+    with pytest.raises(AssertionError, match="FAIL"):
+        Lying().test_agrees_with_reference()
