@@ -1,0 +1,235 @@
+"""Output containers of the TensorFlow models, with the reference field names.
+
+Each output is a dataclass *and* an ordered mapping holding only the fields that
+are not ``None``, so it supports attribute access (``out.logits``), key access
+(``out["logits"]``) and index access (``out[0]``, over the fields that are set,
+in declaration order), exactly like the PyTorch package and ``transformers``.
+
+Being a :class:`collections.abc.Mapping` is what lets ``tf.function``, XLA and
+SavedModel signatures return these objects: ``tf.nest`` flattens a mapping by its
+keys and rebuilds it by calling the class with no arguments and setting items.
+
+Example:
+    >>> import numpy as np
+    >>> out = SequenceClassifierOutput(logits=np.zeros((2, 3)))
+    >>> list(out.keys()), out[0].shape, out["logits"] is out.logits
+    (['logits'], (2, 3), True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "BaseModelOutputWithPastAndCrossAttentions",
+    "BaseModelOutputWithPoolingAndCrossAttentions",
+    "CausalLMOutputWithCrossAttentions",
+    "MaskedLMOutput",
+    "ModelOutput",
+    "MultipleChoiceModelOutput",
+    "QuestionAnsweringModelOutput",
+    "SequenceClassifierOutput",
+    "TokenClassifierOutput",
+]
+
+
+class ModelOutput(OrderedDict[str, Any]):
+    """Base class: a dataclass whose non-``None`` fields are also its mapping items.
+
+    Index access ``out[i]`` and :meth:`to_tuple` see only the fields that are set,
+    as in ``transformers``.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if value is not None and not name.startswith("_"):
+            super().__setitem__(name, value)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        super().__setattr__(key, value)
+
+    def __getitem__(self, key: str | int | slice) -> Any:  # type: ignore[override]
+        if isinstance(key, str):
+            return super().__getitem__(key)
+        return self.to_tuple()[key]
+
+    def to_tuple(self) -> tuple[Any, ...]:
+        """The values of the fields that are set, in declaration order."""
+        return tuple(super(ModelOutput, self).__getitem__(k) for k in self.keys())
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain ``dict`` of the fields that are set."""
+        return dict(self.items())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}=<{_describe(v)}>" for k, v in self.items())
+        return f"{type(self).__name__}({fields})"
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (_rebuild, (type(self), self.to_dict()))
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    __hash__ = object.__hash__
+
+
+def _rebuild(cls: type[ModelOutput], items: dict[str, Any]) -> ModelOutput:
+    return cls(**items)
+
+
+def _describe(value: Any) -> str:
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return f"{type(value).__name__} shape={tuple(shape)}"
+    if isinstance(value, tuple | list):
+        return f"{type(value).__name__} of {len(value)}"
+    return type(value).__name__
+
+
+def _output_dataclass(cls: type[ModelOutput]) -> type[ModelOutput]:
+    """Apply ``@dataclass`` keeping the mapping's identity-based ``__eq__`` and ``__repr__``."""
+    out = dataclass(eq=False, repr=False)(cls)
+    assert all(f.default is None for f in dataclasses.fields(out))
+    return out
+
+
+@_output_dataclass
+class BaseModelOutputWithPastAndCrossAttentions(ModelOutput):
+    """Encoder output.
+
+    Attributes:
+        last_hidden_state: ``(batch, seq, hidden)``.
+        past_key_values: per layer ``(key, value[, cross_key, cross_value])``, each ``(batch, heads, len, head_dim)``.
+        hidden_states: ``num_hidden_layers + 1`` tensors ``(batch, seq, hidden)``.
+        attentions: ``num_hidden_layers`` tensors ``(batch, heads, seq, seq + past)``.
+        cross_attentions: ``num_hidden_layers`` tensors ``(batch, heads, seq, encoder_seq)``.
+    """
+
+    last_hidden_state: Any = None
+    past_key_values: Any = None
+    hidden_states: Any = None
+    attentions: Any = None
+    cross_attentions: Any = None
+
+
+@_output_dataclass
+class BaseModelOutputWithPoolingAndCrossAttentions(ModelOutput):
+    """Output of :class:`~rembert_tf.TFRemBertModel` (fields as the encoder output, plus ``pooler_output``).
+
+    Attributes:
+        last_hidden_state: ``(batch, seq, hidden)``.
+        pooler_output: ``(batch, hidden)``: tanh(dense(first token)); ``None`` without a pooler.
+        past_key_values: per layer key/value cache (decoders with ``use_cache``).
+        hidden_states, attentions, cross_attentions: see the encoder output.
+    """
+
+    last_hidden_state: Any = None
+    pooler_output: Any = None
+    past_key_values: Any = None
+    hidden_states: Any = None
+    attentions: Any = None
+    cross_attentions: Any = None
+
+
+@_output_dataclass
+class MaskedLMOutput(ModelOutput):
+    """Output of :class:`~rembert_tf.TFRemBertForMaskedLM`.
+
+    Attributes:
+        loss: scalar cross-entropy over tokens whose label is not -100 (when labels are given).
+        logits: ``(batch, seq, vocab_size)``.
+        hidden_states, attentions: as for the base model.
+    """
+
+    loss: Any = None
+    logits: Any = None
+    hidden_states: Any = None
+    attentions: Any = None
+
+
+@_output_dataclass
+class CausalLMOutputWithCrossAttentions(ModelOutput):
+    """Output of :class:`~rembert_tf.TFRemBertForCausalLM`.
+
+    Attributes:
+        loss: scalar next-token cross-entropy (labels shifted left inside the model).
+        logits: ``(batch, seq, vocab_size)``.
+        past_key_values, hidden_states, attentions, cross_attentions: as for the base model.
+    """
+
+    loss: Any = None
+    logits: Any = None
+    past_key_values: Any = None
+    hidden_states: Any = None
+    attentions: Any = None
+    cross_attentions: Any = None
+
+
+@_output_dataclass
+class SequenceClassifierOutput(ModelOutput):
+    """Output of :class:`~rembert_tf.TFRemBertForSequenceClassification`.
+
+    Attributes:
+        loss: scalar (MSE, cross-entropy or BCE-with-logits by ``problem_type``).
+        logits: ``(batch, num_labels)``.
+        hidden_states, attentions: as for the base model.
+    """
+
+    loss: Any = None
+    logits: Any = None
+    hidden_states: Any = None
+    attentions: Any = None
+
+
+@_output_dataclass
+class MultipleChoiceModelOutput(ModelOutput):
+    """Output of :class:`~rembert_tf.TFRemBertForMultipleChoice`.
+
+    Attributes:
+        loss: scalar cross-entropy over the choices.
+        logits: ``(batch, num_choices)``.
+        hidden_states, attentions: per layer, over the flattened ``batch * num_choices`` sequences.
+    """
+
+    loss: Any = None
+    logits: Any = None
+    hidden_states: Any = None
+    attentions: Any = None
+
+
+@_output_dataclass
+class TokenClassifierOutput(ModelOutput):
+    """Output of :class:`~rembert_tf.TFRemBertForTokenClassification`.
+
+    Attributes:
+        loss: scalar cross-entropy over tokens whose label is not -100.
+        logits: ``(batch, seq, num_labels)``.
+        hidden_states, attentions: as for the base model.
+    """
+
+    loss: Any = None
+    logits: Any = None
+    hidden_states: Any = None
+    attentions: Any = None
+
+
+@_output_dataclass
+class QuestionAnsweringModelOutput(ModelOutput):
+    """Output of :class:`~rembert_tf.TFRemBertForQuestionAnswering`.
+
+    Attributes:
+        loss: mean of the start and end cross-entropies (positions clamped to ``[0, seq]``, ``seq`` ignored).
+        start_logits, end_logits: ``(batch, seq)``.
+        hidden_states, attentions: as for the base model.
+    """
+
+    loss: Any = None
+    start_logits: Any = None
+    end_logits: Any = None
+    hidden_states: Any = None
+    attentions: Any = None
