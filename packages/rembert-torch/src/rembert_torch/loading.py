@@ -1,0 +1,389 @@
+"""Reading and writing RemBERT checkpoints for PyTorch through ``rembert_core``.
+
+Loading builds the model on the meta device (no random weights are allocated),
+validates the checkpoint against the core schema from tensor headers alone, then
+reads one tensor at a time (safetensors memory-mapped through
+:mod:`rembert_core.checkpoint`; ``pytorch_model.bin`` through
+``torch.load(weights_only=True, mmap=True)``, which never unpickles code) and
+installs it as the parameter, cast to the requested dtype. Head or pooler
+tensors the checkpoint lacks are initialised as the reference does and reported.
+Peak memory stays near one copy of the weights.
+
+Saving writes ``config.json`` (with ``architectures`` and ``dtype``) and the
+weights as safetensors with ``{"format": "pt"}`` metadata via
+:func:`rembert_core.save_safetensors`, readable by transformers 4.57 and rembert-tf.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rembert_core import CheckpointError, ConfigError, RemBertConfig, build_schema
+from rembert_core.checkpoint import (
+    PT_WEIGHTS_INDEX_NAME,
+    PT_WEIGHTS_NAME,
+    TF_WEIGHTS_NAME,
+    find_weights,
+    iter_matched,
+    match_weights,
+    open_weights,
+)
+from rembert_core.schema import CheckpointSchema, Init, SchemaReport
+from rembert_core.serialization import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, atomic_path, save_safetensors
+
+if TYPE_CHECKING:
+    from rembert_torch.modeling import RemBertPreTrainedModel
+
+__all__ = [
+    "DTYPES",
+    "load_pretrained",
+    "numpy_to_torch",
+    "resolve_dtype",
+    "save_pretrained",
+    "schema_for",
+    "set_tensors",
+    "torch_to_numpy",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Compute dtypes by name.
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+    "float64": torch.float64,
+}
+_SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16"}
+
+
+# -- NumPy <-> torch ---------------------------------------------------------------------------
+
+
+def numpy_to_torch(array: np.ndarray) -> torch.Tensor:
+    """A CPU tensor with ``array``'s values and dtype (``ml_dtypes.bfloat16`` becomes ``torch.bfloat16``)."""
+    array = np.asarray(array)
+    if array.dtype.name == "bfloat16":
+        bits = np.ascontiguousarray(array).view(np.int16)
+        return _from_numpy(bits).view(torch.bfloat16)
+    return _from_numpy(array)
+
+
+def _from_numpy(array: np.ndarray) -> torch.Tensor:
+    if array.flags.writeable and array.flags.c_contiguous:
+        return torch.from_numpy(array)
+    return torch.from_numpy(np.array(array, copy=True, order="C"))
+
+
+def torch_to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    """A NumPy array of ``tensor`` (detached, on CPU); ``torch.bfloat16`` becomes ``ml_dtypes.bfloat16``."""
+    tensor = tensor.detach().cpu().contiguous()
+    if tensor.dtype == torch.bfloat16:
+        import ml_dtypes
+
+        return tensor.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+    return tensor.numpy()
+
+
+# -- dtype -------------------------------------------------------------------------------------
+
+
+def resolve_dtype(value: torch.dtype | str | None, *, auto: str | None = None) -> torch.dtype:
+    """The torch dtype for ``value``: a dtype, a name (``"bfloat16"``, ``"torch.float16"``), None (float32) or "auto".
+
+    ``"auto"`` picks ``auto`` (the checkpoint's dtype), else float32.
+    """
+    if value is None:
+        return torch.float32
+    if isinstance(value, torch.dtype):
+        if value not in DTYPES.values():
+            raise ConfigError(f"torch_dtype {value} is not supported; choose one of {sorted(DTYPES)}")
+        return value
+    if isinstance(value, str):
+        name = value.removeprefix("torch.")
+        if name == "auto":
+            name = auto or "float32"
+        aliases = {"float": "float32", "half": "float16", "double": "float64", "bf16": "bfloat16", "fp16": "float16"}
+        name = aliases.get(name, name)
+        if name in DTYPES:
+            return DTYPES[name]
+    raise ConfigError(f"torch_dtype {value!r} is not supported; choose one of {sorted(DTYPES)} or 'auto'")
+
+
+# -- schema and tensor installation ------------------------------------------------------------
+
+
+def schema_for(model: RemBertPreTrainedModel) -> CheckpointSchema:
+    """The core schema of ``model`` (its task, with or without pooler)."""
+    return build_schema(model.config, model.task, add_pooling_layer=model.base_model.pooler is not None)
+
+
+def _set_parameter(model: nn.Module, name: str, tensor: torch.Tensor) -> None:
+    module_path, _, attr = name.rpartition(".")
+    module = model.get_submodule(module_path) if module_path else model
+    old = module._parameters.get(attr)
+    if old is None and attr not in module._parameters:
+        raise CheckpointError(f"the model has no parameter {name}")
+    module._parameters[attr] = nn.Parameter(tensor, requires_grad=True if old is None else old.requires_grad)
+
+
+@torch.no_grad()
+def _init_tensor(tensor: torch.Tensor, init: Init, config: RemBertConfig) -> None:
+    if init in (Init.NORMAL, Init.NORMAL_PADDED):
+        tensor.normal_(mean=0.0, std=config.initializer_range)
+        if init is Init.NORMAL_PADDED and config.pad_token_id is not None:
+            tensor[config.pad_token_id].zero_()
+    elif init is Init.ZEROS:
+        tensor.zero_()
+    else:
+        tensor.fill_(1.0)
+
+
+def set_tensors(
+    model: RemBertPreTrainedModel,
+    tensors: Iterator[tuple[str, Any]],
+    schema: CheckpointSchema,
+    *,
+    dtype: torch.dtype,
+    device: torch.device,
+    initialize: list[str] | None = None,
+) -> None:
+    """Install ``(schema name, array or tensor)`` pairs as the model's parameters, cast to ``dtype`` on ``device``.
+
+    Tensors named in ``initialize`` are allocated and initialised like the reference instead.
+    """
+    for name, value in tensors:
+        tensor = value if isinstance(value, torch.Tensor) else numpy_to_torch(value)
+        tensor = tensor.to(device=device, dtype=dtype)
+        if tensor.data_ptr() == getattr(value, "data_ptr", lambda: -1)() or not tensor.is_contiguous():
+            tensor = tensor.clone(memory_format=torch.contiguous_format)  # never alias the caller's/mmap'd storage
+        _set_parameter(model, name, tensor)
+    for name in initialize or []:
+        tensor = torch.empty(schema[name].shape, dtype=dtype, device=device)
+        _init_tensor(tensor, schema[name].init, model.config)
+        _set_parameter(model, name, tensor)
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def _torch_dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+@contextlib.contextmanager
+def _open_torch_bin(path: Path) -> Iterator[dict[str, torch.Tensor]]:
+    """The tensors of ``pytorch_model.bin`` (or its shard index), memory-mapped, unpickled with weights_only."""
+    files = [path]
+    if path.name.endswith(".json"):
+        try:
+            weight_map = json.loads(path.read_text(encoding="utf-8"))["weight_map"]
+            files = [path.parent / name for name in sorted(set(weight_map.values()))]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CheckpointError(f"cannot read checkpoint index {path}: {exc}") from None
+    state: dict[str, torch.Tensor] = {}
+    for file in files:
+        try:
+            loaded = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+        except FileNotFoundError:
+            raise CheckpointError(f"checkpoint file not found: {file}") from None
+        except Exception as exc:  # torch raises UnpicklingError, RuntimeError, ... for bad or unsafe files
+            raise CheckpointError(
+                f"cannot load {file} with torch.load(weights_only=True): {type(exc).__name__}: {exc}"
+            ) from None
+        if not isinstance(loaded, Mapping) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+            raise CheckpointError(f"{file} does not contain a state dict of tensors")
+        for key, value in loaded.items():
+            if key in state:
+                raise CheckpointError(f"tensor {key!r} appears in more than one file of {path}")
+            state[str(key)] = value
+    yield state
+
+
+def _checkpoint_dtype(shapes_dtypes: Mapping[str, str]) -> str | None:
+    for dtype in shapes_dtypes.values():
+        name = _SAFETENSORS_DTYPES.get(dtype, dtype)
+        if name in DTYPES:
+            return name
+    return None
+
+
+def _read_config(directory: Path, overrides: dict[str, Any]) -> RemBertConfig:
+    num_labels = overrides.pop("num_labels", None)
+    config = RemBertConfig.from_pretrained(directory, **overrides)
+    if num_labels is not None and "id2label" not in overrides and num_labels != config.num_labels:
+        config.num_labels = num_labels  # regenerates id2label/label2id (transformers semantics)
+    elif num_labels is not None and "id2label" in overrides:
+        config = config.copy(num_labels=num_labels)
+    return config
+
+
+def load_pretrained(
+    cls: type[RemBertPreTrainedModel],
+    path: str | os.PathLike[str],
+    *,
+    config: RemBertConfig | None = None,
+    torch_dtype: torch.dtype | str | None = None,
+    device: torch.device | str | None = None,
+    output_loading_info: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """Implementation of :meth:`RemBertPreTrainedModel.from_pretrained` (see there)."""
+    path = Path(path)
+    model_kwargs = {k: kwargs.pop(k) for k in ("add_pooling_layer",) if k in kwargs}
+    attn_implementation = kwargs.pop("attn_implementation", None)
+    if model_kwargs and cls.task != "base":
+        raise ConfigError(f"add_pooling_layer is an argument of RemBertModel, not of {cls.__name__}")
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path} (rembert-torch loads local directories and files only)")
+    weights_file = find_weights(path)
+    if config is None:
+        config = _read_config(path if path.is_dir() else path.parent, dict(kwargs))
+    elif kwargs:
+        config = config.copy(**kwargs)
+    if weights_file.name == TF_WEIGHTS_NAME or weights_file.suffix == ".h5":
+        raise CheckpointError(
+            f"{weights_file} is a TensorFlow checkpoint; load it with rembert-tf and save as safetensors"
+        )
+    target_device = torch.device(device) if device is not None else torch.device("cpu")
+
+    with torch.device("meta"):
+        model = cls(config, **model_kwargs)
+    schema = schema_for(model)
+    own = list(model.state_dict())
+    if own != list(schema):  # the module tree and the core schema must agree name for name
+        raise CheckpointError(f"internal error: {cls.__name__} parameters do not match the core schema")
+
+    is_torch_bin = weights_file.name in (PT_WEIGHTS_NAME, PT_WEIGHTS_INDEX_NAME) or weights_file.suffix in (
+        ".bin",
+        ".pt",
+        ".pth",
+    )
+    report: SchemaReport
+    if is_torch_bin:
+        with _open_torch_bin(weights_file) as state:
+            dtypes = {k: _torch_dtype_name(v.dtype) for k, v in state.items()}
+            report = schema.validate({k: tuple(v.shape) for k, v in state.items()}, dtypes)
+            report.raise_for_errors(str(weights_file))
+            dtype = resolve_dtype(torch_dtype, auto=_auto_dtype(config, dtypes))
+            set_tensors(
+                model,
+                ((name, state[key]) for name, key in report.matched.items()),
+                schema,
+                dtype=dtype,
+                device=target_device,
+                initialize=report.newly_initialized,
+            )
+    else:
+        with open_weights(weights_file) as weights:
+            report = match_weights(weights, schema, source=str(weights_file))
+            dtypes = {k: info.dtype for k, info in weights.infos().items()}
+            dtype = resolve_dtype(torch_dtype, auto=_auto_dtype(config, dtypes))
+            set_tensors(
+                model,
+                iter_matched(weights, report),
+                schema,
+                dtype=dtype,
+                device=target_device,
+                initialize=report.newly_initialized,
+            )
+    if report.newly_initialized:
+        logger.warning(
+            "Some weights of %s were not in the checkpoint at %s and are newly initialized: %s. "
+            "You should probably train this model on a downstream task before using it.",
+            cls.__name__,
+            path,
+            ", ".join(report.newly_initialized),
+        )
+    if report.unused:
+        logger.warning(
+            "Some weights of the checkpoint at %s were not used when initializing %s: %s",
+            path,
+            cls.__name__,
+            ", ".join(report.unused),
+        )
+    if attn_implementation is not None:
+        model.set_attn_implementation(attn_implementation)
+    model.eval()
+    if output_loading_info:
+        info = {
+            "missing_keys": list(report.newly_initialized),
+            "unexpected_keys": list(report.unused),
+            "mismatched_keys": [],
+            "error_msgs": [],
+            "report": report,
+        }
+        return model, info
+    return model
+
+
+def _auto_dtype(config: RemBertConfig, tensor_dtypes: Mapping[str, str]) -> str | None:
+    for key in ("dtype", "torch_dtype"):
+        value = config.extra.get(key)
+        if isinstance(value, str) and value.removeprefix("torch.") in DTYPES:
+            return value.removeprefix("torch.")
+    return _checkpoint_dtype(tensor_dtypes)
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+
+def save_pretrained(
+    model: RemBertPreTrainedModel,
+    directory: str | os.PathLike[str],
+    *,
+    max_shard_size: int | str | None = "5GB",
+    safe_serialization: bool = True,
+    state_dict: Mapping[str, torch.Tensor] | None = None,
+) -> None:
+    """Implementation of :meth:`RemBertPreTrainedModel.save_pretrained` (see there)."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise CheckpointError(f"cannot save checkpoint: {directory} exists and is not a directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    state = dict(state_dict if state_dict is not None else model.state_dict())
+    for name, tensor in state.items():
+        if tensor.device.type == "meta":
+            raise CheckpointError(f"cannot save {name}: it is on the meta device (never loaded)")
+    config = model.config.copy(architectures=[type(model).__name__])
+    config.extra["dtype"] = _torch_dtype_name(model.dtype)
+    config.extra.pop("torch_dtype", None)
+    config.save_pretrained(directory)
+    if safe_serialization:
+        save_safetensors(
+            {name: torch_to_numpy(t) for name, t in state.items()},
+            directory,
+            max_shard_size=max_shard_size,
+            metadata={"format": "pt"},
+        )
+        _remove(directory / PT_WEIGHTS_NAME)
+        _remove(directory / PT_WEIGHTS_INDEX_NAME)
+    else:
+        target = directory / PT_WEIGHTS_NAME
+        with atomic_path(target) as tmp:
+            torch.save({name: t.detach().cpu().contiguous() for name, t in state.items()}, tmp)
+        _remove(directory / SAFE_WEIGHTS_NAME)  # it would take precedence over the new file
+        index = directory / SAFE_WEIGHTS_INDEX_NAME
+        if index.is_file():
+            try:
+                shards = set(json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}).values())
+            except (OSError, ValueError, AttributeError):
+                shards = set()
+            for shard in shards:
+                _remove(directory / str(shard))
+            _remove(index)
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
