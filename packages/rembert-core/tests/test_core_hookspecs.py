@@ -13,11 +13,15 @@ DOCS = Path(__file__).resolve().parents[3] / "docs" / "plugins.md"
 HOOKS = sorted(
     name for name, obj in vars(hookspecs).items() if callable(obj) and hasattr(obj, f"{hookspecs.PROJECT_NAME}_spec")
 )
-TESTED = {"register_backends": "test_core_plugins.py", "register_tokenizers": "test_core_plugins.py"}
+TESTED = {
+    "register_backends": "test_core_plugins.py",
+    "register_tokenizers": "test_core_plugins.py",
+    "register_checkpoint_formats": "test_core_formats.py",
+}
 
 
 def test_there_are_hooks() -> None:
-    assert HOOKS == ["register_backends", "register_tokenizers"]
+    assert HOOKS == ["register_backends", "register_checkpoint_formats", "register_tokenizers"]
 
 
 @pytest.mark.parametrize("name", HOOKS)

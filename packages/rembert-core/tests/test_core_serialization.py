@@ -161,8 +161,10 @@ def test_missing_and_foreign_checkpoints(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(CheckpointError, match="no weights file in .*notes.txt"):
         find_weights(tmp_path)
+    with pytest.raises(CheckpointError, match="no weights file in .* that a registered format reads"):
+        open_weights(tmp_path)
     (tmp_path / "pytorch_model.bin").write_bytes(b"pk")
-    with pytest.raises(CheckpointError, match="rembert-torch reads pytorch_model.bin"):
+    with pytest.raises(CheckpointError, match="is a pytorch checkpoint; reading it needs rembert-torch"):
         open_weights(tmp_path)
 
 

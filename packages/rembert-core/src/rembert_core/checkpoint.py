@@ -23,12 +23,7 @@ import numpy as np
 
 from rembert_core.errors import CheckpointError
 from rembert_core.schema import CheckpointSchema, SchemaReport
-from rembert_core.serialization import (
-    SAFE_WEIGHTS_INDEX_NAME,
-    SAFE_WEIGHTS_NAME,
-    SafetensorsCheckpoint,
-    open_checkpoint,
-)
+from rembert_core.serialization import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, TensorSource
 
 __all__ = [
     "PT_WEIGHTS_INDEX_NAME",
@@ -71,23 +66,22 @@ def find_weights(path: str | os.PathLike[str]) -> Path:
     )
 
 
-def open_weights(path: str | os.PathLike[str]) -> SafetensorsCheckpoint:
-    """Open the safetensors weights of a checkpoint directory or file, lazily.
+def open_weights(path: str | os.PathLike[str]) -> TensorSource:
+    """Open the weights of a checkpoint directory or file, lazily, with canonical names.
 
-    Other formats (``pytorch_model.bin``, ``tf_model.h5``) are read by the
-    framework packages; here they are refused with a message saying so.
+    The reader is chosen among the registered checkpoint formats
+    (:mod:`rembert_core.formats`): safetensors always; ``pytorch_model.bin``
+    with rembert-torch installed; ``tf_model.h5`` and original TensorFlow
+    checkpoints with rembert-tf. A format whose reader is not installed is
+    refused with a message naming the package to install.
     """
-    weights = find_weights(path)
-    if weights.name.endswith((".safetensors", ".json")) and not weights.name.startswith("pytorch_model"):
-        return open_checkpoint(weights)
-    raise CheckpointError(
-        f"{weights} is not a safetensors checkpoint; load it with a framework package "
-        "(rembert-torch reads pytorch_model.bin, rembert-tf reads tf_model.h5)"
-    )
+    from rembert_core.formats import open_source
+
+    return open_source(Path(path))
 
 
 def match_weights(
-    weights: SafetensorsCheckpoint | Mapping[str, np.ndarray],
+    weights: TensorSource | Mapping[str, np.ndarray],
     schema: CheckpointSchema,
     *,
     source: str = "checkpoint",
@@ -98,7 +92,7 @@ def match_weights(
     With ``strict`` (the default) any missing backbone tensor, unknown key or
     mismatched shape raises :class:`CheckpointError` listing all of them.
     """
-    if isinstance(weights, SafetensorsCheckpoint):
+    if isinstance(weights, TensorSource):
         infos = weights.infos()
         shapes = {k: i.shape for k, i in infos.items()}
         dtypes = {k: i.dtype for k, i in infos.items()}
@@ -112,7 +106,7 @@ def match_weights(
 
 
 def iter_matched(
-    weights: SafetensorsCheckpoint | Mapping[str, np.ndarray], report: SchemaReport
+    weights: TensorSource | Mapping[str, np.ndarray], report: SchemaReport
 ) -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(canonical name, array)`` for each matched tensor, reading one tensor at a time."""
     mismatched = {name for name, _, _ in report.mismatched}

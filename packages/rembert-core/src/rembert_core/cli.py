@@ -21,6 +21,8 @@ from rembert_core.errors import RemBertError
 
 __all__ = ["main"]
 
+from rembert_core.schema import ARCHITECTURES as ARCH_NAMES
+
 EXIT_OK = 0
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
@@ -95,7 +97,6 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 
 def _inspect_payload(path: Path, task: str | None) -> dict[str, Any]:
-    from rembert_core.checkpoint import open_weights
     from rembert_core.config import RemBertConfig
     from rembert_core.errors import CheckpointError
     from rembert_core.schema import ARCHITECTURES, build_schema, infer_task
@@ -103,7 +104,10 @@ def _inspect_payload(path: Path, task: str | None) -> dict[str, Any]:
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
     config = RemBertConfig.from_pretrained(path if path.is_dir() else path.parent)
-    with open_weights(path) as weights:
+    from rembert_core.formats import detect_format
+
+    detected = detect_format(path)
+    with detected.format.open(detected.path) as weights:
         infos = weights.infos()
         chosen = task or infer_task(config, infos)
         schema = build_schema(config, chosen)
@@ -113,6 +117,8 @@ def _inspect_payload(path: Path, task: str | None) -> dict[str, Any]:
         files = [str(f) for f in weights.files]
     return {
         "path": str(path),
+        "format": detected.format.name,
+        "ignored_formats": [f"{name} ({p.name})" for name, p in detected.ignored],
         "files": files,
         "task": chosen,
         "architecture": ARCHITECTURES[chosen],
@@ -154,7 +160,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     else:
         cfg = payload["config"]
         print(f"checkpoint   {payload['path']}")
+        print(f"format       {payload['format']}")
         print(f"files        {', '.join(Path(f).name for f in payload['files'])}")
+        if payload["ignored_formats"]:
+            print(f"ignored      {', '.join(payload['ignored_formats'])} (lower precedence)")
         print(f"architecture {payload['architecture']} (task {payload['task']})")
         print(
             f"config       vocab {cfg['vocab_size']}, hidden {cfg['hidden_size']}, layers {cfg['num_hidden_layers']}, "
@@ -258,6 +267,38 @@ def cmd_parity(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_PROBLEM
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from rembert_core.convert import convert_checkpoint
+
+    with tqdm(desc="convert", unit="tensor", disable=args.no_progress or None, file=sys.stderr) as bar:
+
+        def progress(name: str) -> None:
+            bar.set_postfix_str(name[-60:])
+            bar.update(1)
+
+        result = convert_checkpoint(
+            args.src,
+            args.dst,
+            dtype=args.dtype,
+            max_shard_size=None if args.max_shard_size in ("0", "none") else args.max_shard_size,
+            task=args.task,
+            config_file=args.config,
+            overwrite=args.overwrite,
+            progress=progress,
+        )
+    print(
+        f"converted {result.format} checkpoint ({ARCH_NAMES[result.task]}, {result.tensors} tensors) "
+        f"to {result.destination} ({_human_bytes(result.bytes)} in {len(result.files)} files)"
+    )
+    if result.ignored_formats:
+        print(f"also present but ignored (lower precedence): {', '.join(result.ignored_formats)}")
+    if result.unused:
+        print(f"not written (other heads): {', '.join(result.unused)}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     from rembert_core import __version__
     from rembert_core.schema import TASKS
@@ -294,6 +335,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-tokenizers", action="store_true", help="skip the slow-vs-fast tokenizer check")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_parity)
+
+    p = sub.add_parser("convert", help="convert any readable checkpoint to canonical safetensors")
+    p.add_argument("src", help="checkpoint directory, weights file, or TensorFlow checkpoint prefix")
+    p.add_argument("dst", help="output directory (created; must be empty unless --overwrite)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="cast every tensor (default: keep)")
+    p.add_argument("--max-shard-size", default="2GB", help="largest shard, e.g. 2GB or 500MiB; 0 for one file")
+    p.add_argument("--task", choices=TASKS, help="task schema to write (default: inferred)")
+    p.add_argument("--config", help="RemBERT config.json when the source has none (original TF checkpoints)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_convert)
     return parser
 
 

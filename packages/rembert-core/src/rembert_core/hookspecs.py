@@ -33,6 +33,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from rembert_core.backend import Backend, TokenizerSpec
+    from rembert_core.formats import CheckpointFormat
 
 __all__ = ["HOOKSPEC_VERSION", "PROJECT_NAME", "hookimpl", "hookspec"]
 
@@ -67,4 +68,19 @@ def register_tokenizers(register: Callable[[TokenizerSpec], None]) -> None:
     by import path, so registering imports nothing heavy. Names must be unique
     among all installed plugins. Failure handling is as for
     :func:`register_backends`.
+    """
+
+
+@hookspec
+def register_checkpoint_formats(register: Callable[[CheckpointFormat], None]) -> None:
+    """Register checkpoint readers by calling ``register(fmt)`` once per format.
+
+    ``fmt`` is a :class:`rembert_core.formats.CheckpointFormat`: a unique name,
+    a cheap ``detect(path)`` returning the file it would read (or None), an
+    ``opener`` import path of a function returning a
+    :class:`rembert_core.serialization.TensorSource` with canonical names and
+    layouts, and a ``precedence`` (lower wins when a directory holds several
+    formats). ``rembert convert``, ``rembert inspect`` and every backend's
+    ``from_pretrained`` read checkpoints through the registered formats.
+    Failure handling is as for :func:`register_backends`.
     """

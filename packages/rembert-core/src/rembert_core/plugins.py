@@ -21,6 +21,7 @@ Loading happens once, on first use (:func:`get_registry`), under a lock.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import warnings
@@ -34,6 +35,7 @@ import pluggy
 from rembert_core import hookspecs
 from rembert_core.backend import DTYPES, Backend, TokenizerSpec
 from rembert_core.errors import PluginError
+from rembert_core.formats import CheckpointFormat
 from rembert_core.schema import TASKS
 
 __all__ = [
@@ -65,6 +67,7 @@ class PluginRecord:
     error: str | None = None
     backends: list[str] = field(default_factory=list)
     tokenizers: list[str] = field(default_factory=list)
+    formats: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -74,8 +77,16 @@ class Registry:
     plugins: list[PluginRecord] = field(default_factory=list)
     backends: dict[str, Backend] = field(default_factory=dict)
     tokenizers: dict[str, TokenizerSpec] = field(default_factory=dict)
+    formats: dict[str, CheckpointFormat] = field(default_factory=dict)
     #: Backend names claimed by more than one plugin -> the distributions claiming them.
     conflicts: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _core_version() -> str:
+    try:
+        return metadata.version("rembert-core")
+    except metadata.PackageNotFoundError:  # pragma: no cover
+        return ""
 
 
 def _env_flag(name: str) -> bool:
@@ -127,6 +138,7 @@ class _Loader:
         """Ask one plugin to register; on failure nothing it registered is kept."""
         backends: list[Backend] = []
         tokenizers: list[TokenizerSpec] = []
+        formats: list[CheckpointFormat] = []
 
         def register_backend(backend: Backend) -> None:
             _check_backend(backend)
@@ -136,9 +148,19 @@ class _Loader:
             _check_tokenizer(spec)
             tokenizers.append(spec)
 
+        def register_format(fmt: CheckpointFormat) -> None:
+            if not isinstance(fmt, CheckpointFormat):
+                raise PluginError(
+                    f"register() expects a rembert_core.formats.CheckpointFormat, got {type(fmt).__name__}"
+                )
+            if not fmt.name or ":" not in fmt.opener or not callable(fmt.detect):
+                raise PluginError(f"checkpoint format {fmt.name!r} needs a name, a detect function and an opener")
+            formats.append(fmt)
+
         callbacks: dict[str, Callable[[Any], None]] = {
             "register_backends": register_backend,
             "register_tokenizers": register_tokenizer,
+            "register_checkpoint_formats": register_format,
         }
         plugin_name = self.pm.register(plugin, name=f"{record.name}#{id(plugin)}")
         try:
@@ -149,15 +171,33 @@ class _Loader:
                         impl.function(*[kwargs[arg] for arg in impl.argnames])
         finally:
             self.pm.unregister(name=plugin_name)
+        # Validate everything before committing anything, so that a failure leaves no trace.
         for backend in backends:
             if not backend.distribution:
                 backend.distribution = record.distribution
             if not backend.version:
                 backend.version = record.version
-        for name in {b.name for b in backends}:
-            if [b.name for b in backends].count(name) > 1:
-                raise PluginError(f"plugin {record.name!r} registered backend {name!r} twice")
-        # Commit.
+        for kind, names in (
+            ("backend", [b.name for b in backends]),
+            ("tokenizer", [t.name for t in tokenizers]),
+            ("checkpoint format", [f.name for f in formats]),
+        ):
+            for name in set(names):
+                if names.count(name) > 1:
+                    raise PluginError(f"plugin {record.name!r} registered {kind} {name!r} twice")
+        for spec in tokenizers:
+            if spec.name in registry.tokenizers:
+                raise PluginError(
+                    f"tokenizer {spec.name!r} is registered by both {registry.tokenizers[spec.name].distribution!r} "
+                    f"and {record.distribution!r}"
+                )
+        for fmt in formats:
+            if fmt.name in registry.formats:
+                raise PluginError(
+                    f"checkpoint format {fmt.name!r} is registered by both "
+                    f"{registry.formats[fmt.name].distribution!r} and {record.distribution or record.name!r}"
+                )
+        # Commit. A backend name claimed twice is a conflict: neither is usable (see get_backend).
         for backend in backends:
             if backend.name in registry.conflicts:
                 registry.conflicts[backend.name].append(backend.distribution or record.name)
@@ -168,14 +208,11 @@ class _Loader:
                 registry.backends[backend.name] = backend
             record.backends.append(backend.name)
         for spec in tokenizers:
-            spec = TokenizerSpec(spec.name, spec.import_path, spec.kind, spec.description, record.distribution)
-            if spec.name in registry.tokenizers:
-                raise PluginError(
-                    f"tokenizer {spec.name!r} is registered by both {registry.tokenizers[spec.name].distribution!r} "
-                    f"and {record.distribution!r}"
-                )
-            registry.tokenizers[spec.name] = spec
+            registry.tokenizers[spec.name] = dataclasses.replace(spec, distribution=record.distribution)
             record.tokenizers.append(spec.name)
+        for fmt in formats:
+            registry.formats[fmt.name] = dataclasses.replace(fmt, distribution=record.distribution or record.name)
+            record.formats.append(fmt.name)
 
     def _fail(self, record: PluginRecord, exc: BaseException, stage: str) -> None:
         record.status = "failed"
@@ -195,6 +232,7 @@ class _Loader:
         except Exception as exc:
             record.backends.clear()
             record.tokenizers.clear()
+            record.formats.clear()
             self._fail(record, exc, "register")
         registry.plugins.append(record)
 
@@ -203,6 +241,10 @@ class _Loader:
             if self.registry is not None:
                 return self.registry
             registry = Registry()
+            # Built-in plugins load first, always (like pytest's), whatever the environment says.
+            from rembert_core import formats as builtin_formats
+
+            self._add(builtin_formats, PluginRecord("core", "rembert-core", _core_version()), registry)
             allowed = _allowed_names()
             autoload = not _env_flag("REMBERT_DISABLE_PLUGIN_AUTOLOAD")
             for ep in _entry_points() if autoload else []:

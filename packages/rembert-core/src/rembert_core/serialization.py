@@ -15,6 +15,7 @@ and the shards of the old index are deleted only after the new index is in place
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 import os
@@ -36,6 +37,7 @@ __all__ = [
     "SAFE_WEIGHTS_NAME",
     "SafetensorsCheckpoint",
     "TensorInfo",
+    "TensorSource",
     "atomic_path",
     "atomic_write_bytes",
     "open_checkpoint",
@@ -163,12 +165,63 @@ _DTYPE_BYTES = {
 }
 
 
-class SafetensorsCheckpoint(Mapping[str, np.ndarray]):
+class TensorSource(Mapping[str, np.ndarray], abc.ABC):
+    """A read-only, lazy mapping of tensor name to NumPy array, with shapes and dtypes known up front.
+
+    Every checkpoint reader (safetensors here, ``pytorch_model.bin`` in rembert-torch, ``tf_model.h5``,
+    original TensorFlow checkpoints, third-party formats) returns one. :meth:`infos` must not read
+    tensor data; ``source[name]`` reads one tensor. Use as a context manager to release files.
+    """
+
+    #: Name of the format that produced this source ("safetensors", "pytorch", ...).
+    format: str = ""
+    #: Free-form metadata of the checkpoint (safetensors ``__metadata__``, ...).
+    metadata: dict[str, str]
+
+    @abc.abstractmethod
+    def infos(self) -> dict[str, TensorInfo]:
+        """Shape and dtype of every tensor, without reading tensor data."""
+
+    @abc.abstractmethod
+    def __getitem__(self, name: str) -> np.ndarray:
+        """Read one tensor."""
+
+    @property
+    def files(self) -> list[Path]:
+        """The files this source reads from."""
+        return []
+
+    def info(self, name: str) -> TensorInfo:
+        """Shape and dtype of ``name`` without reading its data."""
+        try:
+            return self.infos()[name]
+        except KeyError:
+            raise KeyError(name) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.infos())
+
+    def __len__(self) -> int:
+        return len(self.infos())
+
+    def close(self) -> None:
+        """Release open files (reading again may re-open them)."""
+
+    def __enter__(self) -> TensorSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SafetensorsCheckpoint(TensorSource):
     """A read-only mapping of tensor name to NumPy array over one or more safetensors files.
 
     Tensors are read from the memory-mapped files on access, one at a time.
     Use as a context manager (or call :meth:`close`) to release the files.
     """
+
+    format = "safetensors"
 
     def __init__(self, files: Mapping[str, Path], sources: list[Path]) -> None:
         self._where = dict(files)  # tensor name -> file
@@ -316,13 +369,12 @@ def open_checkpoint(path: str | os.PathLike[str]) -> SafetensorsCheckpoint:
 # -- writing ---------------------------------------------------------------------------------
 
 
-def _shard_plan(tensors: Mapping[str, np.ndarray], max_bytes: int | None) -> list[list[str]]:
+def _shard_plan(sizes: Mapping[str, int], max_bytes: int | None) -> list[list[str]]:
     if max_bytes is None:
-        return [list(tensors)]
+        return [list(sizes)]
     shards: list[list[str]] = [[]]
     size = 0
-    for name, array in tensors.items():
-        nbytes = int(array.nbytes)
+    for name, nbytes in sizes.items():
         if shards[-1] and size + nbytes > max_bytes:
             shards.append([])
             size = 0
@@ -342,41 +394,121 @@ def _live_shards(directory: Path) -> set[str]:
         return set()
 
 
+_NP_TO_ST = {
+    "float64": "F64",
+    "float32": "F32",
+    "float16": "F16",
+    "bfloat16": "BF16",
+    "int64": "I64",
+    "int32": "I32",
+    "int16": "I16",
+    "int8": "I8",
+    "uint8": "U8",
+    "uint16": "U16",
+    "uint32": "U32",
+    "uint64": "U64",
+    "bool": "BOOL",
+}
+
+
+def _write_shard_streaming(
+    path: Path, names: list[str], infos: Mapping[str, tuple[tuple[int, ...], str]], fetch: Any, meta: Mapping[str, str]
+) -> None:
+    """Write one safetensors file tensor by tensor, holding one tensor in memory at a time.
+
+    safetensors' own writers take every tensor of a file at once; a checkpoint
+    converter streaming a 2 GB shard cannot afford that. The layout written is
+    the format's specification: an 8-byte little-endian header length, a JSON
+    header (names, dtypes, shapes, byte offsets, ``__metadata__``) padded with
+    spaces to 8 bytes, then the tensors' bytes in header order. Files are read
+    back with safetensors itself in the tests.
+    """
+    header: dict[str, Any] = {"__metadata__": dict(meta)}
+    offset = 0
+    for name in names:
+        shape, dtype = infos[name]
+        nbytes = int(np.prod(shape, dtype=np.int64)) * _DTYPE_BYTES[dtype] if shape else _DTYPE_BYTES[dtype]
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
+        offset += nbytes
+    raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as fh:
+        fh.write(len(raw).to_bytes(8, "little"))
+        fh.write(raw)
+        for name in names:
+            shape, dtype = infos[name]
+            array = np.ascontiguousarray(fetch(name))
+            if _NP_TO_ST.get(array.dtype.name) != dtype or tuple(array.shape) != tuple(shape):
+                raise CheckpointError(
+                    f"tensor {name!r} arrived as {array.dtype.name} {tuple(array.shape)}, "
+                    f"announced as {dtype} {tuple(shape)}"
+                )
+            fh.write(array.reshape(-1).view(np.uint8).data)
+
+
 def save_safetensors(
     tensors: Mapping[str, np.ndarray],
     directory: str | os.PathLike[str],
     *,
     max_shard_size: int | str | None = None,
     metadata: Mapping[str, str] | None = None,
+    progress: Any = None,
 ) -> list[Path]:
     """Write ``tensors`` into ``directory`` as ``model.safetensors`` or as shards plus an index.
 
-    The dtype of each array is kept. ``max_shard_size`` (bytes or ``"2GB"``)
-    splits the tensors, in order, into shards no larger than that (a single
-    larger tensor gets a shard of its own). Every file is written atomically and
-    the files of a previous checkpoint in ``directory`` that the new one replaces
-    are removed only once the new one is complete. Returns the written files.
+    ``tensors`` may be any mapping, including a lazy :class:`TensorSource`: when
+    it is one, tensors are read and written one at a time (peak memory is about
+    the largest tensor, not the checkpoint). The dtype of each array is kept.
+    ``max_shard_size`` (bytes or ``"2GB"``) splits the tensors, in order, into
+    shards no larger than that (a single larger tensor gets a shard of its own).
+    Every file is written atomically and the files of a previous checkpoint in
+    ``directory`` that the new one replaces are removed only once the new one is
+    complete. ``progress``, if given, is called with each tensor name as it is
+    written. Returns the written files.
     """
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise CheckpointError(f"cannot save checkpoint: {directory} exists and is not a directory")
     directory.mkdir(parents=True, exist_ok=True)
     meta = {**DEFAULT_METADATA, **(metadata or {})}
-    arrays = {name: np.ascontiguousarray(array) for name, array in tensors.items()}
-    for name, array in arrays.items():
+    streaming = isinstance(tensors, TensorSource)
+    infos: dict[str, tuple[tuple[int, ...], str]] = {}
+    if isinstance(tensors, TensorSource):
+        for name, info in tensors.infos().items():
+            infos[name] = (info.shape, info.dtype)
+    else:
+        arrays = {name: np.ascontiguousarray(array) for name, array in tensors.items()}
+        for name, array in arrays.items():
+            if array.dtype.name not in _NP_TO_ST:
+                raise CheckpointError(f"tensor {name!r} has dtype {array.dtype}, which cannot be saved as safetensors")
+            infos[name] = (tuple(array.shape), _NP_TO_ST[array.dtype.name])
+    for name in infos:
         if not isinstance(name, str) or not name:
             raise CheckpointError(f"tensor names must be non-empty strings, got {name!r}")
-        if array.dtype == object:
-            raise CheckpointError(f"tensor {name!r} has dtype object, which cannot be saved")
+    sizes = {
+        name: (int(np.prod(shape, dtype=np.int64)) if shape else 1) * _DTYPE_BYTES[dtype]
+        for name, (shape, dtype) in infos.items()
+    }
     limit = parse_size(max_shard_size) if max_shard_size is not None else None
-    plan = _shard_plan(arrays, limit)
+    plan = _shard_plan(sizes, limit)
     old_live = _live_shards(directory)
     single = directory / SAFE_WEIGHTS_NAME
     index_path = directory / SAFE_WEIGHTS_INDEX_NAME
 
+    def fetch(name: str) -> np.ndarray:
+        if progress is not None:
+            progress(name)
+        return tensors[name] if streaming else arrays[name]
+
+    def write(path: Path, names: list[str]) -> None:
+        if streaming:
+            _write_shard_streaming(path, names, infos, fetch, meta)
+        else:
+            save_file({k: fetch(k) for k in names}, str(path), metadata=meta)
+
     if len(plan) == 1:
         with atomic_path(single) as tmp:
-            save_file(arrays, str(tmp), metadata=meta)
+            write(tmp, plan[0])
         # The single file now takes precedence; the old sharded layout can go.
         _remove_files(directory, old_live, keep=set())
         with contextlib.suppress(FileNotFoundError):
@@ -390,16 +522,13 @@ def save_safetensors(
         names = [f"model-{tag}-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
     written: list[Path] = []
     weight_map: dict[str, str] = {}
-    total = 0
     for shard_names, file_name in zip(plan, names, strict=True):
         target = directory / file_name
         with atomic_path(target) as tmp:
-            save_file({k: arrays[k] for k in shard_names}, str(tmp), metadata=meta)
+            write(tmp, shard_names)
         written.append(target)
-        for k in shard_names:
-            weight_map[k] = file_name
-            total += int(arrays[k].nbytes)
-    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+        weight_map.update(dict.fromkeys(shard_names, file_name))
+    index = {"metadata": {"total_size": sum(sizes.values())}, "weight_map": weight_map}
     atomic_write_bytes(index_path, (json.dumps(index, indent=2, sort_keys=True) + "\n").encode("utf-8"))
     # A previous single file shadows the index (see find_safetensors), so until it is removed a
     # crash leaves the previous complete checkpoint in force; remove it only now.
