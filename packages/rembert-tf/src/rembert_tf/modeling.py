@@ -150,12 +150,18 @@ def _require_rank(t: tf.Tensor, name: str, ranks: tuple[int, ...], what: str) ->
         raise InputError(f"{name} must have rank {expected} {what}, got shape {tuple(t.shape.as_list())}")
 
 
-def _check_range(t: tf.Tensor, name: str, upper: int, what: str, *, allow: int | None = None) -> None:
-    """Raise InputError (eager) or add an assertion (graph) that ``0 <= t < upper`` (or ``t == allow``)."""
+def _check_range(t: tf.Tensor, name: str, upper: int, what: str, *, allow: int | None = None) -> tf.Tensor:
+    """Check ``0 <= t < upper`` (or ``t == allow``); return ``t`` (gated on the check in a graph).
+
+    Eagerly a violation raises :class:`InputError`; in a ``tf.function`` an
+    assertion naming the argument runs before any op that uses the returned
+    tensor (TensorFlow raises ``InvalidArgumentError`` with that message). XLA
+    drops assertions, so under ``jit_compile=True`` nothing is checked.
+    """
     if tf.executing_eagerly():
         arr = np.asarray(t)
         if arr.size == 0:
-            return
+            return t
         bad = (arr < 0) | (arr >= upper)
         if allow is not None:
             bad &= arr != allow
@@ -164,28 +170,38 @@ def _check_range(t: tf.Tensor, name: str, upper: int, what: str, *, allow: int |
             where = tuple(int(i) for i in np.argwhere(bad)[0])
             extra = f" or {allow}" if allow is not None else ""
             raise InputError(f"{name} contains {first} at index {where}; values must be in [0, {upper}){extra} ({what})")
-        return
+        return t
     if _in_xla_context():
-        return
+        return t
     ok = tf.logical_and(t >= 0, t < tf.cast(upper, t.dtype))
     if allow is not None:
         ok = tf.logical_or(ok, tf.equal(t, tf.cast(allow, t.dtype)))
-    tf.debugging.Assert(
+    check = tf.debugging.Assert(
         tf.reduce_all(ok),
         [f"InputError: {name} has values outside [0, {upper}) ({what}); min/max:", tf.reduce_min(t), tf.reduce_max(t)],
         name=f"check_{name}",
     )
+    with tf.control_dependencies([check]):
+        return tf.identity(t)
 
 
-def _check_condition(ok: Any, message: str, data: Sequence[Any] = ()) -> None:
-    """Raise InputError (eager, or a Python bool) or add an assertion (graph) that ``ok`` holds."""
+def _check_condition(ok: Any, message: str, data: Sequence[Any] = (), gate: Any = None) -> Any:
+    """Check ``ok``; return ``gate`` (made to wait for the check in a graph).
+
+    Eagerly (or for a Python bool) a violation raises :class:`InputError`; in a
+    graph an assertion with ``message`` runs before any op that uses ``gate``.
+    """
     if isinstance(ok, bool | np.bool_) or tf.executing_eagerly():
         if not bool(np.all(np.asarray(ok))):
             raise InputError(message + ("" if not data else f" (got {', '.join(str(np.asarray(d)) for d in data)})"))
-        return
+        return gate
     if _in_xla_context():
-        return
-    tf.debugging.Assert(tf.reduce_all(ok), [f"InputError: {message}", *data])
+        return gate
+    check = tf.debugging.Assert(tf.reduce_all(ok), [f"InputError: {message}", *data])
+    if gate is None:
+        return None
+    with tf.control_dependencies([check]):
+        return tf.identity(gate)
 
 
 def _dim(t: tf.Tensor, axis: int) -> Any:
@@ -745,7 +761,7 @@ class TFRemBertMainLayer(keras.layers.Layer):
             _require_int(input_ids, "input_ids")
             _require_rank(input_ids, "input_ids", (2,), "(batch, seq)")
             shape_source = input_ids
-            _check_range(input_ids, "input_ids", config.vocab_size, "token ids must be < vocab_size")
+            input_ids = _check_range(input_ids, "input_ids", config.vocab_size, "token ids must be < vocab_size")
         elif inputs_embeds is not None:
             inputs_embeds = _to_tensor(inputs_embeds, "inputs_embeds")
             _require_float(inputs_embeds, "inputs_embeds")
@@ -771,23 +787,25 @@ class TFRemBertMainLayer(keras.layers.Layer):
         else:
             token_type_ids = _to_tensor(token_type_ids, "token_type_ids")
             _require_int(token_type_ids, "token_type_ids")
-            self._check_same_shape(token_type_ids, "token_type_ids", batch, seq)
-            _check_range(token_type_ids, "token_type_ids", config.type_vocab_size, "must be < type_vocab_size")
+            token_type_ids = self._check_same_shape(token_type_ids, "token_type_ids", batch, seq)
+            token_type_ids = _check_range(
+                token_type_ids, "token_type_ids", config.type_vocab_size, "must be < type_vocab_size"
+            )
         if position_ids is None:
-            _check_condition(
+            position_ids = _check_condition(
                 seq + past_length <= config.max_position_embeddings,
                 f"the sequence is too long: sequence length + past length must be <= max_position_embeddings "
                 f"({config.max_position_embeddings})",
                 [seq, past_length],
+                gate=tf.range(past_length, seq + past_length)[None, :],  # (1, seq)
             )
-            position_ids = tf.range(past_length, seq + past_length)[None, :]  # (1, seq)
         else:
             position_ids = _to_tensor(position_ids, "position_ids")
             _require_int(position_ids, "position_ids")
             _require_rank(position_ids, "position_ids", (1, 2), "(batch, seq) or (seq,)")
             if position_ids.shape.rank == 1:
                 position_ids = position_ids[None, :]
-            _check_range(
+            position_ids = _check_range(
                 position_ids, "position_ids", config.max_position_embeddings, "must be < max_position_embeddings"
             )
 
@@ -844,14 +862,15 @@ class TFRemBertMainLayer(keras.layers.Layer):
         )
 
     @staticmethod
-    def _check_same_shape(t: tf.Tensor, name: str, batch: Any, seq: Any, seq_name: str = "input length") -> None:
+    def _check_same_shape(t: tf.Tensor, name: str, batch: Any, seq: Any, seq_name: str = "input length") -> tf.Tensor:
         _require_rank(t, name, (2,), "(batch, seq)")
         tb, ts = _dim(t, 0), _dim(t, 1)
-        _check_condition(
+        return _check_condition(
             tf.logical_and(tf.equal(tb, batch), tf.equal(ts, seq))
             if not all(isinstance(v, int) for v in (tb, ts, batch, seq))
             else (tb == batch and ts == seq),
             f"{name} must have shape (batch, {seq_name}) = ({batch}, {seq}), got ({tb}, {ts})",
+            gate=t,
         )
 
     def _extended_attention_mask(self, attention_mask: Any, batch: Any, seq: Any, past_length: Any) -> tf.Tensor:
@@ -865,7 +884,9 @@ class TFRemBertMainLayer(keras.layers.Layer):
             mask = tf.cast(mask, tf.float32)
             _require_rank(mask, "attention_mask", (2, 3), "(batch, seq) or (batch, seq, seq)")
             if mask.shape.rank == 2:
-                self._check_same_shape(mask, "attention_mask", batch, seq + past_length, "past length + input length")
+                mask = self._check_same_shape(
+                    mask, "attention_mask", batch, seq + past_length, "past length + input length"
+                )
         if mask.shape.rank == 3:
             extended = mask[:, None, :, :]  # (batch, 1, seq, kv_len)
         elif self.config.is_decoder:
@@ -900,8 +921,7 @@ def _cross_entropy(logits: tf.Tensor, labels: tf.Tensor, ignore_index: Any = -10
 def _class_labels(labels: Any, name: str, num_classes: int, expected_shape: str) -> tf.Tensor:
     labels = _to_tensor(labels, name)
     _require_int(labels, name)
-    _check_range(labels, name, num_classes, f"class indices {expected_shape}, -100 to ignore", allow=-100)
-    return labels
+    return _check_range(labels, name, num_classes, f"class indices {expected_shape}, -100 to ignore", allow=-100)
 
 
 # -- the base class --------------------------------------------------------------------------------
@@ -1690,11 +1710,12 @@ class TFRemBertForMultipleChoice(TFRemBertPreTrainedModel):
             labels = _to_tensor(args["labels"], "labels")
             _require_int(labels, "labels")
             if isinstance(num_choices, int):
-                _check_range(labels, "labels", num_choices, "choice indices (batch,), -100 to ignore", allow=-100)
+                labels = _check_range(labels, "labels", num_choices, "choice indices (batch,), -100 to ignore", allow=-100)
             else:
-                _check_condition(
+                labels = _check_condition(
                     tf.reduce_all(tf.logical_or(tf.logical_and(labels >= 0, labels < num_choices), labels == -100)),
                     "labels must be choice indices in [0, num_choices) or -100",
+                    gate=labels,
                 )
             loss = _cross_entropy(logits, tf.reshape(labels, [-1]))
         out = MultipleChoiceModelOutput(

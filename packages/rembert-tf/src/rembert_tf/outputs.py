@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections import OrderedDict
 from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 __all__ = [
@@ -42,6 +43,17 @@ class ModelOutput(OrderedDict[str, Any]):
     Index access ``out[i]`` and :meth:`to_tuple` see only the fields that are set,
     as in ``transformers``.
     """
+
+    def __post_init__(self) -> None:
+        # tf.nest rebuilds a mapping as ``cls(iter_of_key_value_pairs)``: unpack it.
+        fields = dataclasses.fields(self)  # type: ignore[arg-type]
+        first = getattr(self, fields[0].name)
+        if isinstance(first, Iterator | Mapping) and all(getattr(self, f.name) is None for f in fields[1:]):
+            object.__setattr__(self, fields[0].name, None)
+            OrderedDict.__delitem__(self, fields[0].name)
+            pairs = first.items() if isinstance(first, Mapping) else first
+            for key, value in pairs:
+                self[key] = value
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
