@@ -1,0 +1,177 @@
+"""Training features: dropout, gradient checkpointing, resizing, init, attention kernels, compile and export."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from rembert_core import ConfigError, RemBertConfig
+from rembert_torch import (
+    RemBertForCausalLM,
+    RemBertForMaskedLM,
+    RemBertForSequenceClassification,
+    RemBertModel,
+)
+
+
+def _config(configs: Any, name: str = "odd", **changes: Any) -> RemBertConfig:
+    return RemBertConfig(**{**configs[name], **changes})
+
+
+def test_dropout_is_active_in_train_mode_only(batch_factory: Any, configs: Any) -> None:
+    torch.manual_seed(0)
+    config = _config(configs, hidden_dropout_prob=0.2, attention_probs_dropout_prob=0.2, num_labels=3)
+    model = RemBertForSequenceClassification(config)
+    inputs = batch_factory(configs["odd"], batch=2, seq=6)
+    model.train()
+    assert not torch.equal(model(**inputs).logits, model(**inputs).logits)
+    model.eval()
+    assert torch.equal(model(**inputs).logits, model(**inputs).logits)
+
+
+@pytest.mark.parametrize("task_cls", [RemBertForMaskedLM, RemBertForCausalLM])
+def test_gradient_checkpointing_equals_plain_backward(
+    task_cls: Any, batch_factory: Any, close: Any, configs: Any
+) -> None:
+    config = _config(configs, is_decoder=task_cls is RemBertForCausalLM)
+    torch.manual_seed(0)
+    model = task_cls(config).train()  # dropout probabilities are 0, so train mode is deterministic
+    inputs = batch_factory(configs["odd"], batch=3, seq=7)
+    labels = inputs["input_ids"].clone()
+
+    def run() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        model.zero_grad(set_to_none=True)
+        out = model(**inputs, labels=labels)
+        out.loss.backward()
+        return out.loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    loss_plain, grads_plain = run()
+    model.gradient_checkpointing_enable()
+    assert model.is_gradient_checkpointing
+    loss_ckpt, grads_ckpt = run()
+    model.gradient_checkpointing_disable()
+    close(loss_ckpt, loss_plain, quantity="loss", name="loss")
+    assert grads_ckpt.keys() == grads_plain.keys()
+    for name, grad in grads_plain.items():
+        close(grads_ckpt[name], grad, quantity="gradients", name=name)
+    if task_cls is RemBertForCausalLM:  # the cache is off while training with checkpointing
+        model.gradient_checkpointing_enable()
+        assert model(**inputs, use_cache=True).past_key_values is None
+
+
+@pytest.mark.oracle
+def test_resize_token_embeddings(
+    transformers_mod: Any, reference_checkpoint: Any, batch_factory: Any, close: Any, configs: Any
+) -> None:
+    path = reference_checkpoint("masked_lm", "odd")
+    ref = transformers_mod.RemBertForMaskedLM.from_pretrained(path).eval()
+    ours = RemBertForMaskedLM.from_pretrained(path)
+    old_vocab = configs["odd"]["vocab_size"]
+    old_decoder = ours.cls.predictions.decoder.weight.detach().clone()
+    old_bias = ours.cls.predictions.decoder.bias.detach().clone()
+    new = ours.resize_token_embeddings(old_vocab + 10, pad_to_multiple_of=8)
+    size = 312  # 311 rounded up to a multiple of 8
+    ref.resize_token_embeddings(old_vocab + 10, pad_to_multiple_of=8)
+    assert new is ours.get_input_embeddings()
+    assert new.weight.shape == (size, configs["odd"]["input_embedding_size"])
+    decoder = ours.get_output_embeddings()
+    assert decoder is not None
+    assert decoder.weight.shape == (size, configs["odd"]["output_embedding_size"])
+    assert decoder.bias.shape == (size,)
+    assert ours.config.vocab_size == size == ref.config.vocab_size
+    assert torch.equal(decoder.weight[:old_vocab], old_decoder)
+    assert torch.equal(decoder.bias[:old_vocab], old_bias)
+    assert torch.isfinite(decoder.weight).all() and torch.isfinite(new.weight).all()
+    inputs = batch_factory(configs["odd"], batch=3, seq=6)
+    expected = ref(**inputs).logits
+    actual = ours(**inputs).logits
+    assert actual.shape == expected.shape == (3, 6, size)
+    close(actual[..., :old_vocab], expected[..., :old_vocab], name="logits of the old vocabulary")
+    ids = torch.tensor([[size - 1, 5, 6]])  # a new token id is accepted now
+    assert ours(ids).logits.shape == (1, 3, size)
+    ours.resize_token_embeddings(100)  # shrinking keeps the first rows
+    assert ours.get_input_embeddings().weight.shape[0] == 100 and ours.cls.predictions.decoder.bias.shape == (100,)
+    assert torch.equal(ours.cls.predictions.decoder.weight, old_decoder[:100])
+
+
+def test_weight_init_statistics(configs: Any) -> None:
+    config = RemBertConfig(**{**configs["odd"], "hidden_size": 96, "intermediate_size": 200, "initializer_range": 0.04})
+    torch.manual_seed(0)
+    model = RemBertForMaskedLM(config)
+    for name, param in model.named_parameters():
+        if "LayerNorm.weight" in name:
+            assert torch.equal(param, torch.ones_like(param)), name
+        elif name.endswith("bias"):
+            assert torch.equal(param, torch.zeros_like(param)), name
+        else:
+            assert abs(param.mean().item()) < 0.01, name
+            assert abs(param.std().item() - 0.04) < 0.006, name
+    word = model.get_input_embeddings().weight
+    assert torch.equal(word[config.pad_token_id], torch.zeros_like(word[0]))
+
+
+@pytest.mark.parametrize("is_decoder", [False, True])
+def test_sdpa_and_eager_attention_agree(is_decoder: bool, batch_factory: Any, close: Any, configs: Any) -> None:
+    torch.manual_seed(0)
+    model = RemBertModel(_config(configs, "wide", is_decoder=is_decoder)).eval()
+    inputs = batch_factory(configs["wide"], batch=3, seq=7)
+    outputs = {}
+    for kernel in ("sdpa", "eager", "auto"):
+        model.set_attn_implementation(kernel)
+        outputs[kernel] = model(**inputs, output_hidden_states=True)
+    close(outputs["sdpa"].hidden_states, outputs["eager"].hidden_states, name="sdpa vs eager")
+    close(outputs["sdpa"].pooler_output, outputs["eager"].pooler_output, name="sdpa vs eager pooler")
+    assert not torch.isnan(outputs["sdpa"].last_hidden_state).any()
+    with_probs = model(**inputs, output_attentions=True)  # always eager
+    close(with_probs.last_hidden_state, outputs["sdpa"].last_hidden_state, name="eager via output_attentions")
+    # Gradients agree where no row is fully padded.
+    inputs["attention_mask"][2, :3] = 1
+    grads = {}
+    for kernel in ("sdpa", "eager"):
+        model.set_attn_implementation(kernel)
+        model.zero_grad(set_to_none=True)
+        model(**inputs).last_hidden_state.pow(3).mean().backward()
+        grads[kernel] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    for name, grad in grads["eager"].items():
+        close(grads["sdpa"][name], grad, quantity="gradients", name=f"sdpa grad {name}")
+    with pytest.raises(ConfigError, match="attn_implementation"):
+        model.set_attn_implementation("flash")
+
+
+def test_fully_padded_rows_give_no_nan_in_every_dtype(batch_factory: Any, configs: Any) -> None:
+    torch.manual_seed(0)
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        model = RemBertForCausalLM(_config(configs, is_decoder=True)).to(dtype).eval()
+        inputs = batch_factory(configs["odd"], batch=3, seq=5)
+        assert (inputs["attention_mask"][2] == 0).all()
+        for kwargs in ({}, {"output_attentions": True}):
+            out = model(**inputs, **kwargs)
+            assert out.logits.dtype == dtype
+            assert not torch.isnan(out.logits).any(), (dtype, kwargs)
+
+
+def test_torch_compile_fullgraph(batch_factory: Any, close: Any, configs: Any) -> None:
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = RemBertForMaskedLM(_config(configs, "relu")).eval()
+    inputs = batch_factory(configs["relu"], batch=2, seq=6)
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    with torch.no_grad():
+        expected = model(**inputs)
+        actual = compiled(**inputs)
+    close(actual.logits, expected.logits, name="compiled logits")
+    torch._dynamo.reset()
+
+
+def test_torch_export(batch_factory: Any, close: Any, configs: Any) -> None:
+    torch.manual_seed(0)
+    model = RemBertModel(_config(configs, "relu")).eval()
+    inputs = batch_factory(configs["relu"], batch=2, seq=6)
+    args = (inputs["input_ids"], inputs["attention_mask"], inputs["token_type_ids"])
+    exported = torch.export.export(model, args)
+    out = exported.module()(*args)
+    expected = model(*args)
+    close(out.last_hidden_state, expected.last_hidden_state, name="exported last_hidden_state")
+    close(out.pooler_output, expected.pooler_output, name="exported pooler_output")
