@@ -1,0 +1,223 @@
+"""``RemBertTokenizerFast``: the Unigram lattice of HF ``tokenizers`` (Rust, batched), same ids as the slow one.
+
+Per batch: the shared code splits the texts on added tokens; the plain chunks go
+through SentencePiece's charsmap (C++, no whitespace handling) and then through
+one ``encode_batch`` of the core ``tokenizers.Tokenizer`` (whitespace rules and
+Viterbi in Rust, in parallel); padding goes straight into NumPy arrays. See
+:mod:`rembert_tokenizers.convert` for why the charsmap is not run by ``tokenizers``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, ClassVar
+
+from rembert_core import CheckpointError, InputError
+from rembert_core.serialization import atomic_write_bytes
+from rembert_core.tokens import CLS_TOKEN, MASK_TOKEN, PAD_TOKEN, SEP_TOKEN, UNK_TOKEN
+from rembert_tokenizers.base import VOCAB_FILE, RemBertTokenizerBase, _Sequence
+from rembert_tokenizers.convert import build_core_tokenizer, build_file_tokenizer, model_from_tokenizer_json
+from rembert_tokenizers.spmodel import SentencePieceModel, load_model_file
+
+__all__ = ["TOKENIZER_FILE", "RemBertTokenizerFast"]
+
+TOKENIZER_FILE = "tokenizer.json"
+
+
+class RemBertTokenizerFast(RemBertTokenizerBase):
+    """RemBERT tokenizer on HF ``tokenizers``: the ids of :class:`RemBertTokenizer`, faster on batches.
+
+    Args:
+        vocab_file (str | os.PathLike | None): the SentencePiece model (``sentencepiece.model``).
+        tokenizer_file (str | os.PathLike | None): a ``tokenizer.json`` (ours or ``transformers``');
+            used when ``vocab_file`` is not given (the pieces, scores and charsmap are read from it).
+        do_lower_case, remove_space, keep_accents, special tokens, model_max_length: as
+            :class:`RemBertTokenizer` (same defaults, same effect).
+
+    Also offers ``return_offsets_mapping=True`` (character spans in the input text)
+    and ``BatchEncoding.word_ids()``.
+
+    Example::
+
+        tok = RemBertTokenizerFast("sentencepiece.model")
+        batch = tok(["Hello world", "Hi"], padding=True, return_tensors="np")
+        batch["input_ids"].shape  # (2, 6)
+    """
+
+    vocab_files_names: ClassVar[dict[str, str]] = {"vocab_file": VOCAB_FILE, "tokenizer_file": TOKENIZER_FILE}
+    is_fast: ClassVar[bool] = True
+    _class_name = "RemBertTokenizerFast"
+
+    def __init__(
+        self,
+        vocab_file: str | os.PathLike[str] | None = None,
+        tokenizer_file: str | os.PathLike[str] | None = None,
+        do_lower_case: bool = False,
+        remove_space: bool = True,
+        keep_accents: bool = True,
+        bos_token: Any = CLS_TOKEN,
+        eos_token: Any = SEP_TOKEN,
+        unk_token: Any = UNK_TOKEN,
+        sep_token: Any = SEP_TOKEN,
+        pad_token: Any = PAD_TOKEN,
+        cls_token: Any = CLS_TOKEN,
+        mask_token: Any = MASK_TOKEN,
+        **kwargs: Any,
+    ) -> None:
+        if vocab_file is None and tokenizer_file is None:
+            raise InputError(
+                "RemBertTokenizerFast needs vocab_file (sentencepiece.model) or tokenizer_file (tokenizer.json)"
+            )
+        file_added: list[tuple[int, dict[str, Any]]] = []
+        if vocab_file is not None:
+            model = load_model_file(vocab_file)
+        if tokenizer_file is not None:
+            if not isinstance(tokenizer_file, (str, os.PathLike)):
+                raise InputError(f"tokenizer_file must be a path, got {type(tokenizer_file).__name__}")
+            path = os.fspath(tokenizer_file)
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    text = handle.read()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise CheckpointError(f"cannot read tokenizer file {path!r}: {exc}") from exc
+            file_model, file_added = model_from_tokenizer_json(text, source=repr(path))
+            if vocab_file is None:
+                model = file_model
+            elif file_model.pieces != model.pieces:
+                raise CheckpointError(
+                    f"tokenizer_file {path!r} and vocab_file {os.fspath(vocab_file)!r} have different pieces"
+                )
+        self._model: SentencePieceModel = model
+        self.vocab_file = os.fspath(vocab_file) if vocab_file is not None else None
+        if file_added and "added_tokens_decoder" not in kwargs:
+            kwargs["added_tokens_decoder"] = {index: token for index, token in file_added}
+        super().__init__(
+            do_lower_case=do_lower_case,
+            remove_space=remove_space,
+            keep_accents=keep_accents,
+            bos_token=bos_token,
+            eos_token=eos_token,
+            unk_token=unk_token,
+            sep_token=sep_token,
+            pad_token=pad_token,
+            cls_token=cls_token,
+            mask_token=mask_token,
+            **kwargs,
+        )
+
+    def _load_model(self) -> None:
+        import sentencepiece
+
+        self._charsmap = self._model.charsmap_normalizer()
+        self._core = build_core_tokenizer(self._model, remove_space=self.remove_space)
+        processor = sentencepiece.SentencePieceProcessor()
+        processor.LoadFromSerializedProto(self._model.proto_bytes)
+        self._sp = processor  # detokenization only, so decode() is exactly the slow tokenizer's
+        self._pieces = list(self._model.pieces)
+        self._piece_ids = {}
+        for index, piece in enumerate(self._pieces):
+            self._piece_ids.setdefault(piece, index)
+        self._sp_unk_id = self._model.unk_id
+
+    @property
+    def backend_tokenizer(self) -> Any:
+        """The reference-format ``tokenizers.Tokenizer`` (what ``tokenizer.json`` holds)."""
+        cls_token, sep_token = self.cls_token, self.sep_token
+        cls_id, sep_id = self.cls_token_id, self.sep_token_id
+        return build_file_tokenizer(
+            self._model,
+            added_tokens=[(i, t.to_dict()) for i, t in sorted(self._added_tokens.items())],
+            cls=(cls_token, cls_id) if cls_token is not None and cls_id is not None else None,
+            sep=(sep_token, sep_id) if sep_token is not None and sep_id is not None else None,
+            remove_space=self.remove_space,
+        )
+
+    def _normalize(self, chunks: list[str]) -> list[str]:
+        if self._charsmap is None:
+            return chunks
+        normalize = self._charsmap.Normalize
+        return [normalize(c) for c in chunks]
+
+    def _encode_chunks(self, chunks: list[str], *, offsets: bool = False, pieces: bool = False) -> list[_Sequence]:
+        normalized = self._normalize(chunks)
+        if not offsets and not pieces:
+            return [_Sequence(e.ids) for e in self._core.encode_batch_fast(normalized, add_special_tokens=False)]
+        encodings = self._core.encode_batch(normalized, add_special_tokens=False)
+        results = []
+        for chunk, norm, encoding in zip(chunks, normalized, encodings, strict=True):
+            seq = _Sequence(encoding.ids, pieces=encoding.tokens)
+            if offsets:
+                seq.offsets = self._original_offsets(chunk, norm, encoding.offsets)
+            results.append(seq)
+        return results
+
+    def _original_offsets(self, chunk: str, norm: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Map character spans in the charsmap-normalized chunk back to the chunk."""
+        if self._charsmap is None or norm == chunk:
+            return [(int(s), int(e)) for s, e in spans]
+        _, positions = self._charsmap.Normalize(chunk, with_offsets=True)
+        positions = list(positions)
+        last = len(positions) - 1
+        result = []
+        for start, end in spans:
+            s = positions[min(start, last)]
+            e = positions[min(end, last)] if end > start else s
+            result.append((int(s), int(max(e, s))))
+        return result
+
+    def _decode_pieces(self, pieces: list[str]) -> str:
+        return str(self._sp.DecodePieces(pieces))
+
+    def _model_proto_bytes(self) -> bytes:
+        return self._model.proto_bytes
+
+    def _extra_files(self, directory: str, filename_prefix: str | None) -> list[str]:
+        path = os.path.join(directory, (filename_prefix + "-" if filename_prefix else "") + TOKENIZER_FILE)
+        payload = json.loads(self.backend_tokenizer.to_str())
+        atomic_write_bytes(path, (json.dumps(payload, indent=2, ensure_ascii=False) + "\n").encode())
+        return [path]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for key in ("_sp", "_lock", "_core", "_charsmap"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        import threading
+
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+        self._load_model()
+
+    @classmethod
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike[str], **kwargs: Any
+    ) -> RemBertTokenizerFast:
+        """Load from a directory with ``sentencepiece.model`` and/or ``tokenizer.json`` (ours or ``transformers``').
+
+        Example::
+
+            tok = RemBertTokenizerFast.from_pretrained("out/")
+        """
+        path = os.fspath(pretrained_model_name_or_path)
+        if os.path.isfile(path):
+            if path.endswith(".json"):
+                return cls(tokenizer_file=path, **kwargs)
+            return cls(path, **kwargs)
+        if not os.path.isdir(path):
+            raise CheckpointError(
+                f"{path!r} is neither a directory nor a file (hub downloads are not supported; pass a local path)"
+            )
+        vocab = os.path.join(path, VOCAB_FILE)
+        tokenizer_json = os.path.join(path, TOKENIZER_FILE)
+        has_vocab, has_json = os.path.isfile(vocab), os.path.isfile(tokenizer_json)
+        if not has_vocab and not has_json:
+            raise CheckpointError(f"{path!r} has neither {VOCAB_FILE} nor {TOKENIZER_FILE}")
+        options = cls._pretrained_kwargs(path, kwargs)
+        return cls(
+            vocab_file=vocab if has_vocab else None,
+            tokenizer_file=tokenizer_json if has_json and not has_vocab else None,
+            **options,
+        )

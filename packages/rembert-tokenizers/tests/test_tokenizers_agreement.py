@@ -1,0 +1,100 @@
+"""RemBertTokenizer (sentencepiece) == RemBertTokenizerFast (tokenizers) on whole corpora and adversarial text."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+OPTIONS = [
+    {},
+    {"remove_space": False},
+    {"keep_accents": False},
+    {"do_lower_case": True},
+    {"do_lower_case": True, "keep_accents": False, "remove_space": False},
+]
+
+
+def _assert_same(slow_out, fast_out, texts):
+    assert set(slow_out) == set(fast_out)
+    for key in slow_out:
+        for index, (a, b) in enumerate(zip(slow_out[key], fast_out[key], strict=True)):
+            assert a == b, f"{key} differs on line {index}: {texts[index]!r}"
+
+
+@pytest.mark.parametrize("name", ["en", "ja"])
+def test_corpus_slow_equals_fast(name, corpus, fixtures_dir, tokenizers_for):
+    from_conf = {"en": "test_model.model", "ja": "test_ja_model.model"}[name]
+    slow, fast = tokenizers_for(fixtures_dir / from_conf)
+    lines = corpus(name)
+    slow_out = slow(lines, return_special_tokens_mask=True)
+    fast_out = fast(lines, return_special_tokens_mask=True)
+    _assert_same(slow_out, fast_out, lines)
+    decoded_slow = slow.batch_decode(slow_out["input_ids"])
+    decoded_fast = fast.batch_decode(slow_out["input_ids"])
+    assert decoded_slow == decoded_fast
+    assert slow.batch_decode(slow_out["input_ids"], skip_special_tokens=True) == fast.batch_decode(
+        slow_out["input_ids"], skip_special_tokens=True
+    )
+
+
+@pytest.mark.parametrize("name", ["en", "ja"])
+def test_corpus_pairs_slow_equals_fast(name, corpus, fixtures_dir, tokenizers_for):
+    model = fixtures_dir / {"en": "test_model.model", "ja": "test_ja_model.model"}[name]
+    slow, fast = tokenizers_for(model)
+    lines = corpus(name)
+    first, second = lines[:-1], lines[1:]
+    for kwargs in (
+        {"padding": True},
+        {"padding": "max_length", "max_length": 24, "truncation": True},
+        {"padding": "longest", "pad_to_multiple_of": 8, "padding_side": "left", "return_special_tokens_mask": True},
+    ):
+        _assert_same(slow(first, second, **kwargs), fast(first, second, **kwargs), first)
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "defaults")
+@pytest.mark.parametrize("model_name", ["test_model.model", "test_ja_model.model"])
+def test_adversarial_slow_equals_fast(options, model_name, fixtures_dir, tokenizers_for, adversarial):
+    slow, fast = tokenizers_for(fixtures_dir / model_name, **options)
+    for text in adversarial:
+        assert slow.tokenize(text) == fast.tokenize(text), repr(text)
+    slow_out = slow(adversarial, return_special_tokens_mask=True)
+    fast_out = fast(adversarial, return_special_tokens_mask=True)
+    _assert_same(slow_out, fast_out, adversarial)
+    assert slow.batch_decode(slow_out["input_ids"]) == fast.batch_decode(slow_out["input_ids"])
+
+
+@pytest.mark.parametrize("name", ["identity", "specials_control", "specials_user", "keep_spaces"])
+def test_derived_models_slow_equals_fast(name, derived_models, tokenizers_for, adversarial, corpus):
+    slow, fast = tokenizers_for(derived_models[name])
+    texts = adversarial + corpus("en")[:800]
+    _assert_same(slow(texts), fast(texts), texts)
+
+
+def test_special_tokens_already_in_vocab_keep_their_ids(derived_models, tokenizers_for):
+    for name in ("specials_control", "specials_user"):
+        slow, fast = tokenizers_for(derived_models[name])
+        for tok in (slow, fast):
+            assert tok.cls_token_id == 312
+            assert tok.sep_token_id == 313
+            assert tok.mask_token_id == 1002  # [CLS], [SEP] reuse pieces; [UNK], [PAD], [MASK] are appended
+            assert tok.vocab_size == 1000
+            assert len(tok) == 1003
+            assert tok("a [CLS] b")["input_ids"][0] == 312
+
+
+def test_identity_model_does_not_normalize(derived_models, tokenizers_for):
+    slow, fast = tokenizers_for(derived_models["identity"])
+    # With identity normalization the fullwidth letters stay unknown instead of becoming ASCII.
+    assert slow.tokenize("ＡＢ") == fast.tokenize("ＡＢ")
+    assert slow("ＡＢ")["input_ids"] == fast("ＡＢ")["input_ids"]
+    assert "ＡＢ" in "".join(slow.tokenize("ＡＢ"))
+
+
+def test_padded_numpy_equals_lists(fixtures_dir, tokenizers_for, corpus):
+    slow, fast = tokenizers_for(fixtures_dir / "test_model.model")
+    lines = corpus("en")[:300]
+    for side in ("left", "right"):
+        as_lists = slow(lines, padding=True, padding_side=side, return_special_tokens_mask=True)
+        as_numpy = fast(lines, padding=True, padding_side=side, return_special_tokens_mask=True, return_tensors="np")
+        for key, value in as_lists.items():
+            np.testing.assert_array_equal(np.asarray(value), as_numpy[key])
