@@ -223,3 +223,47 @@ def test_killed_conversion_leaves_previous_output_intact(
     leftovers = [p for p in tmp_path.iterdir() if p.name.startswith(".out.rembert-convert-")]
     assert leftovers  # the partial output is hidden and incomplete: it has no config.json
     assert not (leftovers[0] / "config.json").exists()
+
+
+def test_h5_without_h5py_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "tf_model.h5").write_bytes(b"\x89HDF\r\n\x1a\n")
+    monkeypatch.setitem(sys.modules, "h5py", None)
+    with pytest.raises(CheckpointError, match=r"needs h5py: pip install rembert-core\[h5\]"):
+        open_weights(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("h5_name", "canonical", "transpose"),
+    [
+        (
+            "rembert/tf_rem_bert_model/rembert/embeddings/word_embeddings/weight:0",
+            "rembert.embeddings.word_embeddings.weight",
+            False,
+        ),
+        (
+            "rembert/x/rembert/embeddings/position_embeddings/embeddings:0",
+            "rembert.embeddings.position_embeddings.weight",
+            False,
+        ),
+        ("rembert/x/rembert/embeddings/LayerNorm/gamma:0", "rembert.embeddings.LayerNorm.weight", False),
+        (
+            "rembert/x/rembert/encoder/layer_._11/attention/self/query/kernel:0",
+            "rembert.encoder.layer.11.attention.self.query.weight",
+            True,
+        ),
+        (
+            "rembert/x/rembert/encoder/layer_._0/crossattention/output/LayerNorm/beta:0",
+            "rembert.encoder.layer.0.crossattention.output.LayerNorm.bias",
+            False,
+        ),
+        ("mlm___cls/x/mlm___cls/predictions/decoder/weight:0", "cls.predictions.decoder.weight", False),
+        ("mlm___cls/x/mlm___cls/predictions/dense/kernel:0", "cls.predictions.dense.weight", True),
+        ("classifier/x/classifier/kernel:0", "classifier.weight", True),
+        ("qa_outputs/x/qa_outputs/bias:0", "qa_outputs.bias", False),
+        ("optimizer/iterations:0", "optimizer/iterations:0", False),
+    ],
+)
+def test_h5_name_rules(h5_name: str, canonical: str, transpose: bool) -> None:
+    from rembert_core.h5 import canonical_h5_name
+
+    assert canonical_h5_name(h5_name) == (canonical, transpose)

@@ -153,7 +153,17 @@ SAFETENSORS = CheckpointFormat(
 )
 
 
+TF_H5 = CheckpointFormat(
+    name="tf_h5",
+    detect=detect_files("tf_model.h5", suffixes=(".h5",)),
+    opener="rembert_core.h5:open_h5",
+    precedence=PRECEDENCE["tf_h5"],
+    description="tf_model.h5 written by transformers' TensorFlow classes (needs h5py)",
+)
+
+
 @hookimpl
 def register_checkpoint_formats(register: Callable[[CheckpointFormat], None]) -> None:
-    """The formats every installation reads."""
+    """The formats rembert-core reads itself: safetensors, and tf_model.h5 when h5py is installed."""
     register(SAFETENSORS)
+    register(TF_H5)
