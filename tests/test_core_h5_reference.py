@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from rembert_core import RemBertConfig, build_schema, open_checkpoint
-from rembert_core.checkpoint import open_weights, match_weights
+from rembert_core.checkpoint import match_weights, open_weights
 from rembert_core.cli import main
 from rembert_core.convert import convert_checkpoint
 
