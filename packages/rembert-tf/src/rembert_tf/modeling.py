@@ -22,7 +22,10 @@ Python attribute cannot carry the canonical name (Keras layers already have an
 canonical ``Layout.LINEAR`` ``[out, in]``; nothing else is transposed.
 
 Mixed precision: under a ``mixed_bfloat16`` policy matmuls run in bfloat16
-while softmax, layer norm, masks and losses run in float32.
+while softmax, layer norm, masks and losses run in float32. The blocks that
+pass masks along (encoder, layer, attention) are built with ``autocast=False``
+so Keras does not cast those float32 masks to bfloat16; the leaf layers
+(``Linear``, ``Embedding``) still autocast their inputs and variables.
 """
 
 from __future__ import annotations
@@ -248,6 +251,8 @@ class Linear(keras.layers.Layer):
 class Embedding(keras.layers.Layer):
     """A lookup table ``weight`` of shape ``(rows, width)``; out-of-range ids are checked by the caller.
 
+    ``pad_row`` (the word embeddings' ``pad_token_id``) receives no gradient, as in PyTorch.
+
     Example:
         >>> table = Embedding(10, 4, initializer_range=0.02, name="word_embeddings")
         >>> tuple(table(tf.constant([[1, 2]])).shape)
@@ -257,7 +262,7 @@ class Embedding(keras.layers.Layer):
     def __init__(
         self, rows: int, width: int, *, initializer_range: float, pad_row: int | None = None, **kwargs: Any
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(autocast=False, **kwargs)  # lookups in the variable dtype (float32 under mixed precision)
         self.rows = rows
         self.width = width
         self.initializer_range = initializer_range
@@ -268,7 +273,11 @@ class Embedding(keras.layers.Layer):
         self.built = True
 
     def call(self, ids: tf.Tensor) -> tf.Tensor:
-        return tf.gather(self.weight, ids)  # (*ids.shape, width)
+        out = tf.gather(self.weight, ids)  # (*ids.shape, width)
+        if self.pad_row is not None:
+            # As PyTorch's nn.Embedding(padding_idx=...): the padding row gets no gradient.
+            out = tf.where(tf.equal(ids, self.pad_row)[..., None], tf.stop_gradient(out), out)
+        return out
 
     def canonical_params(self) -> dict[str, tuple[Any, bool]]:
         """``{canonical suffix: (variable, transposed)}``."""
@@ -276,7 +285,10 @@ class Embedding(keras.layers.Layer):
 
 
 class LayerNorm(keras.layers.Layer):
-    """Layer normalisation over the last axis, computed in float32 whatever the compute dtype.
+    """Layer normalisation over the last axis, computed and returned in float32 whatever the compute dtype.
+
+    As under PyTorch autocast, the residual stream after each LayerNorm stays
+    float32; the next ``Linear`` casts its input to the compute dtype.
 
     ``weight`` (gain) and ``bias`` as in PyTorch's ``nn.LayerNorm`` (biased variance).
 
@@ -299,8 +311,7 @@ class LayerNorm(keras.layers.Layer):
         mean = tf.reduce_mean(x32, axis=-1, keepdims=True)
         var = tf.reduce_mean(tf.square(x32 - mean), axis=-1, keepdims=True)
         y = (x32 - mean) * tf.math.rsqrt(var + self.eps)
-        y = y * tf.cast(self.weight, tf.float32) + tf.cast(self.bias, tf.float32)
-        return tf.cast(y, self.compute_dtype)
+        return y * tf.cast(self.weight, tf.float32) + tf.cast(self.bias, tf.float32)  # float32
 
     def canonical_params(self) -> dict[str, tuple[Any, bool]]:
         """``{canonical suffix: (variable, transposed)}``."""
@@ -350,7 +361,7 @@ class TFRemBertEmbeddings(keras.layers.Layer):
             config.type_vocab_size, e, initializer_range=r, name="token_type_embeddings", dtype=policy
         )
         self.LayerNorm = LayerNorm(e, eps=config.layer_norm_eps, name="LayerNorm", dtype=policy)
-        self.dropout = keras.layers.Dropout(config.hidden_dropout_prob, dtype=policy)
+        self.dropout = keras.layers.Dropout(config.hidden_dropout_prob, dtype="float32")
         self.built = True
 
     def call(
@@ -363,7 +374,8 @@ class TFRemBertEmbeddings(keras.layers.Layer):
     ) -> tf.Tensor:
         if inputs_embeds is None:
             inputs_embeds = self.word_embeddings(input_ids)  # (batch, seq, input_embedding_size)
-        embeddings = tf.cast(inputs_embeds, self.compute_dtype) + self.token_type_embeddings(token_type_ids)
+        types = self.token_type_embeddings(token_type_ids)
+        embeddings = tf.cast(inputs_embeds, types.dtype) + types  # summed in the variable dtype, as under autocast
         embeddings = embeddings + self.position_embeddings(position_ids)  # position_ids broadcast over batch
         embeddings = self.LayerNorm(embeddings)
         return self.dropout(embeddings, training=training)
@@ -379,7 +391,7 @@ class TFRemBertSelfAttention(keras.layers.Layer):
     CANONICAL_CHILDREN: ClassVar[dict[str, str]] = {"query": "query", "key": "key", "value": "value"}
 
     def __init__(self, config: RemBertConfig, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(autocast=False, **kwargs)  # keep float32 masks float32 (see module docstring)
         policy = self.dtype_policy
         h, r = config.hidden_size, config.initializer_range
         self.num_attention_heads = config.num_attention_heads
@@ -420,7 +432,7 @@ class TFRemBertSelfAttention(keras.layers.Layer):
         scores = tf.matmul(query, key, transpose_b=True)  # (batch, heads, seq, kv_len)
         scores = tf.cast(scores, tf.float32) / math.sqrt(self.attention_head_size)
         if attention_mask is not None:
-            scores = scores + attention_mask  # float32, 0 or float32.min, broadcast over heads
+            scores = scores + tf.cast(attention_mask, tf.float32)  # 0 or float32.min, broadcast over heads
         probs = tf.nn.softmax(scores, axis=-1)
         probs = self.dropout(probs, training=training)
         if head_mask is not None:
@@ -442,12 +454,12 @@ class TFRemBertSelfOutput(keras.layers.Layer):
         h = config.hidden_size
         self.dense = Linear(in_features or h, h, initializer_range=config.initializer_range, name="dense", dtype=policy)
         self.LayerNorm = LayerNorm(h, eps=config.layer_norm_eps, name="LayerNorm", dtype=policy)
-        self.dropout = keras.layers.Dropout(config.hidden_dropout_prob, dtype=policy)
+        self.dropout = keras.layers.Dropout(config.hidden_dropout_prob, dtype="float32")
         self.built = True
 
     def call(self, hidden_states: tf.Tensor, input_tensor: tf.Tensor, training: bool = False) -> tf.Tensor:
-        hidden_states = self.dropout(self.dense(hidden_states), training=training)
-        return self.LayerNorm(hidden_states + input_tensor)
+        hidden_states = self.dropout(self.dense(hidden_states), training=training)  # float32 dropout
+        return self.LayerNorm(hidden_states + tf.cast(input_tensor, hidden_states.dtype))
 
 
 class TFRemBertAttention(keras.layers.Layer):
@@ -456,7 +468,7 @@ class TFRemBertAttention(keras.layers.Layer):
     CANONICAL_CHILDREN: ClassVar[dict[str, str]] = {"self": "self_attention", "output": "dense_output"}
 
     def __init__(self, config: RemBertConfig, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(autocast=False, **kwargs)  # keep float32 masks float32 (see module docstring)
         self.self_attention = TFRemBertSelfAttention(config, name="self", dtype=self.dtype_policy)
         self.dense_output = TFRemBertSelfOutput(config, name="output", dtype=self.dtype_policy)
         self.built = True
@@ -516,7 +528,7 @@ class TFRemBertLayer(keras.layers.Layer):
     }
 
     def __init__(self, config: RemBertConfig, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(autocast=False, **kwargs)  # keep float32 masks float32 (see module docstring)
         policy = self.dtype_policy
         self.is_decoder = config.is_decoder
         self.attention = TFRemBertAttention(config, name="attention", dtype=policy)
@@ -577,7 +589,7 @@ class TFRemBertEncoder(keras.layers.Layer):
     }
 
     def __init__(self, config: RemBertConfig, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(autocast=False, **kwargs)  # keep float32 masks float32 (see module docstring)
         self.config = config
         self.embedding_hidden_mapping_in = Linear(
             config.input_embedding_size,
@@ -1565,7 +1577,7 @@ class TFRemBertForSequenceClassification(TFRemBertPreTrainedModel):
         policy = self.dtype_policy
         self.num_labels = config.num_labels
         self.rembert = TFRemBertMainLayer(config, add_pooling_layer=True, name="rembert", dtype=policy)
-        self.dropout = keras.layers.Dropout(config.classifier_dropout_prob, dtype=policy)
+        self.dropout = keras.layers.Dropout(config.classifier_dropout_prob, dtype="float32")
         self.classifier = Linear(
             config.hidden_size,
             config.num_labels,
@@ -1662,7 +1674,7 @@ class TFRemBertForMultipleChoice(TFRemBertPreTrainedModel):
         super().__init__(config, **kwargs)
         policy = self.dtype_policy
         self.rembert = TFRemBertMainLayer(config, add_pooling_layer=True, name="rembert", dtype=policy)
-        self.dropout = keras.layers.Dropout(config.classifier_dropout_prob, dtype=policy)
+        self.dropout = keras.layers.Dropout(config.classifier_dropout_prob, dtype="float32")
         self.classifier = Linear(
             config.hidden_size, 1, initializer_range=config.initializer_range, name="classifier", dtype=policy
         )
@@ -1748,7 +1760,7 @@ class TFRemBertForTokenClassification(TFRemBertPreTrainedModel):
         policy = self.dtype_policy
         self.num_labels = config.num_labels
         self.rembert = TFRemBertMainLayer(config, add_pooling_layer=False, name="rembert", dtype=policy)
-        self.dropout = keras.layers.Dropout(config.classifier_dropout_prob, dtype=policy)
+        self.dropout = keras.layers.Dropout(config.classifier_dropout_prob, dtype="float32")
         self.classifier = Linear(
             config.hidden_size,
             config.num_labels,

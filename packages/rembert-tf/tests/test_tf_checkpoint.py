@@ -1,0 +1,234 @@
+"""Checkpoints: save/load round trips, sharding, head re-use, schema errors, tf_model.h5 reading."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import h5py
+import ml_dtypes
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+
+from rembert_core import CheckpointError, build_schema
+from rembert_core.tolerances import assert_close
+from rembert_tf import (
+    TFRemBertForCausalLM,
+    TFRemBertForMaskedLM,
+    TFRemBertForMultipleChoice,
+    TFRemBertForQuestionAnswering,
+    TFRemBertForSequenceClassification,
+    TFRemBertForTokenClassification,
+    TFRemBertModel,
+)
+from rembert_tf.loading import h5_name_to_canonical
+
+CLASSES = [
+    TFRemBertModel,
+    TFRemBertForMaskedLM,
+    TFRemBertForCausalLM,
+    TFRemBertForSequenceClassification,
+    TFRemBertForMultipleChoice,
+    TFRemBertForTokenClassification,
+    TFRemBertForQuestionAnswering,
+]
+
+
+def _run(model, batch):
+    if model.task == "multiple_choice":
+        batch = {k: np.stack([v, v[::-1]], 1) for k, v in batch.items()}
+    return model(**batch, output_hidden_states=True)
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_save_and_load_round_trip(tmp_path, config_factory, batch_factory, cls):
+    config = config_factory("odd", num_labels=2, is_decoder=cls is TFRemBertForCausalLM)
+    model = cls(config)
+    files = model.save_pretrained(tmp_path)
+    assert {f.name for f in files} == {"config.json", "model.safetensors"}
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["architectures"] == [cls.__name__[2:]]
+    assert set(load_file(tmp_path / "model.safetensors")) == set(build_schema(config, cls.task))
+    again = cls.from_pretrained(tmp_path)
+    batch = batch_factory(config)
+    a, b = _run(model, batch), _run(again, batch)
+    for key in a:
+        if key == "past_key_values":
+            continue
+        values = zip(a[key], b[key], strict=True) if isinstance(a[key], tuple) else [(a[key], b[key])]
+        for x, y in values:
+            np.testing.assert_array_equal(x.numpy(), y.numpy(), err_msg=key)
+
+
+def test_sharded_save_loads(tmp_path, config_factory, batch_factory):
+    config = config_factory("tiny")
+    model = TFRemBertForMaskedLM(config)
+    files = model.save_pretrained(tmp_path, max_shard_size="20KB")
+    assert (tmp_path / "model.safetensors.index.json").is_file()
+    assert len([f for f in files if f.suffix == ".safetensors"]) > 1
+    again = TFRemBertForMaskedLM.from_pretrained(tmp_path)
+    batch = batch_factory(config)
+    np.testing.assert_array_equal(model(**batch).logits.numpy(), again(**batch).logits.numpy())
+
+
+def test_task_checkpoint_into_other_heads(tmp_path, config_factory, batch_factory, caplog):
+    config = config_factory("tiny", num_labels=3)
+    mlm = TFRemBertForMaskedLM(config)
+    mlm.save_pretrained(tmp_path)
+    batch = batch_factory(config)
+    with caplog.at_level(logging.WARNING, logger="rembert_tf"):
+        clf, info = TFRemBertForSequenceClassification.from_pretrained(tmp_path, output_loading_info=True)
+    assert info["newly_initialized"] == [
+        "rembert.pooler.dense.weight",
+        "rembert.pooler.dense.bias",
+        "classifier.weight",
+        "classifier.bias",
+    ]
+    assert sorted(info["unused"]) == sorted(n for n in build_schema(config, "masked_lm") if n.startswith("cls."))
+    assert "newly initialized" in caplog.text and "classifier.weight" in caplog.text
+    weight = clf.classifier.kernel.numpy()
+    assert 0.005 < weight.std() < 0.05  # normal(0, initializer_range), not zeros
+    np.testing.assert_array_equal(clf.classifier.bias.numpy(), 0.0)
+    a = mlm.rembert(**batch).last_hidden_state.numpy()
+    b = clf.rembert(**batch).last_hidden_state.numpy()
+    np.testing.assert_array_equal(a, b)
+    # The bare model reads the prefixed backbone, and a bare checkpoint loads into a head.
+    bare = TFRemBertModel.from_pretrained(tmp_path)
+    np.testing.assert_array_equal(bare(**batch).last_hidden_state.numpy(), a)
+    bare.save_pretrained(tmp_path / "bare")
+    assert "embeddings.word_embeddings.weight" in load_file(tmp_path / "bare" / "model.safetensors")
+    head = TFRemBertForTokenClassification.from_pretrained(tmp_path / "bare")
+    np.testing.assert_array_equal(head.rembert(**batch).last_hidden_state.numpy(), a)
+
+
+def test_config_overrides_and_bfloat16_tensors(tmp_path, config_factory, batch_factory):
+    config = config_factory("tiny")
+    model = TFRemBertForSequenceClassification(config)
+    model.save_pretrained(tmp_path)
+    tensors = load_file(tmp_path / "model.safetensors")
+    save_file({k: v.astype(ml_dtypes.bfloat16) for k, v in tensors.items()}, tmp_path / "model.safetensors", {"format": "pt"})
+    loaded = TFRemBertForSequenceClassification.from_pretrained(tmp_path, num_labels=2)
+    assert loaded.config.num_labels == 2
+    expected = tensors["rembert.encoder.layer.0.attention.self.query.weight"].astype(ml_dtypes.bfloat16)
+    got = loaded.export_tensors()["rembert.encoder.layer.0.attention.self.query.weight"]
+    np.testing.assert_array_equal(got, expected.astype(np.float32))
+
+
+def test_schema_errors_are_reported(tmp_path, config_factory):
+    config = config_factory("tiny")
+    model = TFRemBertForMaskedLM(config)
+    model.save_pretrained(tmp_path)
+    tensors = load_file(tmp_path / "model.safetensors")
+    del tensors["rembert.encoder.layer.1.output.dense.weight"]
+    tensors["rembert.embeddings.LayerNorm.weight"] = np.ones(5, np.float32)
+    tensors["rembert.encoder.bogus"] = np.ones(2, np.float32)
+    save_file(tensors, tmp_path / "model.safetensors", {"format": "pt"})
+    with pytest.raises(CheckpointError) as err:
+        TFRemBertForMaskedLM.from_pretrained(tmp_path)
+    message = str(err.value)
+    assert "missing tensor rembert.encoder.layer.1.output.dense.weight" in message
+    assert "unexpected tensor rembert.encoder.bogus" in message
+    assert "rembert.embeddings.LayerNorm.weight has shape (5,), expected (16,)" in message
+    assert "model.safetensors" in message
+
+
+def test_missing_or_unreadable_weights(tmp_path, config_factory):
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        TFRemBertModel.from_pretrained(tmp_path / "nope")
+    config_factory("tiny").save_pretrained(tmp_path)
+    with pytest.raises(CheckpointError, match="no weights in"):
+        TFRemBertModel.from_pretrained(tmp_path)
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not read")
+    with pytest.raises(CheckpointError, match="PyTorch pickles"):
+        TFRemBertModel.from_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="not a valid safetensors file"):
+        TFRemBertModel.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("tf_rem_bert_model/rembert/embeddings/word_embeddings/weight:0", ("rembert.embeddings.word_embeddings.weight", False)),
+        (
+            "m/rembert/embeddings/position_embeddings/embeddings:0",
+            ("rembert.embeddings.position_embeddings.weight", False),
+        ),
+        ("m/rembert/embeddings/LayerNorm/gamma:0", ("rembert.embeddings.LayerNorm.weight", False)),
+        ("m/rembert/encoder/layer_._11/output/LayerNorm/beta:0", ("rembert.encoder.layer.11.output.LayerNorm.bias", False)),
+        (
+            "m/rembert/encoder/layer_._0/crossattention/self/key/kernel:0",
+            ("rembert.encoder.layer.0.crossattention.self.key.weight", True),
+        ),
+        ("m/mlm___cls/predictions/decoder/weight:0", ("cls.predictions.decoder.weight", False)),
+        ("m/mlm___cls/predictions/dense/kernel:0", ("cls.predictions.dense.weight", True)),
+        ("m/classifier/bias:0", ("classifier.bias", False)),
+        ("m/qa_outputs/kernel:0", ("qa_outputs.weight", True)),
+    ],
+)
+def test_h5_name_map(name, expected):
+    assert h5_name_to_canonical(name) == expected
+
+
+def _write_transformers_h5(path, tensors, scope, task):
+    """Write canonical tensors the way transformers' TF classes (Keras 2 HDF5 weights) lay them out."""
+    groups: dict[str, list[tuple[str, np.ndarray]]] = {}
+    for name, array in tensors.items():
+        parts = name.split(".")
+        if parts[0] != "rembert" and parts[0] in ("embeddings", "encoder", "pooler"):
+            parts = ["rembert", *parts]
+        top = "mlm___cls" if parts[0] == "cls" else parts[0]
+        tail = parts[1:] if parts[0] == "cls" else parts[1:]
+        path_parts = [top]
+        i = 0
+        while i < len(tail):
+            if tail[i] == "layer":
+                path_parts.append(f"layer_._{tail[i + 1]}")
+                i += 2
+                continue
+            path_parts.append(tail[i])
+            i += 1
+        leaf = path_parts[-1]
+        transposed = False
+        if "LayerNorm" in path_parts[-2]:
+            path_parts[-1] = {"weight": "gamma", "bias": "beta"}[leaf]
+        elif path_parts[-2] in ("position_embeddings", "token_type_embeddings"):
+            path_parts[-1] = "embeddings"
+        elif leaf == "weight" and path_parts[-2] not in ("word_embeddings", "decoder"):
+            path_parts[-1] = "kernel"
+            transposed = True
+        weight_name = f"{scope}/" + "/".join(path_parts) + ":0"
+        groups.setdefault(top, []).append((weight_name, array.T if transposed else array))
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [g.encode() for g in groups]
+        for group_name, weights in groups.items():
+            group = f.create_group(group_name)
+            group.attrs["weight_names"] = [w.encode() for w, _ in weights]
+            for weight_name, array in weights:
+                group.create_dataset(weight_name, data=array)
+
+
+@pytest.mark.parametrize("cls", [TFRemBertForMaskedLM, TFRemBertForQuestionAnswering, TFRemBertModel])
+def test_reads_transformers_tf_model_h5_layout(tmp_path, config_factory, batch_factory, cls):
+    config = config_factory("odd", num_labels=2)
+    model = cls(config)
+    tensors = model.export_tensors()
+    config.copy(architectures=["TF" + cls.__name__[2:]]).save_pretrained(tmp_path)
+    _write_transformers_h5(tmp_path / "tf_model.h5", tensors, "tf_rem_bert_x", cls.task)
+    loaded = cls.from_pretrained(tmp_path)
+    for name, value in loaded.export_tensors().items():
+        np.testing.assert_array_equal(value, tensors[name], err_msg=name)
+    batch = batch_factory(config)
+    out = loaded(**batch)
+    assert_close(np.asarray(out[0]), np.asarray(model(**batch)[0]), cross_framework=False)
+
+
+def test_h5_with_wrong_shape_is_reported(tmp_path, config_factory):
+    config = config_factory("tiny")
+    tensors = TFRemBertModel(config).export_tensors()
+    tensors["encoder.layer.0.intermediate.dense.weight"] = np.zeros((3, 3), np.float32)
+    config.save_pretrained(tmp_path)
+    _write_transformers_h5(tmp_path / "tf_model.h5", tensors, "tf_rem_bert_model", "base")
+    with pytest.raises(CheckpointError, match=r"intermediate.dense.weight has shape \(3, 3\), expected \(37, 32\)"):
+        TFRemBertModel.from_pretrained(tmp_path)
