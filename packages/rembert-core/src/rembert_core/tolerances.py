@@ -91,8 +91,12 @@ def get_tolerance(dtype: str, quantity: str, *, cross_framework: bool = True) ->
         raise KeyError(f"no tolerance for dtype {dtype!r} and quantity {quantity!r}") from None
 
 
-def max_diffs(actual: np.ndarray, expected: np.ndarray) -> tuple[float, float]:
-    """(max absolute difference, max relative difference) between two arrays, computed in float64."""
+def max_diffs(actual: np.ndarray, expected: np.ndarray, *, floor: float = 0.0) -> tuple[float, float]:
+    """(max absolute difference, max relative difference) between two arrays, computed in float64.
+
+    The relative difference is taken over elements whose expected magnitude is at least ``floor``
+    (relative errors of values near zero say nothing; pass the comparison's ``atol``).
+    """
     a = np.asarray(actual, dtype=np.float64)
     b = np.asarray(expected, dtype=np.float64)
     if a.shape != b.shape:
@@ -100,8 +104,9 @@ def max_diffs(actual: np.ndarray, expected: np.ndarray) -> tuple[float, float]:
     if a.size == 0:
         return 0.0, 0.0
     diff = np.abs(a - b)
-    rel = diff / np.maximum(np.abs(b), np.finfo(np.float64).tiny)
-    return float(diff.max()), float(rel.max())
+    big = np.abs(b) >= max(floor, np.finfo(np.float64).tiny)
+    rel = diff[big] / np.abs(b[big])
+    return float(diff.max()), float(rel.max()) if rel.size else 0.0
 
 
 def assert_close(
