@@ -19,33 +19,9 @@ from rembert_torch.plugin import TorchBackend
 
 
 class TestTorchBackendConformance(BackendConformance):
-    """The core conformance kit, with two deviations that are Core requests (as for rembert-tf and rembert-numpy):
-
-    * question answering needs ``num_labels == 2`` (start/end; the reference cannot split other widths),
-      but the kit's default config has 3 labels, so the kit runs on a 2-label copy;
-    * the kit's reference comparison asks every backend (numpy included) for gradients of the bare
-      model, which has no loss; that comparison runs here on the task heads only.
-    """
+    """The core conformance kit (its reference check runs against the float64 NumPy backend when installed)."""
 
     backend = TorchBackend()
-    config = default_config().copy(num_labels=2)
-
-    def test_agrees_with_reference(self) -> None:
-        from rembert_core import PluginError
-        from rembert_core.parity import run_parity
-
-        try:
-            reference = get_backend("numpy")
-        except PluginError:
-            pytest.skip("no reference backend: the rembert-numpy example plugin is not installed")
-        report = run_parity(
-            [self.backend],
-            tasks=[t for t in TASKS if t != "base"],
-            dtypes=self.backend.dtypes,
-            config=self.config,
-            reference=reference,
-        )
-        assert report.ok, "\n" + report.render(only_failures=True)
 
 
 def _run_python(code: str) -> subprocess.CompletedProcess[str]:
@@ -103,8 +79,6 @@ def test_rembert_torch_works_with_tensorflow_blocked() -> None:
 def test_backend_matches_the_model_it_wraps(task: str) -> None:
     backend = TorchBackend()
     config = task_config(default_config(), task)
-    if task == "question_answering":
-        config = config.copy(num_labels=2)
     tensors = seeded_tensors(config, task)
     model = backend.build_model(config, task)
     backend.load_tensors(model, tensors)
