@@ -24,6 +24,11 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 CONFIG_NAMES = ("odd", "tanh3", "relu1")
+# Spread of the test weights, in units of the reference initializer_range (0.02). float64 runs hot weights
+# (std 0.4: attention far from uniform, logits up to ~10). In float32 such weights are ill-conditioned:
+# measured on the "odd" causal LM, transformers' own float32 logits are 1.4e-4 from float64 (ours 5.8e-5),
+# beyond the float32 table; at std 0.2 (about the parity engine's 1/sqrt(fan_in)) both are ~3.5e-6.
+WEIGHT_SCALE = {"float64": 20.0, "float32": 10.0}
 OUTPUT_QUANTITY = {
     "last_hidden_state": "activations",
     "pooler_output": "activations",
@@ -105,7 +110,7 @@ def check_against_reference(
     build: Callable[..., Any],
     reference: Callable[..., Any],
 ) -> None:
-    model, tensors = build(config, task, dtype)
+    model, tensors = build(config, task, dtype, scale=WEIGHT_SCALE[dtype])
     ref_model = reference(config, task, tensors, dtype)
     label = f"{task}/{dtype}"
     ours = backend.forward(model, inputs, output_hidden_states=True, output_attentions=True)
@@ -200,7 +205,7 @@ def test_inputs_embeds_position_ids_and_3d_mask(
     rng = np.random.default_rng(5)
     inputs = make_batch(config, "token_classification", seed=5)
     ids = inputs.pop("input_ids")
-    _, tensors = build(config, "token_classification", dtype)
+    _, tensors = build(config, "token_classification", dtype, scale=WEIGHT_SCALE[dtype])
     inputs["inputs_embeds"] = tensors["rembert.embeddings.word_embeddings.weight"][ids] + 0.1 * rng.standard_normal(
         (*ids.shape, config.input_embedding_size)
     )
@@ -231,7 +236,7 @@ def test_decoder_cache_matches_reference(
     config = configs["odd"].copy(is_decoder=True, add_cross_attention=cross)
     full = make_batch(make_config(config, "causal_lm", cross=cross), "causal_lm", seed=9, batch=2, seq=8)
     full.pop("labels")
-    model, tensors = build(config, task, dtype)
+    model, tensors = build(config, task, dtype, scale=WEIGHT_SCALE[dtype])
     ref_model = reference(config, task, tensors, dtype)
     prefix = {k: (v[:, :6] if k in ("input_ids", "token_type_ids", "attention_mask") else v) for k, v in full.items()}
     step = {k: (v[:, 6:] if k in ("input_ids", "token_type_ids") else v) for k, v in full.items()}
@@ -261,3 +266,25 @@ def compare_cache(ours: list[tuple[np.ndarray, ...]], theirs: Any, dtype: str, l
         assert len(a_layer) == len(b_layer), f"{label} layer {i}: {len(a_layer)} vs {len(b_layer)} cached arrays"
         for j, (a, b) in enumerate(zip(a_layer, b_layer, strict=True)):
             assert_close(a, b.numpy(), dtype=dtype, name=f"{label} past_key_values[{i}][{j}]")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["masked_lm", "sequence_classification"])
+def test_full_size_widths_match_reference(
+    backend: NumpyBackend,
+    make_batch: Callable[..., dict[str, Any]],
+    build: Callable[..., Any],
+    reference: Callable[..., Any],
+    task: str,
+) -> None:
+    """RemBERT's real widths (hidden 1152, 18 heads, embeddings 256/1664, intermediate 4608), one layer, float64."""
+    config = RemBertConfig(vocab_size=2048, num_hidden_layers=1, num_labels=2, bos_token_id=1, eos_token_id=2)
+    inputs = make_batch(config, task, seed=8, batch=2, seq=12)
+    model, tensors = build(config, task, "float64", scale=2.0)
+    ref_model = reference(config, task, tensors, "float64")
+    ours = backend.forward(model, inputs, output_hidden_states=True, output_attentions=True)
+    theirs, ref_loss = reference_loss(ref_model, task, inputs, "float64")
+    compare_outputs(ours, theirs, ref_loss, "float64", f"full-size {task}")
+    _, grads = backend.gradients(model, inputs)
+    ref_loss.backward()
+    compare_gradients(grads, ref_model, list(model.schema), "float64", f"full-size {task}")

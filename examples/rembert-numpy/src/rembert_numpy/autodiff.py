@@ -241,21 +241,26 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    """``x @ weight.T + bias``: PyTorch ``nn.Linear`` with ``weight`` in the canonical ``[out, in]`` layout."""
-    out = x.value @ weight.value.T
+    """``x @ weight.T + bias``: PyTorch ``nn.Linear`` with ``weight`` in the canonical ``[out, in]`` layout.
+
+    Leading axes of ``x`` are flattened into one so every product is a single
+    2-D GEMM (NumPy's stacked matmul is much slower than one BLAS call).
+    """
+    lead = x.shape[:-1]
+    flat_x = x.value.reshape(-1, x.shape[-1])  # (tokens, in)
+    out = flat_x @ weight.value.T
     if bias is not None:
-        out = out + bias.value
+        out += bias.value
 
     def back(g: Array) -> tuple[Array | None, ...]:
         flat_g = g.reshape(-1, g.shape[-1])  # (tokens, out)
-        flat_x = x.value.reshape(-1, x.shape[-1])  # (tokens, in)
-        grads: tuple[Array | None, ...] = (g @ weight.value, flat_g.T @ flat_x)
+        grads: tuple[Array | None, ...] = ((flat_g @ weight.value).reshape(x.shape), flat_g.T @ flat_x)
         if bias is not None:
             grads += (flat_g.sum(axis=0),)
         return grads
 
     parents = (x, weight) if bias is None else (x, weight, bias)
-    return _result(out, parents, back)
+    return _result(out.reshape(*lead, weight.shape[0]), parents, back)
 
 
 def embedding(table: Tensor, ids: Array, padding_idx: int | None = None) -> Tensor:

@@ -159,7 +159,9 @@ class NumpyBackend(Backend):
             raise InputError(f"gradients() needs {wanted} in inputs for the {model.task} model")
         ad.backward(out.loss)
         grads = {
-            name: (tensor.grad if tensor.grad is not None else np.zeros_like(tensor.value)).astype(model.dtype)
+            name: (tensor.grad if tensor.grad is not None else np.zeros_like(tensor.value)).astype(
+                model.dtype, copy=False
+            )
             for name, tensor in params.items()
         }
         return float(out.loss.value), grads
