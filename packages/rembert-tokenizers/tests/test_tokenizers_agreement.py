@@ -48,7 +48,9 @@ def test_corpus_pairs_slow_equals_fast(name, corpus, fixtures_dir, tokenizers_fo
         {"padding": "max_length", "max_length": 24, "truncation": True},
         {"padding": "longest", "pad_to_multiple_of": 8, "padding_side": "left", "return_special_tokens_mask": True},
     ):
-        _assert_same(slow(first, second, **kwargs), fast(first, second, **kwargs), first)
+        for start in range(0, len(first), 128):
+            a, b = first[start : start + 128], second[start : start + 128]
+            _assert_same(slow(a, b, **kwargs), fast(a, b, **kwargs), a)
 
 
 @pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "defaults")

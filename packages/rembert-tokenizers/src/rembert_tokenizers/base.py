@@ -1344,7 +1344,12 @@ class RemBertTokenizerBase(abc.ABC):
         previous_added = True
         for index, token_id in enumerate(seq.ids):
             is_added = token_id in self._added_tokens and (seq.pieces is None or seq.pieces[index] in self._added_ids)
-            piece = seq.pieces[index] if seq.pieces is not None else self._pieces[token_id]
+            if is_added:
+                piece = ""
+            elif seq.pieces is not None:
+                piece = seq.pieces[index]
+            else:
+                piece = self._pieces[token_id] if 0 <= token_id < len(self._pieces) else ""
             if is_added or previous_added or piece.startswith(SPIECE_UNDERLINE):
                 current += 1
             words.append(current)
