@@ -244,3 +244,32 @@ def test_saved_checkpoint_fits_the_core_schema_for_other_backends(tmp_path: Path
         np.testing.assert_array_equal(
             weights["cls.predictions.decoder.weight"], model.cls.predictions.decoder.weight.detach().numpy()
         )
+
+
+def test_pytorch_format_is_registered_with_the_core(tmp_path: Path, configs: Any) -> None:
+    from rembert_core.formats import detect_format
+    from rembert_torch.loading import TorchBinSource
+
+    model = _make("masked_lm", configs["relu"]).to(torch.bfloat16)
+    model.save_pretrained(tmp_path, safe_serialization=False)
+    detected = detect_format(tmp_path)
+    assert detected.format.name == "pytorch" and detected.format.distribution == "rembert-torch"
+    with open_weights(tmp_path) as weights:
+        assert isinstance(weights, TorchBinSource)
+        info = weights.infos()["rembert.embeddings.word_embeddings.weight"]
+        assert info.dtype == "BF16" and info.shape == (64, 12)
+        array = weights["cls.predictions.decoder.weight"]
+        assert str(array.dtype) == "bfloat16"
+        assert torch.equal(
+            torch.from_numpy(array.view(np.int16)).view(torch.bfloat16), model.cls.predictions.decoder.weight
+        )
+    loaded = RemBertForMaskedLM.from_pretrained(tmp_path, torch_dtype="auto")
+    assert loaded.dtype == torch.bfloat16
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+
+
+def test_hub_ids_resolve_through_the_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # never touch the network
+    with pytest.raises(CheckpointError, match="rembert-test/not-a-real-repo"):
+        RemBertModel.from_pretrained("rembert-test/not-a-real-repo", local_files_only=True)

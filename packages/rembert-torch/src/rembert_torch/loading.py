@@ -29,25 +29,27 @@ import torch
 from torch import nn
 
 from rembert_core import CheckpointError, ConfigError, RemBertConfig, build_schema
-from rembert_core.checkpoint import (
-    PT_WEIGHTS_INDEX_NAME,
-    PT_WEIGHTS_NAME,
-    TF_WEIGHTS_NAME,
-    find_weights,
-    iter_matched,
-    match_weights,
-    open_weights,
+from rembert_core.checkpoint import PT_WEIGHTS_INDEX_NAME, PT_WEIGHTS_NAME, iter_matched, match_weights, open_weights
+from rembert_core.hub import resolve_checkpoint
+from rembert_core.schema import CheckpointSchema, Init
+from rembert_core.serialization import (
+    SAFE_WEIGHTS_INDEX_NAME,
+    SAFE_WEIGHTS_NAME,
+    TensorInfo,
+    TensorSource,
+    atomic_path,
+    save_safetensors,
 )
-from rembert_core.schema import CheckpointSchema, Init, SchemaReport
-from rembert_core.serialization import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, atomic_path, save_safetensors
 
 if TYPE_CHECKING:
     from rembert_torch.modeling import RemBertPreTrainedModel
 
 __all__ = [
     "DTYPES",
+    "TorchBinSource",
     "load_pretrained",
     "numpy_to_torch",
+    "open_torch_bin",
     "resolve_dtype",
     "save_pretrained",
     "schema_for",
@@ -181,33 +183,117 @@ def _torch_dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-@contextlib.contextmanager
-def _open_torch_bin(path: Path) -> Iterator[dict[str, torch.Tensor]]:
-    """The tensors of ``pytorch_model.bin`` (or its shard index), memory-mapped, unpickled with weights_only."""
-    files = [path]
-    if path.name.endswith(".json"):
-        try:
-            weight_map = json.loads(path.read_text(encoding="utf-8"))["weight_map"]
-            files = [path.parent / name for name in sorted(set(weight_map.values()))]
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise CheckpointError(f"cannot read checkpoint index {path}: {exc}") from None
-    state: dict[str, torch.Tensor] = {}
-    for file in files:
-        try:
-            loaded = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
-        except FileNotFoundError:
-            raise CheckpointError(f"checkpoint file not found: {file}") from None
-        except Exception as exc:  # torch raises UnpicklingError, RuntimeError, ... for bad or unsafe files
-            raise CheckpointError(
-                f"cannot load {file} with torch.load(weights_only=True): {type(exc).__name__}: {exc}"
-            ) from None
-        if not isinstance(loaded, Mapping) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
-            raise CheckpointError(f"{file} does not contain a state dict of tensors")
-        for key, value in loaded.items():
-            if key in state:
-                raise CheckpointError(f"tensor {key!r} appears in more than one file of {path}")
-            state[str(key)] = value
-    yield state
+_TORCH_TO_SAFETENSORS = {
+    torch.float64: "F64",
+    torch.float32: "F32",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.int16: "I16",
+    torch.int8: "I8",
+    torch.uint8: "U8",
+    torch.bool: "BOOL",
+}
+
+
+class TorchBinSource(TensorSource):
+    """``pytorch_model.bin`` (or its shard index) as a core :class:`~rembert_core.serialization.TensorSource`.
+
+    Files are read with ``torch.load(weights_only=True, mmap=True)``: only tensors
+    and plain containers are unpickled, never code, and tensor data stays on disk
+    until used. Names are the reference ``state_dict`` keys, which are canonical.
+
+    Example:
+        >>> with open_torch_bin("ckpt/pytorch_model.bin") as source:  # doctest: +SKIP
+        ...     source.infos()["embeddings.word_embeddings.weight"].shape
+    """
+
+    format = "pytorch"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        path = Path(path)
+        files = [path]
+        if path.name.endswith(".json"):
+            try:
+                weight_map = json.loads(path.read_text(encoding="utf-8"))["weight_map"]
+                files = [path.parent / str(name) for name in sorted(set(weight_map.values()))]
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise CheckpointError(f"cannot read checkpoint index {path}: {exc}") from None
+        self._files = files
+        self._tensors: dict[str, torch.Tensor] = {}
+        self._info: dict[str, TensorInfo] = {}
+        self.metadata: dict[str, str] = {}
+        for file in files:
+            for key, value in _torch_load(file).items():
+                if key in self._tensors:
+                    raise CheckpointError(f"tensor {key!r} appears in more than one file of {path}")
+                self._tensors[key] = value
+                dtype = _TORCH_TO_SAFETENSORS.get(value.dtype, str(value.dtype).removeprefix("torch."))
+                self._info[key] = TensorInfo(key, tuple(value.shape), dtype, file)
+
+    @property
+    def files(self) -> list[Path]:
+        """The files this source reads from."""
+        return list(self._files)
+
+    def infos(self) -> dict[str, TensorInfo]:
+        """Shape and dtype of every tensor (from the memory-mapped tensors, no data read)."""
+        return dict(self._info)
+
+    def tensor(self, name: str) -> torch.Tensor:
+        """One tensor as a torch tensor (memory-mapped, read-only use)."""
+        return self._tensors[name]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return torch_to_numpy(self._tensors[name].clone())
+
+    def close(self) -> None:
+        """Drop the references to the memory-mapped tensors."""
+        self._tensors.clear()
+
+
+def _torch_load(file: Path) -> dict[str, torch.Tensor]:
+    try:
+        loaded = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint file not found: {file}") from None
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, ... for bad or unsafe files
+        raise CheckpointError(
+            f"cannot load {file} with torch.load(weights_only=True): {type(exc).__name__}: {exc}"
+        ) from None
+    if not isinstance(loaded, Mapping) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise CheckpointError(f"{file} does not contain a state dict of tensors")
+    return {str(k): v for k, v in loaded.items()}
+
+
+def open_torch_bin(path: str | os.PathLike[str]) -> TorchBinSource:
+    """Opener of the ``pytorch`` checkpoint format (registered by :mod:`rembert_torch.plugin`)."""
+    return TorchBinSource(path)
+
+
+def _find_torch_bin(path: Path) -> Path | None:
+    if path.is_file() and (path.suffix in (".bin", ".pt", ".pth") or path.name == PT_WEIGHTS_INDEX_NAME):
+        return path
+    for name in (PT_WEIGHTS_NAME, PT_WEIGHTS_INDEX_NAME):
+        if path.is_dir() and (path / name).is_file():
+            return path / name
+    return None
+
+
+def open_checkpoint_weights(path: Path) -> TensorSource:
+    """The weights at ``path`` through the core's registered formats (safetensors first, then others).
+
+    ``pytorch_model.bin`` is read here even when plugin autoloading is disabled
+    (the ``pytorch`` format is normally registered by this package's plugin).
+    """
+    try:
+        return open_weights(path)
+    except CheckpointError:
+        found = _find_torch_bin(path)
+        if found is None:
+            raise
+        return TorchBinSource(found)
 
 
 def _checkpoint_dtype(shapes_dtypes: Mapping[str, str]) -> str | None:
@@ -239,64 +325,33 @@ def load_pretrained(
     **kwargs: Any,
 ) -> Any:
     """Implementation of :meth:`RemBertPreTrainedModel.from_pretrained` (see there)."""
-    path = Path(path)
     model_kwargs = {k: kwargs.pop(k) for k in ("add_pooling_layer",) if k in kwargs}
-    attn_implementation = kwargs.pop("attn_implementation", None)
     if model_kwargs and cls.task != "base":
         raise ConfigError(f"add_pooling_layer is an argument of RemBertModel, not of {cls.__name__}")
-    if not path.exists():
-        raise CheckpointError(f"checkpoint not found: {path} (rembert-torch loads local directories and files only)")
-    weights_file = find_weights(path)
-    if config is None:
-        config = _read_config(path if path.is_dir() else path.parent, dict(kwargs))
-    elif kwargs:
-        config = config.copy(**kwargs)
-    if weights_file.name == TF_WEIGHTS_NAME or weights_file.suffix == ".h5":
-        raise CheckpointError(
-            f"{weights_file} is a TensorFlow checkpoint; load it with rembert-tf and save as safetensors"
-        )
+    attn_implementation = kwargs.pop("attn_implementation", None)
+    hub_kwargs = {k: kwargs.pop(k) for k in ("local_files_only", "revision", "cache_dir", "token") if k in kwargs}
+    resolved = resolve_checkpoint(path, **hub_kwargs)
     target_device = torch.device(device) if device is not None else torch.device("cpu")
-
-    with torch.device("meta"):
-        model = cls(config, **model_kwargs)
-    schema = schema_for(model)
-    own = list(model.state_dict())
-    if own != list(schema):  # the module tree and the core schema must agree name for name
-        raise CheckpointError(f"internal error: {cls.__name__} parameters do not match the core schema")
-
-    is_torch_bin = weights_file.name in (PT_WEIGHTS_NAME, PT_WEIGHTS_INDEX_NAME) or weights_file.suffix in (
-        ".bin",
-        ".pt",
-        ".pth",
-    )
-    report: SchemaReport
-    if is_torch_bin:
-        with _open_torch_bin(weights_file) as state:
-            dtypes = {k: _torch_dtype_name(v.dtype) for k, v in state.items()}
-            report = schema.validate({k: tuple(v.shape) for k, v in state.items()}, dtypes)
-            report.raise_for_errors(str(weights_file))
-            dtype = resolve_dtype(torch_dtype, auto=_auto_dtype(config, dtypes))
-            set_tensors(
-                model,
-                ((name, state[key]) for name, key in report.matched.items()),
-                schema,
-                dtype=dtype,
-                device=target_device,
-                initialize=report.newly_initialized,
-            )
-    else:
-        with open_weights(weights_file) as weights:
-            report = match_weights(weights, schema, source=str(weights_file))
-            dtypes = {k: info.dtype for k, info in weights.infos().items()}
-            dtype = resolve_dtype(torch_dtype, auto=_auto_dtype(config, dtypes))
-            set_tensors(
-                model,
-                iter_matched(weights, report),
-                schema,
-                dtype=dtype,
-                device=target_device,
-                initialize=report.newly_initialized,
-            )
+    with open_checkpoint_weights(resolved) as weights:  # headers only: a missing/unreadable file fails first
+        if config is None:
+            config = _read_config(resolved if resolved.is_dir() else resolved.parent, dict(kwargs))
+        elif kwargs:
+            config = config.copy(**kwargs)
+        with torch.device("meta"):
+            model = cls(config, **model_kwargs)
+        schema = schema_for(model)
+        if list(model.state_dict()) != list(schema):  # the module tree and the core schema agree name for name
+            raise CheckpointError(f"internal error: {cls.__name__} parameters do not match the core schema")
+        where = ", ".join(str(f) for f in weights.files[:3]) or str(resolved)
+        report = match_weights(weights, schema, source=where)
+        dtypes = {k: info.dtype for k, info in weights.infos().items()}
+        dtype = resolve_dtype(torch_dtype, auto=_auto_dtype(config, dtypes))
+        pairs: Iterator[tuple[str, Any]]
+        if isinstance(weights, TorchBinSource):
+            pairs = ((name, weights.tensor(key)) for name, key in report.matched.items())
+        else:
+            pairs = iter_matched(weights, report)
+        set_tensors(model, pairs, schema, dtype=dtype, device=target_device, initialize=report.newly_initialized)
     if report.newly_initialized:
         logger.warning(
             "Some weights of %s were not in the checkpoint at %s and are newly initialized: %s. "

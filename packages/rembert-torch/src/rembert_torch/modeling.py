@@ -744,7 +744,7 @@ class RemBertPreTrainedModel(nn.Module):
         output_loading_info: bool = False,
         **kwargs: Any,
     ) -> Any:
-        """Load a checkpoint directory (config.json + safetensors, sharded index or pytorch_model.bin) or file.
+        """Load a checkpoint (config.json + safetensors, sharded index, pytorch_model.bin, ...) or a weights file.
 
         No random weights are allocated first (the model is built on the meta
         device); tensors are read one at a time. Missing, unexpected or mis-shaped
@@ -754,7 +754,9 @@ class RemBertPreTrainedModel(nn.Module):
         eval mode.
 
         Args:
-            pretrained_model_name_or_path: a local directory or weights file.
+            pretrained_model_name_or_path: a local directory or weights file, or a Hugging Face Hub id
+                (resolved through ``rembert_core.hub`` and the Hub cache; needs ``huggingface_hub``). Any
+                format a rembert plugin reads works: safetensors, ``pytorch_model.bin``, ``tf_model.h5``.
             config: use this config instead of the checkpoint's ``config.json``.
             torch_dtype: ``torch.float32`` (default), ``torch.bfloat16``, ``torch.float16``, their names, or
                 ``"auto"`` (the checkpoint's dtype). ``dtype`` is an alias.
@@ -762,7 +764,8 @@ class RemBertPreTrainedModel(nn.Module):
             output_loading_info: also return a dict with ``missing_keys``, ``unexpected_keys``,
                 ``mismatched_keys``, ``error_msgs`` and the core ``report``.
             kwargs: config overrides (e.g. ``num_labels=5``); ``attn_implementation`` (``"auto"``, ``"sdpa"``,
-                ``"eager"``); ``add_pooling_layer`` for :class:`RemBertModel`.
+                ``"eager"``); ``add_pooling_layer`` for :class:`RemBertModel`; ``local_files_only``,
+                ``revision``, ``cache_dir``, ``token`` for Hub ids.
 
         Example:
             >>> model = RemBertForMaskedLM.from_pretrained("ckpt/rembert", torch_dtype="bfloat16")  # doctest: +SKIP

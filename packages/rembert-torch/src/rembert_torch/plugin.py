@@ -1,7 +1,8 @@
-"""The ``torch`` backend of rembert, registered through the ``rembert`` entry-point group.
+"""The ``torch`` backend and the ``pytorch`` checkpoint format, registered through the ``rembert`` entry points.
 
 This module does not import torch: registering (``rembert backends``) is free;
-torch is imported inside the methods, when the backend is used.
+torch is imported inside the methods, when the backend is used, and by the
+format's opener when a ``pytorch_model.bin`` is read.
 
 Example:
     >>> from rembert_core import get_backend
@@ -18,9 +19,11 @@ from typing import Any
 import numpy as np
 
 from rembert_core import Backend, InputError, RemBertConfig, hookimpl
+from rembert_core.checkpoint import PT_WEIGHTS_INDEX_NAME, PT_WEIGHTS_NAME
+from rembert_core.formats import PRECEDENCE, CheckpointFormat, detect_files
 from rembert_core.schema import TASKS
 
-__all__ = ["TorchBackend", "register_backends"]
+__all__ = ["PYTORCH_FORMAT", "TorchBackend", "register_backends", "register_checkpoint_formats"]
 
 _FLOAT_INPUTS = ("inputs_embeds", "encoder_hidden_states")
 _LABEL_INPUTS = ("labels", "start_positions", "end_positions")
@@ -184,7 +187,23 @@ def _to_float32(value: Any) -> Any:
     return value
 
 
+#: ``pytorch_model.bin`` (single or sharded), read with ``torch.load(weights_only=True, mmap=True)``.
+PYTORCH_FORMAT = CheckpointFormat(
+    name="pytorch",
+    detect=detect_files(PT_WEIGHTS_NAME, PT_WEIGHTS_INDEX_NAME, suffixes=(".bin", ".bin.index.json")),
+    opener="rembert_torch.loading:open_torch_bin",
+    precedence=PRECEDENCE["pytorch"],
+    description="pytorch_model.bin (or sharded with pytorch_model.bin.index.json), read without unpickling code",
+)
+
+
 @hookimpl
 def register_backends(register: Any) -> None:
     """Register :class:`TorchBackend` (torch is not imported here)."""
     register(TorchBackend())
+
+
+@hookimpl
+def register_checkpoint_formats(register: Any) -> None:
+    """Register :data:`PYTORCH_FORMAT` (torch is imported only when such a file is opened)."""
+    register(PYTORCH_FORMAT)
