@@ -107,7 +107,9 @@ def test_config_overrides_and_bfloat16_tensors(tmp_path, config_factory, batch_f
     model = TFRemBertForSequenceClassification(config)
     model.save_pretrained(tmp_path)
     tensors = load_file(tmp_path / "model.safetensors")
-    save_file({k: v.astype(ml_dtypes.bfloat16) for k, v in tensors.items()}, tmp_path / "model.safetensors", {"format": "pt"})
+    save_file(
+        {k: v.astype(ml_dtypes.bfloat16) for k, v in tensors.items()}, tmp_path / "model.safetensors", {"format": "pt"}
+    )
     loaded = TFRemBertForSequenceClassification.from_pretrained(tmp_path, num_labels=2)
     assert loaded.config.num_labels == 2
     expected = tensors["rembert.encoder.layer.0.attention.self.query.weight"].astype(ml_dtypes.bfloat16)
@@ -150,13 +152,19 @@ def test_missing_or_unreadable_weights(tmp_path, config_factory):
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("tf_rem_bert_model/rembert/embeddings/word_embeddings/weight:0", ("rembert.embeddings.word_embeddings.weight", False)),
+        (
+            "tf_rem_bert_model/rembert/embeddings/word_embeddings/weight:0",
+            ("rembert.embeddings.word_embeddings.weight", False),
+        ),
         (
             "m/rembert/embeddings/position_embeddings/embeddings:0",
             ("rembert.embeddings.position_embeddings.weight", False),
         ),
         ("m/rembert/embeddings/LayerNorm/gamma:0", ("rembert.embeddings.LayerNorm.weight", False)),
-        ("m/rembert/encoder/layer_._11/output/LayerNorm/beta:0", ("rembert.encoder.layer.11.output.LayerNorm.bias", False)),
+        (
+            "m/rembert/encoder/layer_._11/output/LayerNorm/beta:0",
+            ("rembert.encoder.layer.11.output.LayerNorm.bias", False),
+        ),
         (
             "m/rembert/encoder/layer_._0/crossattention/self/key/kernel:0",
             ("rembert.encoder.layer.0.crossattention.self.key.weight", True),
@@ -179,7 +187,7 @@ def _write_transformers_h5(path, tensors, scope, task):
         if parts[0] != "rembert" and parts[0] in ("embeddings", "encoder", "pooler"):
             parts = ["rembert", *parts]
         top = "mlm___cls" if parts[0] == "cls" else parts[0]
-        tail = parts[1:] if parts[0] == "cls" else parts[1:]
+        tail = parts[1:]
         path_parts = [top]
         i = 0
         while i < len(tail):

@@ -30,7 +30,7 @@ def _bad_ids(batch, value):
 
 @pytest.mark.parametrize("value", [97, 1000, -1])
 def test_out_of_range_input_ids(setup, value):
-    config, model, batch = setup
+    _, model, batch = setup
     with pytest.raises(InputError, match=r"input_ids contains .* at index \(1, 2\).*vocab_size"):
         model(**{**batch, "input_ids": _bad_ids(batch, value)})
     fn = tf.function(lambda ids: model(input_ids=ids).logits)
@@ -62,7 +62,7 @@ def test_too_long_sequence(setup):
 
 
 def test_shape_mismatches(setup):
-    config, model, batch = setup
+    _, model, batch = setup
     with pytest.raises(InputError, match=r"attention_mask must have shape \(batch, past length \+ input length\)"):
         model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"][:, :-1])
     with pytest.raises(InputError, match=r"token_type_ids must have shape"):

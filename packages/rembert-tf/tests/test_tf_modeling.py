@@ -178,7 +178,11 @@ def test_incremental_decoding_equals_full_decoding(config_factory, batch_factory
     logits = [first.logits.numpy()]
     for t in range(5, 8):
         step = model(
-            input_ids=ids[:, t : t + 1], token_type_ids=types[:, t : t + 1], past_key_values=past, use_cache=True, **extra
+            input_ids=ids[:, t : t + 1],
+            token_type_ids=types[:, t : t + 1],
+            past_key_values=past,
+            use_cache=True,
+            **extra,
         )
         past = step.past_key_values
         logits.append(step.logits.numpy())

@@ -98,7 +98,7 @@ def test_runs_with_torch_blocked():
 def test_torch_is_not_needed_by_the_package():
     """Importing and using rembert_tf never imports torch (checked in this process too)."""
     before = "torch" in sys.modules
-    import rembert_tf.loading  # noqa: F401
+    import rembert_tf.loading
     import rembert_tf.modeling  # noqa: F401
 
     assert ("torch" in sys.modules) == before

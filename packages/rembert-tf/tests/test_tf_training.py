@@ -46,7 +46,9 @@ def test_fit_with_a_user_loss_on_logits(config_factory):
     config = config_factory("tiny", num_labels=2)
     model = TFRemBertForSequenceClassification(config)
     ids, labels = _classification_data(config, seed=1)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     history = model.fit(ids, labels, batch_size=8, epochs=4, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
 

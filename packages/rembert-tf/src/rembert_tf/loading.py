@@ -161,7 +161,9 @@ def read_h5_weights(path: Path) -> tuple[dict[str, tuple[str, str, bool]], dict[
                     dataset = group[weight_name]
                     key, transposed = h5_name_to_canonical(weight_name)
                     if key in entries:
-                        raise CheckpointError(f"{path}: two weights map to {key} ({entries[key][1]!r}, {weight_name!r})")
+                        raise CheckpointError(
+                            f"{path}: two weights map to {key} ({entries[key][1]!r}, {weight_name!r})"
+                        )
                     entries[key] = (layer, weight_name, transposed)
                     shape = tuple(int(d) for d in dataset.shape)
                     shapes[key] = shape[::-1] if transposed else shape

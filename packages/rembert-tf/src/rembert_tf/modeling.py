@@ -172,7 +172,9 @@ def _check_range(t: tf.Tensor, name: str, upper: int, what: str, *, allow: int |
             first = arr[bad].flat[0]
             where = tuple(int(i) for i in np.argwhere(bad)[0])
             extra = f" or {allow}" if allow is not None else ""
-            raise InputError(f"{name} contains {first} at index {where}; values must be in [0, {upper}){extra} ({what})")
+            raise InputError(
+                f"{name} contains {first} at index {where}; values must be in [0, {upper}){extra} ({what})"
+            )
         return t
     if _in_xla_context():
         return t
@@ -216,7 +218,7 @@ def _dim(t: tf.Tensor, axis: int) -> Any:
 # -- leaf layers -----------------------------------------------------------------------------------
 
 
-class Linear(keras.layers.Layer):
+class Linear(keras.layers.Layer):  # type: ignore[misc]
     """``y = x @ kernel + bias``. ``kernel`` is ``[in, out]``, the canonical ``weight`` transposed.
 
     Args:
@@ -248,7 +250,7 @@ class Linear(keras.layers.Layer):
         return {"weight": (self.kernel, True), "bias": (self.bias, False)}
 
 
-class Embedding(keras.layers.Layer):
+class Embedding(keras.layers.Layer):  # type: ignore[misc]
     """A lookup table ``weight`` of shape ``(rows, width)``; out-of-range ids are checked by the caller.
 
     ``pad_row`` (the word embeddings' ``pad_token_id``) receives no gradient, as in PyTorch.
@@ -284,7 +286,7 @@ class Embedding(keras.layers.Layer):
         return {"weight": (self.weight, False)}
 
 
-class LayerNorm(keras.layers.Layer):
+class LayerNorm(keras.layers.Layer):  # type: ignore[misc]
     """Layer normalisation over the last axis, computed and returned in float32 whatever the compute dtype.
 
     As under PyTorch autocast, the residual stream after each LayerNorm stays
@@ -337,7 +339,7 @@ def get_activation(name: str) -> Callable[[tf.Tensor], tf.Tensor]:
 # -- transformer blocks ----------------------------------------------------------------------------
 
 
-class TFRemBertEmbeddings(keras.layers.Layer):
+class TFRemBertEmbeddings(keras.layers.Layer):  # type: ignore[misc]
     """Word + token type + position embeddings (``input_embedding_size`` wide), LayerNorm, dropout."""
 
     CANONICAL_CHILDREN: ClassVar[dict[str, str]] = {
@@ -381,7 +383,7 @@ class TFRemBertEmbeddings(keras.layers.Layer):
         return self.dropout(embeddings, training=training)
 
 
-class TFRemBertSelfAttention(keras.layers.Layer):
+class TFRemBertSelfAttention(keras.layers.Layer):  # type: ignore[misc]
     """Multi-head scaled dot-product attention (self- or cross-), softmax in float32.
 
     Returns ``(context (batch, seq, hidden), probabilities (batch, heads, seq, kv_len), (key, value))``;
@@ -443,7 +445,7 @@ class TFRemBertSelfAttention(keras.layers.Layer):
         return context, probs, (key, value)
 
 
-class TFRemBertSelfOutput(keras.layers.Layer):
+class TFRemBertSelfOutput(keras.layers.Layer):  # type: ignore[misc]
     """Dense, dropout, then LayerNorm of the residual sum."""
 
     CANONICAL_CHILDREN: ClassVar[dict[str, str]] = {"dense": "dense", "LayerNorm": "LayerNorm"}
@@ -462,7 +464,7 @@ class TFRemBertSelfOutput(keras.layers.Layer):
         return self.LayerNorm(hidden_states + tf.cast(input_tensor, hidden_states.dtype))
 
 
-class TFRemBertAttention(keras.layers.Layer):
+class TFRemBertAttention(keras.layers.Layer):  # type: ignore[misc]
     """Self-attention (canonical name ``self``) followed by its output block (canonical name ``output``)."""
 
     CANONICAL_CHILDREN: ClassVar[dict[str, str]] = {"self": "self_attention", "output": "dense_output"}
@@ -493,7 +495,7 @@ class TFRemBertAttention(keras.layers.Layer):
         return self.dense_output(context, hidden_states, training=training), probs, present
 
 
-class TFRemBertIntermediate(keras.layers.Layer):
+class TFRemBertIntermediate(keras.layers.Layer):  # type: ignore[misc]
     """Dense to ``intermediate_size`` and the activation."""
 
     CANONICAL_CHILDREN: ClassVar[dict[str, str]] = {"dense": "dense"}
@@ -514,7 +516,7 @@ class TFRemBertIntermediate(keras.layers.Layer):
         return self.activation(self.dense(hidden_states))  # (batch, seq, intermediate)
 
 
-class TFRemBertLayer(keras.layers.Layer):
+class TFRemBertLayer(keras.layers.Layer):  # type: ignore[misc]
     """One transformer layer: self-attention, optional cross-attention, feed-forward.
 
     Returns ``(hidden (batch, seq, hidden), self probabilities, cross probabilities or None, present cache)``.
@@ -564,9 +566,7 @@ class TFRemBertLayer(keras.layers.Layer):
                     "encoder_hidden_states was given, but the model has no cross-attention layers; "
                     "build it with config.add_cross_attention=True"
                 )
-            cross_past = (
-                tuple(past_key_value[2:4]) if past_key_value is not None and len(past_key_value) == 4 else None
-            )
+            cross_past = tuple(past_key_value[2:4]) if past_key_value is not None and len(past_key_value) == 4 else None
             attention_output, cross_probs, cross_present = self.crossattention(
                 attention_output,
                 attention_mask=encoder_attention_mask,
@@ -580,7 +580,7 @@ class TFRemBertLayer(keras.layers.Layer):
         return layer_output, self_probs, cross_probs, present
 
 
-class TFRemBertEncoder(keras.layers.Layer):
+class TFRemBertEncoder(keras.layers.Layer):  # type: ignore[misc]
     """Projects the input embeddings to ``hidden_size`` (``embedding_hidden_mapping_in``), then the layers."""
 
     CANONICAL_CHILDREN: ClassVar[dict[str, str]] = {
@@ -650,7 +650,7 @@ class TFRemBertEncoder(keras.layers.Layer):
         )
 
 
-class TFRemBertPooler(keras.layers.Layer):
+class TFRemBertPooler(keras.layers.Layer):  # type: ignore[misc]
     """``tanh(dense(hidden_states[:, 0]))``: the pooled first token, ``(batch, hidden)``."""
 
     CANONICAL_CHILDREN: ClassVar[dict[str, str]] = {"dense": "dense"}
@@ -665,7 +665,7 @@ class TFRemBertPooler(keras.layers.Layer):
         return tf.tanh(self.dense(hidden_states[:, 0]))  # (batch, hidden)
 
 
-class TFRemBertLMPredictionHead(keras.layers.Layer):
+class TFRemBertLMPredictionHead(keras.layers.Layer):  # type: ignore[misc]
     """Dense to ``output_embedding_size``, activation, LayerNorm, decoder to ``vocab_size``."""
 
     CANONICAL_CHILDREN: ClassVar[dict[str, str]] = {"dense": "dense", "decoder": "decoder", "LayerNorm": "LayerNorm"}
@@ -685,7 +685,7 @@ class TFRemBertLMPredictionHead(keras.layers.Layer):
         return self.decoder(hidden_states)  # (batch, seq, vocab)
 
 
-class TFRemBertOnlyMLMHead(keras.layers.Layer):
+class TFRemBertOnlyMLMHead(keras.layers.Layer):  # type: ignore[misc]
     """The ``cls`` block: holds ``predictions``."""
 
     CANONICAL_CHILDREN: ClassVar[dict[str, str]] = {"predictions": "predictions"}
@@ -702,10 +702,14 @@ class TFRemBertOnlyMLMHead(keras.layers.Layer):
 # -- the main layer: input checks, masks, embeddings, encoder, pooler ----------------------------
 
 
-class TFRemBertMainLayer(keras.layers.Layer):
+class TFRemBertMainLayer(keras.layers.Layer):  # type: ignore[misc]
     """The backbone (``RemBertModel``): checks inputs, builds masks, runs embeddings, encoder, pooler."""
 
-    CANONICAL_CHILDREN: ClassVar[dict[str, str]] = {"embeddings": "embeddings", "encoder": "encoder", "pooler": "pooler"}
+    CANONICAL_CHILDREN: ClassVar[dict[str, str]] = {
+        "embeddings": "embeddings",
+        "encoder": "encoder",
+        "pooler": "pooler",
+    }
 
     def __init__(self, config: RemBertConfig, add_pooling_layer: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -734,8 +738,10 @@ class TFRemBertMainLayer(keras.layers.Layer):
         n_layers = self.config.num_hidden_layers
         if not isinstance(past_key_values, Sequence) or len(past_key_values) != n_layers:
             got = len(past_key_values) if isinstance(past_key_values, Sequence) else type(past_key_values).__name__
-            raise InputError(f"past_key_values must hold one (key, value[, cross_key, cross_value]) per layer "
-                             f"({n_layers}), got {got}")
+            raise InputError(
+                f"past_key_values must hold one (key, value[, cross_key, cross_value]) per layer "
+                f"({n_layers}), got {got}"
+            )
         out = []
         for i, entry in enumerate(past_key_values):
             if not isinstance(entry, Sequence) or len(entry) not in (2, 4):
@@ -992,9 +998,11 @@ class TFRemBertPreTrainedModel(keras.Model):  # type: ignore[misc]
             arguments["input_ids"] = input_ids
         return arguments
 
-    def _backbone(self, args: dict[str, Any], training: bool, **extra: Any) -> BaseModelOutputWithPoolingAndCrossAttentions:
+    def _backbone(
+        self, args: dict[str, Any], training: bool, **extra: Any
+    ) -> BaseModelOutputWithPoolingAndCrossAttentions:
         rembert: TFRemBertMainLayer = self.rembert
-        return rembert(
+        out: BaseModelOutputWithPoolingAndCrossAttentions = rembert(
             input_ids=args.get("input_ids"),
             attention_mask=args.get("attention_mask"),
             token_type_ids=args.get("token_type_ids"),
@@ -1006,6 +1014,7 @@ class TFRemBertPreTrainedModel(keras.Model):  # type: ignore[misc]
             training=training,
             **extra,
         )
+        return out
 
     @staticmethod
     def _finish(output: ModelOutput, return_dict: bool | None) -> Any:
@@ -1025,7 +1034,9 @@ class TFRemBertPreTrainedModel(keras.Model):  # type: ignore[misc]
 
     def export_tensors(self) -> dict[str, np.ndarray]:
         """Every weight as a NumPy array in the canonical layout (schema names, PyTorch shapes), model dtype."""
-        return {name: _canonical_value(var, transposed) for name, (var, transposed) in self.canonical_variables().items()}
+        return {
+            name: _canonical_value(var, transposed) for name, (var, transposed) in self.canonical_variables().items()
+        }
 
     def load_tensors(self, tensors: Mapping[str, Any], *, strict: bool = True) -> list[str]:
         """Assign canonical tensors (schema names, canonical layout, any float dtype) to the variables.
@@ -1637,7 +1648,8 @@ class TFRemBertForSequenceClassification(TFRemBertPreTrainedModel):
             return _cross_entropy(tf.reshape(logits, [-1, n]), tf.reshape(labels, [-1]))
         if not labels.dtype.is_floating:
             raise InputError(
-                f"labels for multi_label_classification must be float (batch, num_labels), got dtype {labels.dtype.name}"
+                "labels for multi_label_classification must be float (batch, num_labels), "
+                f"got dtype {labels.dtype.name}"
             )
         labels = tf.cast(labels, tf.float32)
         self._check_label_shape(labels, logits, "(batch, num_labels)")
@@ -1722,7 +1734,9 @@ class TFRemBertForMultipleChoice(TFRemBertPreTrainedModel):
             labels = _to_tensor(args["labels"], "labels")
             _require_int(labels, "labels")
             if isinstance(num_choices, int):
-                labels = _check_range(labels, "labels", num_choices, "choice indices (batch,), -100 to ignore", allow=-100)
+                labels = _check_range(
+                    labels, "labels", num_choices, "choice indices (batch,), -100 to ignore", allow=-100
+                )
             else:
                 labels = _check_condition(
                     tf.reduce_all(tf.logical_or(tf.logical_and(labels >= 0, labels < num_choices), labels == -100)),
@@ -1854,7 +1868,10 @@ class TFRemBertForQuestionAnswering(TFRemBertPreTrainedModel):
         if start is not None and end is not None:
             seq = tf.shape(start_logits)[1]
             losses = []
-            for name, positions, scores in (("start_positions", start, start_logits), ("end_positions", end, end_logits)):
+            for name, positions, scores in (
+                ("start_positions", start, start_logits),
+                ("end_positions", end, end_logits),
+            ):
                 positions = _to_tensor(positions, name)
                 _require_int(positions, name)
                 _require_rank(positions, name, (1, 2), "(batch,)")

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
-from dataclasses import dataclass
 from collections.abc import Iterator, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 __all__ = [
     "BaseModelOutputWithPastAndCrossAttentions",
@@ -64,7 +64,7 @@ class ModelOutput(OrderedDict[str, Any]):
         super().__setitem__(key, value)
         super().__setattr__(key, value)
 
-    def __getitem__(self, key: str | int | slice) -> Any:  # type: ignore[override]
+    def __getitem__(self, key: str | int | slice) -> Any:
         if isinstance(key, str):
             return super().__getitem__(key)
         return self.to_tuple()[key]
@@ -87,7 +87,8 @@ class ModelOutput(OrderedDict[str, Any]):
     def __eq__(self, other: object) -> bool:
         return self is other
 
-    __hash__ = object.__hash__
+    def __hash__(self) -> int:  # type: ignore[override]
+        return id(self)
 
 
 def _rebuild(cls: type[ModelOutput], items: dict[str, Any]) -> ModelOutput:
@@ -106,7 +107,7 @@ def _describe(value: Any) -> str:
 def _output_dataclass(cls: type[ModelOutput]) -> type[ModelOutput]:
     """Apply ``@dataclass`` keeping the mapping's identity-based ``__eq__`` and ``__repr__``."""
     out = dataclass(eq=False, repr=False)(cls)
-    assert all(f.default is None for f in dataclasses.fields(out))
+    assert all(f.default is None for f in dataclasses.fields(cast(Any, out)))
     return out
 
 
