@@ -185,3 +185,13 @@ def test_gradients_need_labels_and_a_head(
 
 def test_input_error_is_a_value_error() -> None:
     assert issubclass(InputError, ValueError)
+
+
+@pytest.mark.parametrize("module_name", ["autodiff", "modeling", "backend"])
+def test_docstring_examples_run(module_name: str) -> None:
+    import doctest
+    import importlib
+
+    module = importlib.import_module(f"rembert_numpy.{module_name}")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0

@@ -27,7 +27,18 @@ from rembert_core.errors import ConfigError, InputError
 from rembert_numpy import autodiff as ad
 from rembert_numpy.autodiff import Array, Tensor
 
-__all__ = ["ACTIVATIONS", "Batch", "ModelOutput", "Params", "prepare_batch", "run_model"]
+__all__ = [
+    "ACTIVATIONS",
+    "CACHE_TASKS",
+    "CROSS_TASKS",
+    "Batch",
+    "ModelOutput",
+    "Params",
+    "check_config",
+    "extended_attention_mask",
+    "prepare_batch",
+    "run_model",
+]
 
 #: ``config.hidden_act`` -> activation (the reference ``ACT2FN`` entries RemBERT configs use).
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
@@ -86,7 +97,7 @@ class Batch:
     start_positions: Array | None = None
     end_positions: Array | None = None
     num_choices: int = 0  # > 0 for multiple choice: rows are (batch * choices)
-    extras: dict[str, Any] = field(default_factory=dict)
+    problem_type: str | None = None  # sequence classification: the loss chosen for these labels
 
     @property
     def past_length(self) -> int:
@@ -348,7 +359,7 @@ def _prepare_labels(
     elif task == "sequence_classification":
         out.labels = labels
         problem = _problem_type(config, labels)
-        out.extras["problem_type"] = problem
+        out.problem_type = problem
         if problem == "single_label_classification":
             out.labels = _ce_labels(labels.reshape(-1), "labels", (batch,), config.num_labels, "(batch,) class ids")
         elif problem == "multi_label_classification":
@@ -611,7 +622,7 @@ def _lm_loss(config: RemBertConfig, logits: Tensor, labels: Array, *, shift: boo
 
 def _sequence_classification_loss(config: RemBertConfig, logits: Tensor, batch: Batch) -> Tensor:
     assert batch.labels is not None
-    problem = batch.extras["problem_type"]
+    problem = batch.problem_type
     if problem == "regression":
         if config.num_labels == 1:
             return ad.mse_loss(ad.reshape(logits, (-1,)), batch.labels)
