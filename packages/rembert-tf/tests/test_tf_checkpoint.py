@@ -96,6 +96,9 @@ def test_task_checkpoint_into_other_heads(tmp_path, config_factory, batch_factor
     # The bare model reads the prefixed backbone, and a bare checkpoint loads into a head.
     bare = TFRemBertModel.from_pretrained(tmp_path)
     np.testing.assert_array_equal(bare(**batch).last_hidden_state.numpy(), a)
+    no_pooler = TFRemBertModel.from_pretrained(tmp_path, add_pooling_layer=False)
+    assert no_pooler.rembert.pooler is None and "add_pooling_layer" not in no_pooler.config.extra
+    assert "pooler_output" not in no_pooler(**batch)
     bare.save_pretrained(tmp_path / "bare")
     assert "embeddings.word_embeddings.weight" in load_file(tmp_path / "bare" / "model.safetensors")
     head = TFRemBertForTokenClassification.from_pretrained(tmp_path / "bare")

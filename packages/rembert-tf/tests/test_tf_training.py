@@ -47,7 +47,9 @@ def test_fit_with_a_user_loss_on_logits(config_factory):
     model = TFRemBertForSequenceClassification(config)
     ids, labels = _classification_data(config, seed=1)
     model.compile(
-        optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        optimizer=keras.optimizers.SGD(0.1),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=False,
     )
     history = model.fit(ids, labels, batch_size=8, epochs=4, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
@@ -61,7 +63,7 @@ def test_fit_masked_lm_and_causal_lm(config_factory, batch_factory):
         batch = batch_factory(config, batch=8, seq=6, pad=False)
         labels = np.where(batch["attention_mask"] == 1, batch["input_ids"], -100)
         data = tf.data.Dataset.from_tensor_slices({**batch, "labels": labels}).batch(4)
-        model.compile(optimizer=keras.optimizers.Adam(3e-3))
+        model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
         history = model.fit(data, epochs=3, verbose=0, shuffle=False)
         assert history.history["loss"][-1] < history.history["loss"][0], cls.__name__
 
@@ -95,7 +97,7 @@ def test_mixed_bfloat16_global_policy_and_training(config_factory, batch_factory
         out = model(**batch, labels=batch["input_ids"])
         assert out.loss.dtype == tf.float32 and np.isfinite(out.loss.numpy())
         data = tf.data.Dataset.from_tensor_slices({**batch, "labels": batch["input_ids"]}).batch(2)
-        model.compile(optimizer=keras.optimizers.Adam(3e-3))
+        model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
         history = model.fit(data, epochs=3, verbose=0, shuffle=False)
         assert history.history["loss"][-1] < history.history["loss"][0]
     finally:

@@ -229,6 +229,10 @@ def _weights_file(directory: Path) -> Path:
     )
 
 
+#: Keyword arguments of from_pretrained that go to the model constructor rather than the config.
+_MODEL_ARGUMENTS = ("add_pooling_layer", "name")
+
+
 def from_pretrained(
     cls: type[TFRemBertPreTrainedModel],
     path: str | os.PathLike[str],
@@ -243,12 +247,15 @@ def from_pretrained(
 
     directory = Path(path)
     weights_file = _weights_file(directory)
+    kwargs: dict[str, Any] = {"dtype": dtype} if dtype is not None else {}
+    for name in _MODEL_ARGUMENTS:  # constructor arguments, not config fields
+        if name in config_overrides:
+            kwargs[name] = config_overrides.pop(name)
     if config is None:
         config_dir = directory if directory.is_dir() else directory.parent
         config = RemBertConfig.from_pretrained(config_dir, **config_overrides)
     elif config_overrides:
         config = config.copy(**config_overrides)
-    kwargs: dict[str, Any] = {"dtype": dtype} if dtype is not None else {}
     with skip_init():
         model = cls(config, **kwargs)
     schema = model_schema(model)

@@ -1068,7 +1068,8 @@ class TFRemBertPreTrainedModel(keras.Model):  # type: ignore[misc]
             output_loading_info: also return ``{"missing_keys", "unexpected_keys",
                 "mismatched_keys", "newly_initialized", "unused"}``.
             dtype: a Keras dtype policy name (``"float32"``, ``"mixed_bfloat16"``) for the model.
-            **config_overrides: config fields to override (``num_labels=3``).
+            **config_overrides: config fields to override (``num_labels=3``); ``add_pooling_layer`` and
+                ``name`` go to the model constructor instead.
 
         Example:
             >>> model = TFRemBertForMaskedLM.from_pretrained("path/to/checkpoint")  # doctest: +SKIP
