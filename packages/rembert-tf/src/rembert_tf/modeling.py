@@ -218,7 +218,7 @@ def _dim(t: tf.Tensor, axis: int) -> Any:
 # -- leaf layers -----------------------------------------------------------------------------------
 
 
-class Linear(keras.layers.Layer):  # type: ignore[misc]
+class Linear(keras.layers.Layer):
     """``y = x @ kernel + bias``. ``kernel`` is ``[in, out]``, the canonical ``weight`` transposed.
 
     Args:
@@ -250,7 +250,7 @@ class Linear(keras.layers.Layer):  # type: ignore[misc]
         return {"weight": (self.kernel, True), "bias": (self.bias, False)}
 
 
-class Embedding(keras.layers.Layer):  # type: ignore[misc]
+class Embedding(keras.layers.Layer):
     """A lookup table ``weight`` of shape ``(rows, width)``; out-of-range ids are checked by the caller.
 
     ``pad_row`` (the word embeddings' ``pad_token_id``) receives no gradient, as in PyTorch.
@@ -286,7 +286,7 @@ class Embedding(keras.layers.Layer):  # type: ignore[misc]
         return {"weight": (self.weight, False)}
 
 
-class LayerNorm(keras.layers.Layer):  # type: ignore[misc]
+class LayerNorm(keras.layers.Layer):
     """Layer normalisation over the last axis, computed and returned in float32 whatever the compute dtype.
 
     As under PyTorch autocast, the residual stream after each LayerNorm stays
@@ -339,7 +339,7 @@ def get_activation(name: str) -> Callable[[tf.Tensor], tf.Tensor]:
 # -- transformer blocks ----------------------------------------------------------------------------
 
 
-class TFRemBertEmbeddings(keras.layers.Layer):  # type: ignore[misc]
+class TFRemBertEmbeddings(keras.layers.Layer):
     """Word + token type + position embeddings (``input_embedding_size`` wide), LayerNorm, dropout."""
 
     CANONICAL_CHILDREN: ClassVar[dict[str, str]] = {
@@ -383,7 +383,7 @@ class TFRemBertEmbeddings(keras.layers.Layer):  # type: ignore[misc]
         return self.dropout(embeddings, training=training)
 
 
-class TFRemBertSelfAttention(keras.layers.Layer):  # type: ignore[misc]
+class TFRemBertSelfAttention(keras.layers.Layer):
     """Multi-head scaled dot-product attention (self- or cross-), softmax in float32.
 
     Returns ``(context (batch, seq, hidden), probabilities (batch, heads, seq, kv_len), (key, value))``;
@@ -445,7 +445,7 @@ class TFRemBertSelfAttention(keras.layers.Layer):  # type: ignore[misc]
         return context, probs, (key, value)
 
 
-class TFRemBertSelfOutput(keras.layers.Layer):  # type: ignore[misc]
+class TFRemBertSelfOutput(keras.layers.Layer):
     """Dense, dropout, then LayerNorm of the residual sum."""
 
     CANONICAL_CHILDREN: ClassVar[dict[str, str]] = {"dense": "dense", "LayerNorm": "LayerNorm"}
@@ -464,7 +464,7 @@ class TFRemBertSelfOutput(keras.layers.Layer):  # type: ignore[misc]
         return self.LayerNorm(hidden_states + tf.cast(input_tensor, hidden_states.dtype))
 
 
-class TFRemBertAttention(keras.layers.Layer):  # type: ignore[misc]
+class TFRemBertAttention(keras.layers.Layer):
     """Self-attention (canonical name ``self``) followed by its output block (canonical name ``output``)."""
 
     CANONICAL_CHILDREN: ClassVar[dict[str, str]] = {"self": "self_attention", "output": "dense_output"}
@@ -495,7 +495,7 @@ class TFRemBertAttention(keras.layers.Layer):  # type: ignore[misc]
         return self.dense_output(context, hidden_states, training=training), probs, present
 
 
-class TFRemBertIntermediate(keras.layers.Layer):  # type: ignore[misc]
+class TFRemBertIntermediate(keras.layers.Layer):
     """Dense to ``intermediate_size`` and the activation."""
 
     CANONICAL_CHILDREN: ClassVar[dict[str, str]] = {"dense": "dense"}
@@ -516,7 +516,7 @@ class TFRemBertIntermediate(keras.layers.Layer):  # type: ignore[misc]
         return self.activation(self.dense(hidden_states))  # (batch, seq, intermediate)
 
 
-class TFRemBertLayer(keras.layers.Layer):  # type: ignore[misc]
+class TFRemBertLayer(keras.layers.Layer):
     """One transformer layer: self-attention, optional cross-attention, feed-forward.
 
     Returns ``(hidden (batch, seq, hidden), self probabilities, cross probabilities or None, present cache)``.
@@ -580,7 +580,7 @@ class TFRemBertLayer(keras.layers.Layer):  # type: ignore[misc]
         return layer_output, self_probs, cross_probs, present
 
 
-class TFRemBertEncoder(keras.layers.Layer):  # type: ignore[misc]
+class TFRemBertEncoder(keras.layers.Layer):
     """Projects the input embeddings to ``hidden_size`` (``embedding_hidden_mapping_in``), then the layers."""
 
     CANONICAL_CHILDREN: ClassVar[dict[str, str]] = {
@@ -650,7 +650,7 @@ class TFRemBertEncoder(keras.layers.Layer):  # type: ignore[misc]
         )
 
 
-class TFRemBertPooler(keras.layers.Layer):  # type: ignore[misc]
+class TFRemBertPooler(keras.layers.Layer):
     """``tanh(dense(hidden_states[:, 0]))``: the pooled first token, ``(batch, hidden)``."""
 
     CANONICAL_CHILDREN: ClassVar[dict[str, str]] = {"dense": "dense"}
@@ -665,7 +665,7 @@ class TFRemBertPooler(keras.layers.Layer):  # type: ignore[misc]
         return tf.tanh(self.dense(hidden_states[:, 0]))  # (batch, hidden)
 
 
-class TFRemBertLMPredictionHead(keras.layers.Layer):  # type: ignore[misc]
+class TFRemBertLMPredictionHead(keras.layers.Layer):
     """Dense to ``output_embedding_size``, activation, LayerNorm, decoder to ``vocab_size``."""
 
     CANONICAL_CHILDREN: ClassVar[dict[str, str]] = {"dense": "dense", "decoder": "decoder", "LayerNorm": "LayerNorm"}
@@ -685,7 +685,7 @@ class TFRemBertLMPredictionHead(keras.layers.Layer):  # type: ignore[misc]
         return self.decoder(hidden_states)  # (batch, seq, vocab)
 
 
-class TFRemBertOnlyMLMHead(keras.layers.Layer):  # type: ignore[misc]
+class TFRemBertOnlyMLMHead(keras.layers.Layer):
     """The ``cls`` block: holds ``predictions``."""
 
     CANONICAL_CHILDREN: ClassVar[dict[str, str]] = {"predictions": "predictions"}
@@ -702,7 +702,7 @@ class TFRemBertOnlyMLMHead(keras.layers.Layer):  # type: ignore[misc]
 # -- the main layer: input checks, masks, embeddings, encoder, pooler ----------------------------
 
 
-class TFRemBertMainLayer(keras.layers.Layer):  # type: ignore[misc]
+class TFRemBertMainLayer(keras.layers.Layer):
     """The backbone (``RemBertModel``): checks inputs, builds masks, runs embeddings, encoder, pooler."""
 
     CANONICAL_CHILDREN: ClassVar[dict[str, str]] = {
@@ -945,7 +945,7 @@ def _class_labels(labels: Any, name: str, num_classes: int, expected_shape: str)
 # -- the base class --------------------------------------------------------------------------------
 
 
-class TFRemBertPreTrainedModel(keras.Model):  # type: ignore[misc]
+class TFRemBertPreTrainedModel(keras.Model):
     """Base class of every RemBERT Keras model: config, checkpoints, canonical tensors, training, export.
 
     Subclasses set :attr:`task` (a :data:`rembert_core.TASKS` entry). Weights are created
