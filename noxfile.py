@@ -20,6 +20,7 @@ CORE = "packages/rembert-core"
 TORCH = "packages/rembert-torch"
 TF = "packages/rembert-tf"
 TOKENIZERS = "packages/rembert-tokenizers"
+NUMPY_PLUGIN = "examples/rembert-numpy"  # the third-party backend example and float64 reference
 TEST_DEPS = ("pytest>=8", "hypothesis>=6.100")
 TF_RUNTIME = ("tensorflow-cpu>=2.16", "keras>=3.0")  # CPU build: the full one pulls CUDA libraries
 ORACLE = ("transformers",)  # version from constraints.txt; test-only, never a package dependency
@@ -32,6 +33,7 @@ nox.options.sessions = [
     "tests-tf",
     "tests-tokenizers",
     "tests-cross",
+    "parity",
 ]
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
@@ -123,14 +125,33 @@ def tests_cross(session: nox.Session) -> None:
         TOKENIZERS,
         extra=(*TEST_DEPS, "torch", *TF_RUNTIME, *ORACLE, "tf-keras"),
     )
-    pytest(session, "tests")
+    pytest(session, "tests", "--ignore=tests/test_parity.py")
 
 
-@nox.session(python=PYTHON, default=False)
-def demo(session: nox.Session) -> None:
-    """Install the packages, list the backends, write a tiny checkpoint and inspect it."""
-    install(session, CORE, TORCH, TF, TOKENIZERS, extra=("torch", *TF_RUNTIME))
-    out = Path(session.create_tmp()) / "tiny-mlm"
-    session.run("rembert", "backends")
-    session.run("python", "scripts/make_tiny_checkpoint.py", str(out), "--task", "masked_lm")
-    session.run("rembert", "inspect", str(out))
+@nox.session(python=PYTHON)
+def parity(session: nox.Session) -> None:
+    """The main job: every backend x every head x float32/bfloat16, outputs and gradients, vs a float64 reference.
+
+    Installs the four packages and, like any third-party plugin, the NumPy example backend. Arguments after
+    ``--`` go to ``rembert parity`` (e.g. ``nox -s parity -- --backends torch,numpy``). Reports land in
+    ``reports/``.
+    """
+    install(session, CORE, TORCH, TF, TOKENIZERS, extra=(*TEST_DEPS, "torch", *TF_RUNTIME, *ORACLE))
+    session.install(*CONSTRAINTS, f"./{NUMPY_PLUGIN}")  # a regular, non-editable install, as users get it
+    (ROOT / "reports").mkdir(exist_ok=True)
+    session.run("rembert", "backends", "--strict")
+    session.run("rembert", "parity", "--report", "reports/parity.json", *session.posargs)
+    if not session.posargs:
+        # RemBERT's real widths (hidden 1152, 18 heads, embeddings 256/1664, intermediate 4608), 2 layers.
+        session.run(
+            "rembert",
+            "parity",
+            "--config",
+            "full",
+            "--tasks",
+            "masked_lm,causal_lm,sequence_classification",
+            "--no-tokenizers",
+            "--report",
+            "reports/parity-full.json",
+        )
+        session.run("python", "-m", "pytest", "tests/test_parity.py", f"{NUMPY_PLUGIN}/tests")
