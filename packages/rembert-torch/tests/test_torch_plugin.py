@@ -169,3 +169,16 @@ def test_backend_numbers_match_transformers(transformers_mod: Any) -> None:
             assert_close(
                 grads[name], param.grad.numpy(), quantity="gradients", cross_framework=False, name=f"{task} {name}"
             )
+
+
+def test_public_api_exports() -> None:
+    import rembert_core
+    import rembert_torch
+
+    assert rembert_torch.RemBertConfig is rembert_core.RemBertConfig
+    for name in rembert_torch.__all__:
+        assert getattr(rembert_torch, name) is not None, name
+    assert set(rembert_torch.TASK_CLASSES) == set(TASKS)
+    assert {cls.task for cls in rembert_torch.TASK_CLASSES.values()} == set(TASKS)
+    with pytest.raises(AttributeError, match="no attribute 'RemBertForPreTraining'"):
+        _ = rembert_torch.RemBertForPreTraining

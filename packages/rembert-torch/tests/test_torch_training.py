@@ -175,3 +175,28 @@ def test_torch_export(batch_factory: Any, close: Any, configs: Any) -> None:
     expected = model(*args)
     close(out.last_hidden_state, expected.last_hidden_state, name="exported last_hidden_state")
     close(out.pooler_output, expected.pooler_output, name="exported pooler_output")
+
+
+def test_output_flags_default_from_config_and_outputs_behave_like_model_output(
+    batch_factory: Any, configs: Any
+) -> None:
+    torch.manual_seed(0)
+    config = _config(configs, extra={"output_hidden_states": True, "output_attentions": True})
+    model = RemBertModel(config).eval()
+    inputs = batch_factory(configs["odd"], batch=2, seq=5)
+    out = model(**inputs)
+    assert len(out.hidden_states) == config.num_hidden_layers + 1
+    assert len(out.attentions) == config.num_hidden_layers
+    assert out.keys() == ["last_hidden_state", "pooler_output", "hidden_states", "attentions"]
+    assert out[0] is out["last_hidden_state"] is out.last_hidden_state
+    assert out[1:2] == (out.pooler_output,)
+    assert "past_key_values" not in out and out.get("past_key_values") is None
+    with pytest.raises(KeyError, match="past_key_values"):
+        _ = out["past_key_values"]
+    assert dict(out.items()).keys() == set(out.keys())
+    assert model(**inputs, output_hidden_states=False, output_attentions=False).keys() == [
+        "last_hidden_state",
+        "pooler_output",
+    ]
+    tup = model(**inputs, return_dict=False)
+    assert isinstance(tup, tuple) and torch.equal(tup[0], out.last_hidden_state)
