@@ -119,7 +119,8 @@ class Backend(abc.ABC):
         """Run the model on NumPy ``inputs`` (names from :data:`INPUT_NAMES`).
 
         Returns the reference output fields (:data:`OUTPUT_NAMES`) that the model
-        produces, as float32 NumPy arrays; ``hidden_states``/``attentions`` are
+        produces, as NumPy arrays in float32 (float64 for a float64 model; bfloat16
+        and float16 results widened to float32); ``hidden_states``/``attentions`` are
         lists of arrays, ``past_key_values`` a list of per-layer tuples of arrays
         (batch, heads, seq, head_dim). ``loss`` is present when labels are given.
         """
@@ -128,7 +129,8 @@ class Backend(abc.ABC):
     def gradients(self, model: Any, inputs: Mapping[str, np.ndarray]) -> tuple[float, dict[str, np.ndarray]]:
         """The loss for ``inputs`` (which include labels) and its gradient w.r.t. every canonical tensor.
 
-        Gradients are float32 arrays in the canonical layout, keyed by schema name.
+        Gradients are arrays in the canonical layout, keyed by schema name, in float32
+        (float64 for a float64 model).
         """
 
 
