@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from rembert_numpy import NumpyBackend, NumpyModel, random_tensors
 
 from rembert_core import ARCHITECTURES, RemBertConfig
+from rembert_numpy import NumpyBackend, NumpyModel, random_tensors
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from rembert_numpy import NumpyBackend
-from rembert_numpy import autodiff as ad
 
 from rembert_core import TASKS, RemBertConfig
 from rembert_core.tolerances import assert_close
+from rembert_numpy import NumpyBackend
+from rembert_numpy import autodiff as ad
 
 STEP = 1e-3
 

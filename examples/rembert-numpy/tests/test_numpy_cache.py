@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from rembert_numpy import NumpyBackend
 
 from rembert_core import InputError, RemBertConfig
 from rembert_core.tolerances import assert_close
+from rembert_numpy import NumpyBackend
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

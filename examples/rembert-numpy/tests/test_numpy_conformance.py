@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from rembert_numpy import NumpyBackend
-
 from rembert_core.testing import BackendConformance
+from rembert_numpy import NumpyBackend
 
 
 class TestNumpyConformance(BackendConformance):

@@ -8,9 +8,9 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 import pytest
-from rembert_numpy import NumpyBackend, random_tensors
 
 from rembert_core import TASKS, CheckpointError, ConfigError, InputError, RemBertConfig, build_schema
+from rembert_numpy import NumpyBackend, random_tensors
 
 FIELDS = {
     "base": {"last_hidden_state", "pooler_output"},

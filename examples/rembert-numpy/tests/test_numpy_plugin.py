@@ -10,10 +10,10 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from rembert_numpy import NumpyBackend
 
 import rembert_core
 from rembert_core.plugins import reset_plugins
+from rembert_numpy import NumpyBackend
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from rembert_numpy import NumpyBackend
 
 from rembert_core import TASKS, RemBertConfig
 from rembert_core.tolerances import assert_close
+from rembert_numpy import NumpyBackend
 
 pytestmark = pytest.mark.oracle
 
