@@ -243,3 +243,20 @@ def test_h5_with_wrong_shape_is_reported(tmp_path, config_factory):
     _write_transformers_h5(tmp_path / "tf_model.h5", tensors, "tf_rem_bert_model", "base")
     with pytest.raises(CheckpointError, match=r"intermediate.dense.weight has shape \(3, 3\), expected \(37, 32\)"):
         TFRemBertModel.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("bfloat16", [False, True])
+def test_large_tensors_stream_in_blocks(tmp_path, monkeypatch, config_factory, bfloat16):
+    import rembert_tf.loading
+
+    config = config_factory("odd")
+    model = TFRemBertForMaskedLM(config)
+    model.save_pretrained(tmp_path)
+    tensors = load_file(tmp_path / "model.safetensors")
+    if bfloat16:
+        tensors = {k: v.astype(ml_dtypes.bfloat16) for k, v in tensors.items()}
+        save_file(tensors, tmp_path / "model.safetensors", {"format": "pt"})
+    monkeypatch.setattr(rembert_tf.loading, "STREAM_BLOCK_BYTES", 700)  # blocks of a few rows
+    loaded = TFRemBertForMaskedLM.from_pretrained(tmp_path)
+    for name, value in loaded.export_tensors().items():
+        np.testing.assert_array_equal(value, np.asarray(tensors[name], dtype=np.float32), err_msg=name)

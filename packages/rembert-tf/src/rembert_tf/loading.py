@@ -196,13 +196,45 @@ def _load_h5(model: TFRemBertPreTrainedModel, schema: CheckpointSchema, path: Pa
     return report
 
 
+#: Tensors larger than this are copied into their variable in row blocks of about this size, so
+#: loading never holds more than a block beyond the variables themselves (the full-size word
+#: embeddings are 256 MB, the output decoder 1.7 GB).
+STREAM_BLOCK_BYTES = 32 * 2**20
+
+
+def _assign_blocks(var: Any, transposed: bool, tensor_slice: Any, shape: tuple[int, ...], itemsize: int) -> None:
+    """Copy a 2-D canonical tensor into ``var`` block by block (canonical rows = kernel columns when transposed)."""
+    target = var.value  # the backing tf.Variable, for sliced assignment
+    rows = shape[0]
+    step = max(1, STREAM_BLOCK_BYTES // max(1, int(np.prod(shape[1:])) * itemsize))
+    for start in range(0, rows, step):
+        stop = min(rows, start + step)
+        block = np.asarray(tensor_slice[start:stop])  # (stop - start, in): read from the memory map
+        value = tf.cast(tf.convert_to_tensor(np.ascontiguousarray(block.T if transposed else block)), var.dtype)
+        if transposed:
+            target[:, start:stop].assign(value)  # kernel (in, out): the columns of this block
+        else:
+            target[start:stop].assign(value)
+
+
 def _load_safetensors(model: TFRemBertPreTrainedModel, schema: CheckpointSchema, path: Path) -> SchemaReport:
+    from safetensors import safe_open
+
     variables = model.canonical_variables()
     with open_checkpoint(path) as weights:
         report = match_weights(weights, schema, source=str(path))
+        handles: dict[Path, Any] = {}
         for name, key in report.matched.items():
             var, transposed = variables[name]
-            _assign(var, transposed, weights[key], name, str(path))  # memory-mapped read of one tensor
+            info = weights.info(key)
+            if info.nbytes > STREAM_BLOCK_BYTES and len(info.shape) == 2:
+                if info.file not in handles:
+                    handles[info.file] = safe_open(str(info.file), framework="np")
+                itemsize = info.nbytes // max(1, int(np.prod(info.shape)))
+                _assign_blocks(var, transposed, handles[info.file].get_slice(key), info.shape, itemsize)
+            else:
+                _assign(var, transposed, weights[key], name, str(path))  # one tensor from the memory map
+        handles.clear()
     return report
 
 
