@@ -13,14 +13,17 @@ pytest collects the inherited ``test_*`` methods; each checks one part of the
 contract in :mod:`rembert_core.backend` on the embedded parity config, and
 ``test_agrees_with_reference`` runs the parity engine against the reference
 backend (the float64 NumPy backend when installed; set ``reference`` to choose
-another, or ``None`` to skip that one test). Requires pytest.
+another, or ``None`` to skip that one test). Importing this module needs pytest
+(the kit is for test suites; rembert-core itself does not depend on pytest).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 import numpy as np
+import pytest
 
 from rembert_core.backend import DTYPES, Backend
 from rembert_core.config import RemBertConfig
@@ -136,9 +139,42 @@ class BackendConformance:
             for name, spec in schema.items():
                 assert np.shape(grads[name]) == spec.shape, f"{task}: gradient of {name} has the wrong shape"
 
-    def test_agrees_with_reference(self) -> None:
-        import pytest
+    def test_missing_tensor_is_a_checkpoint_error(self) -> None:
+        from rembert_core.errors import CheckpointError
 
+        task = self.backend.tasks[0]
+        config = self._config(task)
+        tensors = seeded_tensors(config, task)
+        dropped = next(name for name in tensors if "encoder.layer.0.attention.self.query.weight" in name)
+        del tensors[dropped]
+        model = self.backend.build_model(config, task, dtype="float32")
+        with pytest.raises(CheckpointError, match=re.escape(dropped)):
+            self.backend.load_tensors(model, tensors)
+
+    def test_out_of_range_token_id_is_an_input_error(self) -> None:
+        from rembert_core.errors import InputError
+
+        task = self.backend.tasks[0]
+        config = self._config(task)
+        inputs = make_inputs(config, task)
+        inputs["input_ids"] = inputs["input_ids"].copy()
+        inputs["input_ids"].flat[1] = config.vocab_size
+        with pytest.raises(InputError, match="input_ids"):
+            self.backend.forward(self._model(task), inputs)
+
+    def test_cache_step_equals_full_forward(self) -> None:
+        if "causal_lm" not in self.backend.tasks:
+            pytest.skip("the backend has no causal LM")
+        from rembert_core.parity import _cache_step
+        from rembert_core.tolerances import assert_close
+
+        config = self._config("causal_lm")
+        inputs = make_inputs(config, "causal_lm", batch=2, seq_len=7)
+        model = self._model("causal_lm")
+        full = self.backend.forward(model, inputs)["logits"][:, -1]
+        assert_close(_cache_step(self.backend, model, inputs), full, name="cache step logits", cross_framework=False)
+
+    def test_agrees_with_reference(self) -> None:
         reference = self.reference
         if reference is _UNSET:
             from rembert_core.plugins import get_backend
