@@ -214,6 +214,26 @@ def test_bad_checkpoints_raise_checkpoint_error(tmp_path: Path, configs: Any) ->
         RemBertModel.from_pretrained(empty)
 
 
+def test_ignore_mismatched_sizes_reinitializes_the_head(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, configs: Any
+) -> None:
+    model = _make("sequence_classification", {**configs["odd"], "num_labels": 2})
+    model.save_pretrained(tmp_path)
+    with pytest.raises(CheckpointError, match=r"classifier\.weight has shape \(2, 48\), expected \(5, 48\)"):
+        RemBertForSequenceClassification.from_pretrained(tmp_path, num_labels=5)
+    with caplog.at_level(logging.WARNING, logger="rembert_torch"):
+        loaded, info = RemBertForSequenceClassification.from_pretrained(
+            tmp_path, num_labels=5, ignore_mismatched_sizes=True, output_loading_info=True
+        )
+    assert info["mismatched_keys"] == [
+        ("classifier.weight", (2, 48), (5, 48)),
+        ("classifier.bias", (2,), (5,)),
+    ]
+    assert "other shapes" in caplog.text
+    assert loaded.classifier.weight.shape == (5, 48) and torch.equal(loaded.classifier.bias, torch.zeros(5))
+    assert torch.equal(loaded.rembert.pooler.dense.weight, model.rembert.pooler.dense.weight)
+
+
 def test_single_file_and_sharded_loads(tmp_path: Path, configs: Any) -> None:
     model = _make("token_classification", {**configs["relu"], "num_labels": 5})
     model.save_pretrained(tmp_path / "sharded", max_shard_size=4000)

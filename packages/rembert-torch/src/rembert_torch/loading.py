@@ -329,6 +329,13 @@ def load_pretrained(
     if model_kwargs and cls.task != "base":
         raise ConfigError(f"add_pooling_layer is an argument of RemBertModel, not of {cls.__name__}")
     attn_implementation = kwargs.pop("attn_implementation", None)
+    ignore_mismatched_sizes = bool(kwargs.pop("ignore_mismatched_sizes", False))
+    kwargs.pop("low_cpu_mem_usage", None)  # accepted for transformers compatibility: loading is always low-memory
+    device_map = kwargs.pop("device_map", None)
+    if device is None and isinstance(device_map, str | torch.device):
+        device = device_map
+    elif device_map is not None and not isinstance(device_map, str | torch.device):
+        raise ConfigError(f"device_map must be a device (e.g. 'cpu', 'cuda:0'), got {device_map!r}")
     hub_kwargs = {k: kwargs.pop(k) for k in ("local_files_only", "revision", "cache_dir", "token") if k in kwargs}
     resolved = resolve_checkpoint(path, **hub_kwargs)
     target_device = torch.device(device) if device is not None else torch.device("cpu")
@@ -343,7 +350,19 @@ def load_pretrained(
         if list(model.state_dict()) != list(schema):  # the module tree and the core schema agree name for name
             raise CheckpointError(f"internal error: {cls.__name__} parameters do not match the core schema")
         where = ", ".join(str(f) for f in weights.files[:3]) or str(resolved)
-        report = match_weights(weights, schema, source=where)
+        report = match_weights(weights, schema, source=where, strict=False)
+        order = {name: i for i, name in enumerate(schema)}
+        mismatched = sorted(report.mismatched, key=lambda m: order[m[0]])
+        if ignore_mismatched_sizes and mismatched:  # re-initialise them instead (transformers semantics)
+            for name, _, _ in mismatched:
+                del report.matched[name]
+            report.newly_initialized = sorted(
+                [*report.newly_initialized, *(m[0] for m in mismatched)], key=order.__getitem__
+            )
+            report.mismatched.clear()
+        else:
+            mismatched = []
+        report.raise_for_errors(where)
         dtypes = {k: info.dtype for k, info in weights.infos().items()}
         dtype = resolve_dtype(torch_dtype, auto=_auto_dtype(config, dtypes))
         pairs: Iterator[tuple[str, Any]]
@@ -360,6 +379,13 @@ def load_pretrained(
             path,
             ", ".join(report.newly_initialized),
         )
+    if mismatched:
+        logger.warning(
+            "Some weights of %s had other shapes in the checkpoint at %s and are newly initialized: %s",
+            cls.__name__,
+            path,
+            ", ".join(f"{name} (checkpoint {found}, model {expected})" for name, expected, found in mismatched),
+        )
     if report.unused:
         logger.warning(
             "Some weights of the checkpoint at %s were not used when initializing %s: %s",
@@ -374,7 +400,7 @@ def load_pretrained(
         info = {
             "missing_keys": list(report.newly_initialized),
             "unexpected_keys": list(report.unused),
-            "mismatched_keys": [],
+            "mismatched_keys": [(name, found, expected) for name, expected, found in mismatched],
             "error_msgs": [],
             "report": report,
         }

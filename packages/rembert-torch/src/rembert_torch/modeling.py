@@ -765,7 +765,9 @@ class RemBertPreTrainedModel(nn.Module):
                 ``mismatched_keys``, ``error_msgs`` and the core ``report``.
             kwargs: config overrides (e.g. ``num_labels=5``); ``attn_implementation`` (``"auto"``, ``"sdpa"``,
                 ``"eager"``); ``add_pooling_layer`` for :class:`RemBertModel`; ``local_files_only``,
-                ``revision``, ``cache_dir``, ``token`` for Hub ids.
+                ``revision``, ``cache_dir``, ``token`` for Hub ids; ``ignore_mismatched_sizes=True`` to
+                re-initialise tensors whose shape differs (e.g. a classifier with another ``num_labels``);
+                ``device_map`` (a single device) and ``low_cpu_mem_usage`` (always on) as in transformers.
 
         Example:
             >>> model = RemBertForMaskedLM.from_pretrained("ckpt/rembert", torch_dtype="bfloat16")  # doctest: +SKIP
