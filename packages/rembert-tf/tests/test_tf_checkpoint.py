@@ -220,8 +220,13 @@ def _write_transformers_h5(path, tensors, scope, task):
                 group.create_dataset(weight_name, data=array)
 
 
+@pytest.mark.parametrize("blocks", [False, True])
 @pytest.mark.parametrize("cls", [TFRemBertForMaskedLM, TFRemBertForQuestionAnswering, TFRemBertModel])
-def test_reads_transformers_tf_model_h5_layout(tmp_path, config_factory, batch_factory, cls):
+def test_reads_transformers_tf_model_h5_layout(tmp_path, monkeypatch, config_factory, batch_factory, cls, blocks):
+    import rembert_tf.loading
+
+    if blocks:
+        monkeypatch.setattr(rembert_tf.loading, "STREAM_BLOCK_BYTES", 700)  # stream in blocks of a few rows
     config = config_factory("odd", num_labels=2)
     model = cls(config)
     tensors = model.export_tensors()

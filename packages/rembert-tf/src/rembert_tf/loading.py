@@ -189,9 +189,15 @@ def _load_h5(model: TFRemBertPreTrainedModel, schema: CheckpointSchema, path: Pa
     with h5py.File(path, "r") as f:
         for name, key in report.matched.items():
             layer, weight_name, transposed = entries[key]
-            array = f[layer][weight_name][()]  # one tensor in memory at a time
-            stored = array.T if transposed else array  # canonical layout
+            dataset = f[layer][weight_name]
             var, var_transposed = variables[name]
+            if dataset.nbytes > STREAM_BLOCK_BYTES and dataset.ndim == 2:
+                # Stored [in, out] kernels already have the variable's layout; other 2-D tensors are canonical.
+                same_layout = transposed == var_transposed
+                _assign_blocks(var, not same_layout, dataset, tuple(dataset.shape), dataset.dtype.itemsize)
+                continue
+            array = dataset[()]  # one tensor in memory at a time
+            stored = array.T if transposed else array  # canonical layout
             _assign(var, var_transposed, stored, name, str(path))
     return report
 

@@ -243,6 +243,7 @@ class Linear(keras.layers.Layer):
         self.built = True
 
     def call(self, x: tf.Tensor) -> tf.Tensor:
+        """``x`` (..., in_features) -> (..., out_features)."""
         return tf.matmul(x, self.kernel) + self.bias  # (..., out_features)
 
     def canonical_params(self) -> dict[str, tuple[Any, bool]]:
@@ -275,6 +276,7 @@ class Embedding(keras.layers.Layer):
         self.built = True
 
     def call(self, ids: tf.Tensor) -> tf.Tensor:
+        """``ids`` int (...) -> (..., width); ids must already be checked to lie in ``[0, rows)``."""
         out = tf.gather(self.weight, ids)  # (*ids.shape, width)
         if self.pad_row is not None:
             # As PyTorch's nn.Embedding(padding_idx=...): the padding row gets no gradient.
@@ -309,6 +311,7 @@ class LayerNorm(keras.layers.Layer):
         self.built = True
 
     def call(self, x: tf.Tensor) -> tf.Tensor:
+        """``x`` (..., width) in any float dtype -> float32 (..., width)."""
         x32 = tf.cast(x, tf.float32)
         mean = tf.reduce_mean(x32, axis=-1, keepdims=True)
         var = tf.reduce_mean(tf.square(x32 - mean), axis=-1, keepdims=True)
@@ -374,6 +377,9 @@ class TFRemBertEmbeddings(keras.layers.Layer):
         inputs_embeds: tf.Tensor | None = None,
         training: bool = False,
     ) -> tf.Tensor:
+        """Ids (batch, seq) or ``inputs_embeds`` (batch, seq, input_embedding_size) -> (batch, seq,
+        input_embedding_size).
+        """
         if inputs_embeds is None:
             inputs_embeds = self.word_embeddings(input_ids)  # (batch, seq, input_embedding_size)
         types = self.token_type_embeddings(token_type_ids)
@@ -420,6 +426,10 @@ class TFRemBertSelfAttention(keras.layers.Layer):
         past_key_value: tuple[tf.Tensor, tf.Tensor] | None = None,
         training: bool = False,
     ) -> tuple[tf.Tensor, tf.Tensor, tuple[tf.Tensor, tf.Tensor]]:
+        """``hidden_states`` (batch, seq, hidden); ``attention_mask`` additive float32, broadcastable to (batch,
+        heads, seq, kv_len); ``head_mask`` (1, heads, 1, 1); ``past_key_value`` (key, value) to extend (self) or
+        reuse (cross).
+        """
         query = self._split_heads(self.query(hidden_states))  # (batch, heads, seq, head_dim)
         is_cross = encoder_hidden_states is not None
         if is_cross and past_key_value is not None:
@@ -460,6 +470,9 @@ class TFRemBertSelfOutput(keras.layers.Layer):
         self.built = True
 
     def call(self, hidden_states: tf.Tensor, input_tensor: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """``hidden_states`` (batch, seq, in_features), ``input_tensor`` (batch, seq, hidden) residual -> float32
+        (batch, seq, hidden).
+        """
         hidden_states = self.dropout(self.dense(hidden_states), training=training)  # float32 dropout
         return self.LayerNorm(hidden_states + tf.cast(input_tensor, hidden_states.dtype))
 
@@ -484,6 +497,9 @@ class TFRemBertAttention(keras.layers.Layer):
         past_key_value: tuple[tf.Tensor, tf.Tensor] | None = None,
         training: bool = False,
     ) -> tuple[tf.Tensor, tf.Tensor, tuple[tf.Tensor, tf.Tensor]]:
+        """As :meth:`TFRemBertSelfAttention.call`; returns (output (batch, seq, hidden), probabilities, present
+        key/value).
+        """
         context, probs, present = self.self_attention(
             hidden_states,
             attention_mask=attention_mask,
@@ -513,6 +529,7 @@ class TFRemBertIntermediate(keras.layers.Layer):
         self.built = True
 
     def call(self, hidden_states: tf.Tensor) -> tf.Tensor:
+        """(batch, seq, hidden) -> activation(dense) (batch, seq, intermediate_size)."""
         return self.activation(self.dense(hidden_states))  # (batch, seq, intermediate)
 
 
@@ -551,6 +568,9 @@ class TFRemBertLayer(keras.layers.Layer):
         past_key_value: tuple[tf.Tensor, ...] | None = None,
         training: bool = False,
     ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor | None, tuple[tf.Tensor, ...]]:
+        """``hidden_states`` (batch, seq, hidden), additive float32 masks, optional encoder states (batch, enc_seq,
+        hidden) and cache tuple of 2 or 4 tensors.
+        """
         self_past = tuple(past_key_value[:2]) if past_key_value is not None else None
         attention_output, self_probs, present = self.attention(
             hidden_states,
@@ -616,6 +636,9 @@ class TFRemBertEncoder(keras.layers.Layer):
         output_hidden_states: bool,
         training: bool = False,
     ) -> BaseModelOutputWithPastAndCrossAttentions:
+        """Embeddings (batch, seq, input_embedding_size) -> :class:`BaseModelOutputWithPastAndCrossAttentions`;
+        ``head_mask`` has one entry (or None) per layer.
+        """
         hidden_states = self.embedding_hidden_mapping_in(hidden_states)  # (batch, seq, hidden)
         all_hidden: list[tf.Tensor] = []
         all_self: list[tf.Tensor] = []
@@ -662,6 +685,7 @@ class TFRemBertPooler(keras.layers.Layer):
         self.built = True
 
     def call(self, hidden_states: tf.Tensor) -> tf.Tensor:
+        """(batch, seq, hidden) -> (batch, hidden)."""
         return tf.tanh(self.dense(hidden_states[:, 0]))  # (batch, hidden)
 
 
@@ -681,6 +705,7 @@ class TFRemBertLMPredictionHead(keras.layers.Layer):
         self.built = True
 
     def call(self, hidden_states: tf.Tensor) -> tf.Tensor:
+        """(batch, seq, hidden) -> logits (batch, seq, vocab_size)."""
         hidden_states = self.LayerNorm(self.activation(self.dense(hidden_states)))  # (batch, seq, output_emb)
         return self.decoder(hidden_states)  # (batch, seq, vocab)
 
@@ -696,6 +721,7 @@ class TFRemBertOnlyMLMHead(keras.layers.Layer):
         self.built = True
 
     def call(self, sequence_output: tf.Tensor) -> tf.Tensor:
+        """(batch, seq, hidden) -> logits (batch, seq, vocab_size)."""
         return self.predictions(sequence_output)
 
 
@@ -768,6 +794,9 @@ class TFRemBertMainLayer(keras.layers.Layer):
         output_hidden_states: bool = False,
         training: bool = False,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions:
+        """Check the inputs, build the masks and run embeddings, encoder and pooler; arguments as
+        :meth:`TFRemBertModel.call`.
+        """
         config = self.config
         use_cache = bool(use_cache if use_cache is not None else config.use_cache) if config.is_decoder else False
 
@@ -1343,6 +1372,7 @@ class TFRemBertModel(TFRemBertPreTrainedModel):
         return_dict: bool | None = None,
         training: bool = False,
     ) -> Any:
+        """Run the model (arguments and shapes: see the class docstring); ``return_dict=False`` gives a tuple."""
         args = self._gather_inputs(input_ids, _named(locals(), self.INPUT_NAMES))
         out = self._backbone(
             args,
@@ -1403,6 +1433,7 @@ class TFRemBertForMaskedLM(_TFRemBertLMBase):
         return_dict: bool | None = None,
         training: bool = False,
     ) -> Any:
+        """Run the model (arguments and shapes: see the class docstring); ``return_dict=False`` gives a tuple."""
         args = self._gather_inputs(input_ids, _named(locals(), self.INPUT_NAMES))
         outputs = self._backbone(
             args,
@@ -1465,6 +1496,7 @@ class TFRemBertForCausalLM(_TFRemBertLMBase):
         return_dict: bool | None = None,
         training: bool = False,
     ) -> Any:
+        """Run the model (arguments and shapes: see the class docstring); ``return_dict=False`` gives a tuple."""
         args = self._gather_inputs(input_ids, _named(locals(), self.INPUT_NAMES))
         outputs = self._backbone(
             args,
@@ -1613,6 +1645,7 @@ class TFRemBertForSequenceClassification(TFRemBertPreTrainedModel):
         return_dict: bool | None = None,
         training: bool = False,
     ) -> Any:
+        """Run the model (arguments and shapes: see the class docstring); ``return_dict=False`` gives a tuple."""
         args = self._gather_inputs(input_ids, _named(locals(), self.INPUT_NAMES))
         outputs = self._backbone(args, training)
         pooled = self.dropout(outputs.pooler_output, training=training)
@@ -1707,6 +1740,7 @@ class TFRemBertForMultipleChoice(TFRemBertPreTrainedModel):
         return_dict: bool | None = None,
         training: bool = False,
     ) -> Any:
+        """Run the model (arguments and shapes: see the class docstring); ``return_dict=False`` gives a tuple."""
         args = self._gather_inputs(input_ids, _named(locals(), self.INPUT_NAMES))
         if args.get("input_ids") is not None:
             ids = _to_tensor(args["input_ids"], "input_ids")
@@ -1799,6 +1833,7 @@ class TFRemBertForTokenClassification(TFRemBertPreTrainedModel):
         return_dict: bool | None = None,
         training: bool = False,
     ) -> Any:
+        """Run the model (arguments and shapes: see the class docstring); ``return_dict=False`` gives a tuple."""
         args = self._gather_inputs(input_ids, _named(locals(), self.INPUT_NAMES))
         outputs = self._backbone(args, training)
         sequence_output = self.dropout(outputs.last_hidden_state, training=training)
@@ -1860,6 +1895,7 @@ class TFRemBertForQuestionAnswering(TFRemBertPreTrainedModel):
         return_dict: bool | None = None,
         training: bool = False,
     ) -> Any:
+        """Run the model (arguments and shapes: see the class docstring); ``return_dict=False`` gives a tuple."""
         args = self._gather_inputs(input_ids, _named(locals(), self.INPUT_NAMES))
         outputs = self._backbone(args, training)
         logits = self.qa_outputs(outputs.last_hidden_state)  # (batch, seq, 2)
