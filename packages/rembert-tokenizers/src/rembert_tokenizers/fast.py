@@ -17,7 +17,12 @@ from rembert_core import CheckpointError, InputError
 from rembert_core.serialization import atomic_write_bytes
 from rembert_core.tokens import CLS_TOKEN, MASK_TOKEN, PAD_TOKEN, SEP_TOKEN, UNK_TOKEN
 from rembert_tokenizers.base import VOCAB_FILE, RemBertTokenizerBase, _Sequence
-from rembert_tokenizers.convert import build_core_tokenizer, build_file_tokenizer, model_from_tokenizer_json
+from rembert_tokenizers.convert import (
+    build_core_tokenizer,
+    build_file_tokenizer,
+    model_from_tokenizer_json,
+    whitespace_function,
+)
 from rembert_tokenizers.spmodel import SentencePieceModel, load_model_file
 
 __all__ = ["TOKENIZER_FILE", "RemBertTokenizerFast"]
@@ -110,7 +115,11 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
         import sentencepiece
 
         self._charsmap = self._model.charsmap_normalizer()
+        # Two cores share the lattice: one with the whitespace rules as tokenizers normalizers (offsets and
+        # pieces are tracked through them), one without, fed by the same rules in Python (ids only, faster).
         self._core = build_core_tokenizer(self._model, remove_space=self.remove_space)
+        self._core_ids = build_core_tokenizer(self._model, remove_space=self.remove_space, whitespace=False)
+        self._whitespace = whitespace_function(self._model, remove_space=self.remove_space)
         processor = sentencepiece.SentencePieceProcessor()
         processor.LoadFromSerializedProto(self._model.proto_bytes)
         self._sp = processor  # detokenization only, so decode() is exactly the slow tokenizer's
@@ -140,9 +149,15 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
         return [normalize(c) for c in chunks]
 
     def _encode_chunks(self, chunks: list[str], *, offsets: bool = False, pieces: bool = False) -> list[_Sequence]:
-        normalized = self._normalize(chunks)
         if not offsets and not pieces:
-            return [_Sequence(e.ids) for e in self._core.encode_batch_fast(normalized, add_special_tokens=False)]
+            whitespace = self._whitespace
+            if self._charsmap is None:
+                prepared = [whitespace(c) for c in chunks]
+            else:
+                normalize = self._charsmap.Normalize
+                prepared = [whitespace(normalize(c)) for c in chunks]
+            return [_Sequence(e.ids) for e in self._core_ids.encode_batch_fast(prepared, add_special_tokens=False)]
+        normalized = self._normalize(chunks)
         encodings = self._core.encode_batch(normalized, add_special_tokens=False)
         results = []
         for chunk, norm, encoding in zip(chunks, normalized, encodings, strict=True):
@@ -180,7 +195,7 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for key in ("_sp", "_lock", "_core", "_charsmap"):
+        for key in ("_sp", "_lock", "_core", "_core_ids", "_whitespace", "_charsmap"):
             state.pop(key, None)
         return state
 
