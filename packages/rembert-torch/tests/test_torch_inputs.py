@@ -105,7 +105,7 @@ BASE_CASES: list[tuple[str, dict[str, Any], str]] = [
     (
         "position shape",
         {"input_ids": IDS, "position_ids": torch.tensor([[0, 1, 2]])},
-        r"position_ids has shape \(1, 3\)",
+        r"position_ids has shape \(1, 3\), expected \(2, 4\), \(1, 4\) or \(4,\)",
     ),
     (
         "head mask shape",
@@ -299,6 +299,11 @@ def test_valid_edge_inputs_run(cfg: dict[str, Any]) -> None:
     model = _build(RemBertModel, cfg)
     full_length = torch.randint(0, 301, (1, 10))  # exactly max_position_embeddings
     assert model(full_length).last_hidden_state.shape == (1, 10, 48)
+    positions = torch.tensor([3, 2, 1, 0])
+    assert torch.equal(  # 1-D position ids broadcast over the batch, as in the reference
+        model(IDS, position_ids=positions).last_hidden_state,
+        model(IDS, position_ids=positions.expand(2, 4)).last_hidden_state,
+    )
     ids32 = IDS.to(torch.int32)  # any integer dtype
     assert torch.equal(model(ids32, attention_mask=MASK.bool()).last_hidden_state, model(IDS, MASK).last_hidden_state)
     labelled = _build(RemBertForMaskedLM, cfg)

@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import rembert_torch
 from rembert_core import TASKS
@@ -231,3 +233,36 @@ def test_half_precision_matches_reference(
     close(actual.logits, expected.logits, dtype=dtype, name=f"{dtype} logits")
     close(actual.hidden_states, expected.hidden_states, dtype=dtype, name=f"{dtype} hidden_states")
     close(actual.loss, expected.loss, dtype=dtype, quantity="loss", name=f"{dtype} loss")
+
+
+@given(data=st.data())
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_random_batches_match_reference(
+    data: Any, transformers_mod: Any, reference_checkpoint: Any, close: Any, configs: Any
+) -> None:
+    """Random batch sizes, lengths, padding patterns, token types and positions, MLM and token classification."""
+    task = data.draw(st.sampled_from(["masked_lm", "token_classification"]), label="task")
+    config_name = data.draw(st.sampled_from(["odd", "wide"]), label="config")
+    cfg = {**configs[config_name], **_overrides(task)}
+    ref, ours = _load_pair(transformers_mod, reference_checkpoint(task, config_name, **_overrides(task)), task)
+    batch = data.draw(st.integers(1, 4), label="batch")
+    seq = data.draw(st.integers(1, cfg["max_position_embeddings"]), label="seq")
+    seed = data.draw(st.integers(0, 2**16), label="seed")
+    gen = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(0, seq + 1, (batch,), generator=gen)  # 0: a fully padded row
+    mask = (torch.arange(seq)[None, :] < lengths[:, None]).long()
+    if data.draw(st.booleans(), label="left padding"):
+        mask = mask.flip(-1)
+    inputs: dict[str, Any] = {
+        "input_ids": torch.randint(0, cfg["vocab_size"], (batch, seq), generator=gen),
+        "attention_mask": mask,
+        "token_type_ids": torch.randint(0, cfg["type_vocab_size"], (batch, seq), generator=gen),
+    }
+    if data.draw(st.booleans(), label="position ids"):
+        inputs["position_ids"] = torch.randint(0, cfg["max_position_embeddings"], (batch, seq), generator=gen)
+    classes = cfg["vocab_size"] if task == "masked_lm" else 3
+    labels = torch.randint(0, classes, (batch, seq), generator=gen).masked_fill(mask == 0, -100)
+    expected = ref(**inputs, labels=labels, output_hidden_states=True)
+    actual = ours(**inputs, labels=labels, output_hidden_states=True)
+    for key in expected.keys():  # noqa: SIM118
+        close(actual[key], expected[key], quantity="loss" if key == "loss" else "activations", name=key)

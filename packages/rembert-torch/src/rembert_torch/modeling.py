@@ -927,8 +927,10 @@ class RemBertModel(RemBertPreTrainedModel):
             _check_range(tt, "token_type_ids", 0, config.type_vocab_size)
         if position_ids is not None:
             pos = _require_int_tensor(position_ids, "position_ids")
-            if pos.dim() != 2 or pos.shape[1] != seq or pos.shape[0] not in (1, batch):
-                raise InputError(f"position_ids has shape {tuple(pos.shape)}, expected ({batch}, {seq}) or (1, {seq})")
+            if pos.dim() not in (1, 2) or pos.shape[-1] != seq or (pos.dim() == 2 and pos.shape[0] not in (1, batch)):
+                raise InputError(
+                    f"position_ids has shape {tuple(pos.shape)}, expected ({batch}, {seq}), (1, {seq}) or ({seq},)"
+                )
             _check_range(pos, "position_ids", 0, config.max_position_embeddings)
         elif total > config.max_position_embeddings:
             raise InputError(
@@ -1052,7 +1054,8 @@ class RemBertModel(RemBertPreTrainedModel):
             input_ids: (batch, seq) token ids in [0, vocab_size). Exactly one of this and ``inputs_embeds``.
             attention_mask: (batch, past + seq) 1 = attend, 0 = padding; or (batch, seq, past + seq).
             token_type_ids: (batch, seq) segment ids in [0, type_vocab_size); default zeros.
-            position_ids: (batch, seq) or (1, seq) in [0, max_position_embeddings); default past .. past + seq - 1.
+            position_ids: (batch, seq), (1, seq) or (seq,) in [0, max_position_embeddings); default
+                past .. past + seq - 1.
             head_mask: (heads,) or (layers, heads), 1 keeps a head, 0 masks it.
             inputs_embeds: (batch, seq, input_embedding_size) instead of ``input_ids``.
             encoder_hidden_states: (batch, enc_seq, hidden) for cross-attention (decoders with
@@ -1100,6 +1103,8 @@ class RemBertModel(RemBertPreTrainedModel):
             token_type_ids = torch.zeros(batch, seq, dtype=torch.long, device=device)
         if position_ids is None:
             position_ids = torch.arange(past_length, past_length + seq, device=device)[None, :]  # (1, seq)
+        elif position_ids.dim() == 1:
+            position_ids = position_ids[None, :]  # (1, seq), broadcast over the batch
 
         self_bias = self._self_attention_bias(attention_mask, batch, seq, past_length, device)
         cross_bias = self._encoder_attention_bias(encoder_attention_mask) if encoder_hidden_states is not None else None
