@@ -144,6 +144,7 @@ def test_backend_rejects_unknown_inputs_and_missing_labels() -> None:
         backend.build_model(config, "base", dtype="float64")
 
 
+@pytest.mark.oracle
 def test_backend_numbers_match_transformers(transformers_mod: Any) -> None:
     """The backend's forward and gradients on the parity inputs against the reference PyTorch class."""
     from rembert_core.tolerances import assert_close
