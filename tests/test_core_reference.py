@@ -87,3 +87,13 @@ def test_schema_names_and_shapes_equal_reference_state_dict(tmp_path: Path, task
     # A checkpoint saved by transformers is reported valid by `rembert inspect`.
     model.save_pretrained(tmp_path)
     assert main(["inspect", str(tmp_path)]) == 0
+
+
+@pytest.mark.parametrize("num_labels", [2, 3, 5])
+def test_num_labels_override_like_the_reference(tmp_path: Path, num_labels: int) -> None:
+    transformers.RemBertConfig(id2label={0: "a", 1: "b", 2: "c"}).save_pretrained(tmp_path)
+    ref = transformers.RemBertConfig.from_pretrained(tmp_path, num_labels=num_labels)
+    ours = RemBertConfig.from_pretrained(tmp_path, num_labels=num_labels)
+    assert ours.id2label == ref.id2label
+    # (the reference leaves label2id None when only id2label was given; ours is always the inverse)
+    assert ours.label2id == (ref.label2id or {v: k for k, v in ref.id2label.items()})

@@ -166,3 +166,13 @@ def test_copy_applies_changes_and_validates() -> None:
     assert copy.num_hidden_layers == 1 and config.num_hidden_layers == 32
     with pytest.raises(ConfigError):
         config.copy(num_attention_heads=5)
+
+
+def test_num_labels_override_follows_the_reference(tmp_path: Path) -> None:
+    RemBertConfig(id2label={0: "a", 1: "b", 2: "c"}).save_pretrained(tmp_path)
+    same = RemBertConfig.from_pretrained(tmp_path, num_labels=3)
+    assert same.id2label == {0: "a", 1: "b", 2: "c"}
+    other = RemBertConfig.from_pretrained(tmp_path, num_labels=5)
+    assert other.id2label == {i: f"LABEL_{i}" for i in range(5)}
+    fewer = RemBertConfig.from_pretrained(tmp_path, num_labels=2)
+    assert fewer.label2id == {"LABEL_0": 0, "LABEL_1": 1}

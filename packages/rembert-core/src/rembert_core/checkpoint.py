@@ -23,7 +23,7 @@ import numpy as np
 
 from rembert_core.errors import CheckpointError
 from rembert_core.schema import CheckpointSchema, SchemaReport
-from rembert_core.serialization import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, TensorSource
+from rembert_core.serialization import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, TensorSource, dtype_code
 
 __all__ = [
     "PT_WEIGHTS_INDEX_NAME",
@@ -98,11 +98,18 @@ def match_weights(
         dtypes = {k: i.dtype for k, i in infos.items()}
     else:
         shapes = {k: tuple(np.shape(v)) for k, v in weights.items()}
-        dtypes = {k: str(np.asarray(v).dtype) if not hasattr(v, "dtype") else str(v.dtype) for k, v in weights.items()}
+        dtypes = {k: _code(v) for k, v in weights.items()}
     report = schema.validate(shapes, dtypes)
     if strict:
         report.raise_for_errors(source)
     return report
+
+
+def _code(value: object) -> str:
+    try:
+        return dtype_code(np.asarray(value).dtype)
+    except CheckpointError:
+        return str(np.asarray(value).dtype)
 
 
 def iter_matched(

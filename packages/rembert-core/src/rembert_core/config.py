@@ -190,10 +190,15 @@ class RemBertConfig:
         if not isinstance(data, Mapping):
             raise ConfigError(f"a config must be a JSON object, got {type(data).__name__}")
         merged = {**data, **overrides}
-        if "num_labels" in overrides and "id2label" not in overrides:
-            # An explicit num_labels replaces the stored labels (as in transformers' from_pretrained).
-            merged.pop("id2label", None)
-            merged.pop("label2id", None)
+        stored = merged.get("id2label")
+        if "num_labels" in overrides and "id2label" not in overrides and isinstance(stored, Mapping):
+            # An explicit num_labels of another count replaces the stored labels; the same count keeps
+            # their names (transformers' from_pretrained semantics).
+            if overrides["num_labels"] != len(stored):
+                merged.pop("id2label", None)
+                merged.pop("label2id", None)
+            else:
+                merged.pop("num_labels")
         model_type = merged.pop("model_type", MODEL_TYPE)
         if model_type != MODEL_TYPE:
             raise ConfigError(f"model_type is {model_type!r}, expected {MODEL_TYPE!r}: this is not a RemBERT config")

@@ -241,7 +241,7 @@ class SchemaReport:
         return "; ".join(parts)
 
 
-_FLOAT_DTYPES = frozenset({"F64", "F32", "F16", "BF16", "float64", "float32", "float16", "bfloat16"})
+_FLOAT_DTYPES = frozenset({"F64", "F32", "F16", "BF16"})  # safetensors codes (see TensorInfo)
 
 
 class CheckpointSchema(Mapping[str, TensorSpec]):

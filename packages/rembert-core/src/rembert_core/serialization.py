@@ -40,6 +40,7 @@ __all__ = [
     "TensorSource",
     "atomic_path",
     "atomic_write_bytes",
+    "dtype_code",
     "open_checkpoint",
     "parse_size",
     "save_safetensors",
@@ -129,7 +130,11 @@ def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
 
 
 class TensorInfo:
-    """Name, shape and dtype of a stored tensor, read from the header only."""
+    """Name, shape and dtype of a stored tensor, read from the header only.
+
+    ``dtype`` is always a safetensors dtype code ("F32", "BF16", "F16", "F64", "I64", ...), whatever the
+    format the tensor is stored in; :func:`dtype_code` converts a NumPy dtype.
+    """
 
     __slots__ = ("dtype", "file", "name", "shape")
 
@@ -409,6 +414,15 @@ _NP_TO_ST = {
     "uint64": "U64",
     "bool": "BOOL",
 }
+
+
+def dtype_code(dtype: Any) -> str:
+    """The safetensors dtype code of a NumPy dtype (``ml_dtypes.bfloat16`` included), e.g. "F32"."""
+    name = np.dtype(dtype).name
+    try:
+        return _NP_TO_ST[name]
+    except KeyError:
+        raise CheckpointError(f"dtype {name} has no safetensors equivalent") from None
 
 
 def _write_shard_streaming(
