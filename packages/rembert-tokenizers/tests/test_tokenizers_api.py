@@ -277,3 +277,28 @@ def test_options_are_applied(en_model):
         spaced = cls(en_model, remove_space=False).tokenize("a  b")
         assert spaced.count("▁") + sum(p.startswith("▁") for p in spaced if p != "▁") >= 3
         assert cls(en_model).tokenize("a  b") == cls(en_model).tokenize("a b")
+
+
+def test_pad_examples(tok):
+    examples = [
+        {"input_ids": [1000, 5, 6, 1001], "token_type_ids": [0, 0, 0, 0]},
+        {"input_ids": [1000, 1001], "token_type_ids": [0, 0]},
+    ]
+    out = tok.pad(examples, pad_to_multiple_of=8, padding_side="left", return_tensors="np")
+    assert out["input_ids"].shape == (2, 8)
+    assert out["input_ids"][1].tolist() == [tok.pad_token_id] * 6 + [1000, 1001]
+    assert out["attention_mask"][1].tolist() == [0] * 6 + [1, 1]
+    single = tok.pad({"input_ids": [1000, 1001]}, padding="max_length", max_length=4)
+    assert single["input_ids"] == [1000, 1001, tok.pad_token_id, tok.pad_token_id]
+    with pytest.raises(InputError, match="keys"):
+        tok.pad([{"input_ids": [1]}, {"input_ids": [2], "attention_mask": [1]}])
+
+
+def test_encode_plus_with_given_ids(tok):
+    assert tok.encode_plus([151, 88, 21], [887])["input_ids"] == [1000, 151, 88, 21, 1001, 887, 1001]
+    assert tok.encode(["▁He", "ll", "o"]) == [1000, 151, 88, 21, 1001]
+    out = tok.prepare_for_model([151, 88, 21, 5, 6], [887], truncation=True, max_length=6)
+    assert out["input_ids"] == [1000, 151, 88, 1001, 887, 1001]
+    assert out["token_type_ids"] == [0, 0, 0, 0, 1, 1]
+    with pytest.raises(InputError, match="ids"):
+        tok.prepare_for_model(["x"])

@@ -171,3 +171,22 @@ def test_vocabulary_api_matches_reference(fixtures_dir, tokenizers_for, referenc
         assert (
             tok(words, is_split_into_words=True)["input_ids"] == reference(words, is_split_into_words=True)["input_ids"]
         )
+
+
+def test_pad_and_given_ids_match_reference(fixtures_dir, tokenizers_for, reference_slow):
+    model = fixtures_dir / MODELS["en"]
+    reference = reference_slow(model)
+    examples = [[1000, 5, 6, 1001], [1000, 1001], [1000, 7, 1001]]
+    for tok in tokenizers_for(model):
+        for kwargs in (
+            {},
+            {"padding": "max_length", "max_length": 7},
+            {"pad_to_multiple_of": 4, "padding_side": "left"},
+        ):
+            given = [{"input_ids": list(e), "token_type_ids": [0] * len(e)} for e in examples]
+            expected = reference.pad([dict(g) for g in given], **kwargs)
+            assert dict(tok.pad(given, **kwargs)) == dict(expected)
+        assert tok.encode_plus([151, 88, 21], [887]) == reference.encode_plus([151, 88, 21], [887])
+        assert dict(tok.prepare_for_model([151, 88, 21], [887, 5], truncation="only_second", max_length=7)) == dict(
+            reference.prepare_for_model([151, 88, 21], [887, 5], truncation="only_second", max_length=7)
+        )

@@ -144,6 +144,8 @@ class _Row:
 
 
 def _check_text(value: Any, argument: str, *, words: bool) -> None:
+    if isinstance(value, _Sequence):
+        return
     if words:
         if not isinstance(value, (list, tuple)) or not all(isinstance(w, str) for w in value):
             raise InputError(
@@ -889,6 +891,8 @@ class RemBertTokenizerBase(abc.ABC):
 
     @staticmethod
     def _is_batched(text: Any, is_split_into_words: bool, argument: str) -> bool:
+        if isinstance(text, _Sequence):
+            return False
         if isinstance(text, str):
             if is_split_into_words:
                 raise InputError(f"{argument}: with is_split_into_words=True pass a list of words, not a str")
@@ -903,11 +907,51 @@ class RemBertTokenizerBase(abc.ABC):
             return len(text) > 0 and isinstance(text[0], (list, tuple))
         return True
 
+    def _as_given_ids(self, value: Any, argument: str) -> Any:
+        """A list of ids (or of token strings) given instead of text, as the reference's encode_plus accepts."""
+        if isinstance(value, (list, tuple)) and value:
+            if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value):
+                return _Sequence([int(v) for v in value])
+            if all(isinstance(v, str) for v in value):
+                ids = self.convert_tokens_to_ids(list(value))
+                assert isinstance(ids, list)
+                return _Sequence(ids)
+            raise InputError(
+                f"{argument}: expected a str, a list of int ids or a list of str tokens, got {_preview(value)}"
+            )
+        return value
+
     def encode_plus(self, text: Any, text_pair: Any = None, **kwargs: Any) -> BatchEncoding:
-        """Encode one text or pair (same arguments as :meth:`__call__`)."""
-        if isinstance(text, (list, tuple)) and not kwargs.get("is_split_into_words", False):
-            raise InputError("encode_plus: text must be a single str; use __call__ or batch_encode_plus for batches")
+        """Encode one text or pair (same arguments as :meth:`__call__`).
+
+        As in the reference, ``text``/``text_pair`` may also be a list of token strings
+        or of ids (without ``is_split_into_words``): they are used as they are.
+
+        Example::
+
+            tokenizer.encode_plus([151, 88, 21], [887])["input_ids"]  # [1000, 151, 88, 21, 1001, 887, 1001]
+        """
+        if not kwargs.get("is_split_into_words", False):
+            text = self._as_given_ids(text, "text")
+            text_pair = self._as_given_ids(text_pair, "text_pair")
         return self(text, text_pair, **kwargs)
+
+    def prepare_for_model(self, ids: list[int], pair_ids: list[int] | None = None, **kwargs: Any) -> BatchEncoding:
+        """Add special tokens, truncate and pad already-encoded ids (same options as :meth:`__call__`).
+
+        Example::
+
+            tokenizer.prepare_for_model([151, 88], [887], truncation=True, max_length=5)["input_ids"]
+        """
+        for name, value in (("ids", ids), ("pair_ids", pair_ids)):
+            if value is not None and (
+                not isinstance(value, (list, tuple))
+                or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
+            ):
+                raise InputError(f"{name}: expected a list of int ids, got {_preview(value)}")
+        first = _Sequence([int(v) for v in ids])
+        second = _Sequence([int(v) for v in pair_ids]) if pair_ids is not None else None
+        return self(first, second, **kwargs)
 
     def batch_encode_plus(self, batch_text_or_text_pairs: Sequence[Any], **kwargs: Any) -> BatchEncoding:
         """Encode a batch of texts or of ``(text, pair)`` tuples (same arguments as :meth:`__call__`)."""
@@ -1025,6 +1069,13 @@ class RemBertTokenizerBase(abc.ABC):
         return pad, trunc, None if max_length is None else int(max_length)
 
     def _encode_inputs(self, texts: list[Any], *, is_split_into_words: bool, offsets: bool) -> list[_Sequence]:
+        if any(isinstance(t, _Sequence) for t in texts):  # ids given by encode_plus / prepare_for_model
+            return [
+                t
+                if isinstance(t, _Sequence)
+                else self._encode_inputs([t], is_split_into_words=False, offsets=offsets)[0]
+                for t in texts
+            ]
         if not is_split_into_words:
             return self._encode_texts(texts, offsets=offsets)
         flat = [w for words in texts for w in words]
@@ -1295,6 +1346,75 @@ class RemBertTokenizerBase(abc.ABC):
             result.convert_to_tensors(tensor_type)
         if self.is_fast:
             result._set_alignment(lambda: self._alignment(rows), batched=batched)
+        return result
+
+    def pad(
+        self,
+        encoded_inputs: Any,
+        padding: bool | str = True,
+        max_length: int | None = None,
+        pad_to_multiple_of: int | None = None,
+        padding_side: str | None = None,
+        return_attention_mask: bool | None = None,
+        return_tensors: Any = None,
+        verbose: bool = True,
+    ) -> BatchEncoding:
+        """Pad already-encoded inputs (a dict of lists, a BatchEncoding, or a list of per-example dicts).
+
+        Pads ``input_ids`` with the pad id, ``token_type_ids`` with 0, ``special_tokens_mask``
+        with 1, and builds/pads ``attention_mask``; other keys are kept. This is what data
+        collators call.
+
+        Example::
+
+            tokenizer.pad([{"input_ids": [1000, 5, 1001]}, {"input_ids": [1000, 1001]}], return_tensors="np")
+        """
+        if isinstance(encoded_inputs, (list, tuple)) and encoded_inputs and isinstance(encoded_inputs[0], Mapping):
+            keys = list(encoded_inputs[0])
+            for index, example in enumerate(encoded_inputs):
+                if not isinstance(example, Mapping) or set(example) != set(keys):
+                    raise InputError(
+                        f"encoded_inputs[{index}]: every example must be a dict with the keys of the first one {keys}"
+                    )
+            encoded_inputs = {k: [example[k] for example in encoded_inputs] for k in keys}
+        if not isinstance(encoded_inputs, Mapping) or "input_ids" not in encoded_inputs:
+            raise InputError("encoded_inputs: expected a dict (or a list of dicts) with an 'input_ids' entry")
+        data = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in encoded_inputs.items()}
+        rows = data["input_ids"]
+        batched = isinstance(rows, (list, tuple)) and len(rows) > 0 and isinstance(rows[0], (list, tuple))
+        if not batched:
+            data = {k: [v] for k, v in data.items()}
+        tensor_type = check_tensor_type(return_tensors)
+        pad, _, max_len = self._strategies(padding, False, max_length, pad_to_multiple_of, 0)
+        side = self.padding_side if padding_side is None else self._check_side(padding_side, "padding_side")
+        lengths = [len(r) for r in data["input_ids"]]
+        if return_attention_mask is not False and "attention_mask" not in data:
+            data["attention_mask"] = [[1] * n for n in lengths]
+        target = max(lengths, default=0) if pad == "longest" else max_len if pad == "max_length" else None
+        if target is not None and pad_to_multiple_of is not None and target % pad_to_multiple_of != 0:
+            target = (target // pad_to_multiple_of + 1) * pad_to_multiple_of
+        fills = {
+            "input_ids": self.pad_token_id if self.pad_token_id is not None else 0,
+            "token_type_ids": self.pad_token_type_id,
+            "attention_mask": 0,
+            "special_tokens_mask": 1,
+        }
+        if target is not None:
+            for key, fill in fills.items():
+                if key not in data:
+                    continue
+                padded = []
+                for row, n in zip(data[key], lengths, strict=True):
+                    extra = [fill] * max(target - n, 0)
+                    padded.append(list(row) + extra if side == "right" else extra + list(row))
+                data[key] = padded
+        if return_attention_mask is False:
+            data.pop("attention_mask", None)
+        if tensor_type is None and not batched:
+            data = {k: v[0] for k, v in data.items()}
+        result = BatchEncoding(data, is_batched=batched or tensor_type is not None)
+        if tensor_type is not None:
+            result.convert_to_tensors(tensor_type)
         return result
 
     def _numpy_rows(
