@@ -89,12 +89,22 @@ class AddedToken:
         return self.content
 
     def to_dict(self) -> dict[str, Any]:
-        """The reference JSON form (content, lstrip, normalized, rstrip, single_word, special)."""
+        """The reference JSON form (content, lstrip, normalized, rstrip, single_word, special).
+
+        Example::
+
+            AddedToken("<ent>").to_dict()["content"]  # '<ent>'
+        """
         return asdict(self)
 
     @classmethod
     def from_value(cls, value: Any, *, special: bool, argument: str) -> AddedToken:
-        """An :class:`AddedToken` from a ``str``, an ``AddedToken`` (ours or the reference's) or its JSON dict."""
+        """An :class:`AddedToken` from a ``str``, an ``AddedToken`` (ours or the reference's) or its JSON dict.
+
+        Example::
+
+            AddedToken.from_value({"content": "[MASK]", "lstrip": True}, special=True, argument="mask_token")
+        """
         if isinstance(value, AddedToken):
             return value if value.special or not special else cls(**{**asdict(value), "special": True})
         if isinstance(value, str):
@@ -530,6 +540,10 @@ class RemBertTokenizerBase(abc.ABC):
         """Token text of an id, or of each id of a list (``skip_special_tokens`` drops special ids from a list).
 
         Raises :class:`~rembert_core.InputError` for ids outside ``[0, len(tokenizer))``.
+
+        Example::
+
+            tokenizer.convert_ids_to_tokens([1000, 151, 1001], skip_special_tokens=True)  # ['▁He']
         """
         if isinstance(ids, (int, np.integer)):
             return self._id_to_token(int(ids))
@@ -588,6 +602,10 @@ class RemBertTokenizerBase(abc.ABC):
         """Set special tokens, e.g. ``{"cls_token": "<c>", "additional_special_tokens": [...]}``.
 
         Returns how many new ids were created.
+
+        Example::
+
+            tokenizer.add_special_tokens({"additional_special_tokens": ["<q>"]})  # 1
         """
         if not isinstance(special_tokens_dict, Mapping):
             raise InputError(f"special_tokens_dict: expected a dict, got {type(special_tokens_dict).__name__}")
@@ -791,7 +809,12 @@ class RemBertTokenizerBase(abc.ABC):
         return [0] * (cls_len + len(token_ids_0) + sep_len) + [1] * (len(token_ids_1) + sep_len)
 
     def num_special_tokens_to_add(self, pair: bool = False) -> int:
-        """How many special tokens a single sequence (2) or a pair (3) gets."""
+        """How many special tokens a single sequence (2) or a pair (3) gets.
+
+        Example::
+
+            tokenizer.num_special_tokens_to_add(pair=True)  # 3
+        """
         return len(self.build_inputs_with_special_tokens([], [] if pair else None))
 
     # ------------------------------------------------------------------ __call__
@@ -954,7 +977,12 @@ class RemBertTokenizerBase(abc.ABC):
         return self(first, second, **kwargs)
 
     def batch_encode_plus(self, batch_text_or_text_pairs: Sequence[Any], **kwargs: Any) -> BatchEncoding:
-        """Encode a batch of texts or of ``(text, pair)`` tuples (same arguments as :meth:`__call__`)."""
+        """Encode a batch of texts or of ``(text, pair)`` tuples (same arguments as :meth:`__call__`).
+
+        Example::
+
+            tokenizer.batch_encode_plus([("question", "context"), ("q2", "c2")], padding=True)
+        """
         if not isinstance(batch_text_or_text_pairs, (list, tuple)):
             raise InputError(
                 f"batch_text_or_text_pairs: expected a list, got {type(batch_text_or_text_pairs).__name__}"
@@ -1546,7 +1574,12 @@ class RemBertTokenizerBase(abc.ABC):
         return self.clean_up_tokenization(text) if clean else text
 
     def batch_decode(self, sequences: Any, **kwargs: Any) -> list[str]:
-        """:meth:`decode` of each row of a list of id lists or a 2-D array/tensor."""
+        """:meth:`decode` of each row of a list of id lists or a 2-D array/tensor of shape (batch, seq).
+
+        Example::
+
+            tokenizer.batch_decode(batch["input_ids"], skip_special_tokens=True)  # ['Hello world', 'Hi']
+        """
         if hasattr(sequences, "numpy") and not isinstance(sequences, np.ndarray):
             sequences = sequences.numpy()
         if isinstance(sequences, np.ndarray):
@@ -1578,7 +1611,12 @@ class RemBertTokenizerBase(abc.ABC):
 
     @staticmethod
     def clean_up_tokenization(out_string: str) -> str:
-        """The reference's English clean-up (``" ."`` -> ``"."``, ``" n't"`` -> ``"n't"``, ...)."""
+        """The reference's English clean-up (``" ."`` -> ``"."``, ``" n't"`` -> ``"n't"``, ...).
+
+        Example::
+
+            tokenizer.clean_up_tokenization("Hello , world !")  # 'Hello, world!'
+        """
         return (
             out_string.replace(" .", ".")
             .replace(" ?", "?")
@@ -1593,7 +1631,12 @@ class RemBertTokenizerBase(abc.ABC):
         )
 
     def convert_tokens_to_string(self, tokens: list[str]) -> str:
-        """SentencePiece detokenization of pieces (``▁`` becomes a space)."""
+        """SentencePiece detokenization of pieces (``▁`` becomes a space).
+
+        Example::
+
+            tokenizer.convert_tokens_to_string(["▁He", "ll", "o", "▁world"])  # 'Hello world'
+        """
         return self._decode_pieces(list(tokens))
 
     # ------------------------------------------------------------------ files
@@ -1643,6 +1686,10 @@ class RemBertTokenizerBase(abc.ABC):
         """Write the SentencePiece model as ``[prefix-]sentencepiece.model`` in ``save_directory``.
 
         Raises :class:`~rembert_core.CheckpointError` if ``save_directory`` is not a directory.
+
+        Example::
+
+            tokenizer.save_vocabulary("out/")  # ('out/sentencepiece.model',)
         """
         directory = os.fspath(save_directory)
         if not os.path.isdir(directory):

@@ -165,13 +165,23 @@ class BatchEncoding(dict[str, Any]):
         return list(self._word_ids[row])
 
     def tokens(self, batch_index: int = 0) -> list[str]:
-        """The token strings of row ``batch_index`` (fast tokenizer outputs), special and padding tokens included."""
+        """The token strings of row ``batch_index`` (fast tokenizer outputs), special and padding tokens included.
+
+        Example::
+
+            tokenizer_fast("Hello").tokens()  # ['[CLS]', '▁He', 'll', 'o', '[SEP]']
+        """
         row = self._row(batch_index, "tokens")
         assert self._tokens is not None
         return list(self._tokens[row])
 
     def sequence_ids(self, batch_index: int = 0) -> list[int | None]:
-        """0/1 for tokens of the first/second sequence, ``None`` for special and padding tokens."""
+        """0/1 for tokens of the first/second sequence, ``None`` for special and padding tokens.
+
+        Example::
+
+            tokenizer_fast("a b", "c").sequence_ids()  # [None, 0, 0, None, 1, None]
+        """
         row = self._row(batch_index, "sequence_ids")
         types = self.get("token_type_ids")
         words = self.word_ids(row)
@@ -184,6 +194,10 @@ class BatchEncoding(dict[str, Any]):
         """Convert the model inputs in place to ``tensor_type`` ("np", "pt" or "tf") tensors of shape (batch, seq).
 
         A single (unbatched) encoding gains a batch axis of size 1, as in the reference.
+
+        Example::
+
+            tokenizer(["a", "b c"], padding=True).convert_to_tensors("np")["input_ids"].shape  # (2, 4)
         """
         checked = check_tensor_type(tensor_type)
         assert checked is not None
