@@ -327,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", default="numpy", help="reference backend, run in float64 (default numpy; 'none')")
     p.add_argument("--config", default="tiny", choices=["tiny", "full"], help="embedded config (default tiny)")
     p.add_argument("--layers", type=int, help="number of layers of the embedded config")
-    p.add_argument("--batch", type=int, default=2, help="batch size (default 2)")
+    p.add_argument("--batch", type=int, default=3, help="batch size (default 3: full, padded, fully padded rows)")
     p.add_argument("--seq-len", type=int, default=8, help="sequence length (default 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights and inputs (default 0)")
     p.add_argument("--report", help="write the JSON report to this file")

@@ -241,7 +241,8 @@ class SchemaReport:
         return "; ".join(parts)
 
 
-_FLOAT_DTYPES = frozenset({"F64", "F32", "F16", "BF16"})  # safetensors codes (see TensorInfo)
+# safetensors codes (see TensorInfo), and the NumPy names callers of validate() may pass
+_FLOAT_DTYPES = frozenset({"F64", "F32", "F16", "BF16", "float64", "float32", "float16", "bfloat16"})
 
 
 class CheckpointSchema(Mapping[str, TensorSpec]):
