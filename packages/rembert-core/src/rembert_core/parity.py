@@ -352,7 +352,7 @@ def _run_case(
         run.cache_logits = _cache_step(backend, model, inputs)
         run.full_last_logits = np.asarray(outputs["logits"])[:, -1]
         mask = np.asarray(inputs["attention_mask"])
-        run.valid_rows = mask.reshape(mask.shape[0], -1).any(axis=-1)
+        run.valid_rows = np.asarray(mask.reshape(mask.shape[0], -1).any(axis=-1))
     return run
 
 
