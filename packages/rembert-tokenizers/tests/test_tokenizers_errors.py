@@ -159,3 +159,12 @@ def test_bad_add_tokens(tok):
         tok.add_tokens([3])
     with pytest.raises(InputError, match="unknown key"):
         tok.add_special_tokens({"not_a_token": "<x>"})
+
+
+def test_unpaired_surrogates(tok):
+    with pytest.raises(InputError, match="surrogate"):
+        tok(["fine", "bad \ud800 text"])
+    with pytest.raises(InputError, match="surrogate"):
+        tok.tokenize("\udfff")
+    with pytest.raises(InputError, match="surrogate"):
+        tok("x [MASK] \ud83d")

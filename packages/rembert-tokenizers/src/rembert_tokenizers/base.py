@@ -166,6 +166,18 @@ def _check_text(value: Any, argument: str, *, words: bool) -> None:
         raise InputError(f"{argument}: expected a str, got {type(value).__name__} {_preview(value)}")
 
 
+def _check_encodable(texts: Sequence[str]) -> None:
+    """Raise :class:`InputError` naming the first text with an unpaired surrogate (not encodable as UTF-8)."""
+    for index, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InputError(
+                f"text {index} contains an unpaired surrogate {text[exc.start]!r} at character {exc.start}: "
+                "it is not valid Unicode text (decode bytes with errors='replace' first)"
+            ) from None
+
+
 def _preview(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -690,7 +702,11 @@ class RemBertTokenizerBase(abc.ABC):
         plain: list[str] = []
         for split in splits:
             plain.extend(self._preprocess_chunk(c) for c, i in split if i < 0)
-        encoded = self._encode_chunks(plain, offsets=offsets, pieces=pieces) if plain else []
+        try:
+            encoded = self._encode_chunks(plain, offsets=offsets, pieces=pieces) if plain else []
+        except Exception:
+            _check_encodable(texts)  # the usual cause: an unpaired surrogate, which no encoder accepts
+            raise
         results: list[_Sequence] = []
         cursor = 0
         for text, split in processed:
