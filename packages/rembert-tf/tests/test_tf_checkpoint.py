@@ -22,7 +22,6 @@ from rembert_tf import (
     TFRemBertForTokenClassification,
     TFRemBertModel,
 )
-from rembert_tf.loading import h5_name_to_canonical
 
 CLASSES = [
     TFRemBertModel,
@@ -142,44 +141,14 @@ def test_missing_or_unreadable_weights(tmp_path, config_factory):
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         TFRemBertModel.from_pretrained(tmp_path / "nope")
     config_factory("tiny").save_pretrained(tmp_path)
-    with pytest.raises(CheckpointError, match="no weights in"):
+    with pytest.raises(CheckpointError, match="no weights file in"):
         TFRemBertModel.from_pretrained(tmp_path)
-    (tmp_path / "pytorch_model.bin").write_bytes(b"not read")
-    with pytest.raises(CheckpointError, match="PyTorch pickles"):
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not a pickle")
+    with pytest.raises(CheckpointError, match="pytorch_model.bin"):  # needs rembert-torch, or is unreadable
         TFRemBertModel.from_pretrained(tmp_path)
     (tmp_path / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="not a valid safetensors file"):
         TFRemBertModel.from_pretrained(tmp_path)
-
-
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        (
-            "tf_rem_bert_model/rembert/embeddings/word_embeddings/weight:0",
-            ("rembert.embeddings.word_embeddings.weight", False),
-        ),
-        (
-            "m/rembert/embeddings/position_embeddings/embeddings:0",
-            ("rembert.embeddings.position_embeddings.weight", False),
-        ),
-        ("m/rembert/embeddings/LayerNorm/gamma:0", ("rembert.embeddings.LayerNorm.weight", False)),
-        (
-            "m/rembert/encoder/layer_._11/output/LayerNorm/beta:0",
-            ("rembert.encoder.layer.11.output.LayerNorm.bias", False),
-        ),
-        (
-            "m/rembert/encoder/layer_._0/crossattention/self/key/kernel:0",
-            ("rembert.encoder.layer.0.crossattention.self.key.weight", True),
-        ),
-        ("m/mlm___cls/predictions/decoder/weight:0", ("cls.predictions.decoder.weight", False)),
-        ("m/mlm___cls/predictions/dense/kernel:0", ("cls.predictions.dense.weight", True)),
-        ("m/classifier/bias:0", ("classifier.bias", False)),
-        ("m/qa_outputs/kernel:0", ("qa_outputs.weight", True)),
-    ],
-)
-def test_h5_name_map(name, expected):
-    assert h5_name_to_canonical(name) == expected
 
 
 def _write_transformers_h5(path, tensors, scope, task):

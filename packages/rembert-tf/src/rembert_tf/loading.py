@@ -1,15 +1,16 @@
 """Checkpoints of the TensorFlow models: safetensors and ``tf_model.h5`` in, canonical safetensors out.
 
-Reading never imports torch. A safetensors checkpoint (single file or shards
-plus index, as written by ``transformers``, rembert-torch or this package) is
-read through :mod:`rembert_core.checkpoint`: memory-mapped, validated against
-the core schema from the headers alone, then streamed into the Keras variables
-one tensor at a time (dense kernels transposed from the canonical ``[out, in]``).
-The model is built with zero-filled variables first (no random initialisation
-work), so peak memory stays near one copy of the weights plus one tensor.
-
-``tf_model.h5`` files written by ``transformers``' TensorFlow classes are read
-with h5py through a declarative table of name rules (:data:`H5_NAME_RULES`).
+Reading never imports torch. The checkpoint format is chosen by
+:func:`rembert_core.formats.detect_format` among the registered formats
+(safetensors single or sharded, ``tf_model.h5`` read by core with h5py, Google's
+original TensorFlow checkpoints registered by this package's plugin), whose
+readers present canonical names and layouts. Tensors are validated against the
+core schema from the headers alone, then streamed into the Keras variables one
+at a time (dense kernels transposed from the canonical ``[out, in]``);
+safetensors tensors larger than :data:`STREAM_BLOCK_BYTES` are copied in row
+blocks straight from the memory map. The model is built with zero-filled
+variables first (no random initialisation work), so peak memory stays near one
+copy of the weights.
 
 Writing produces ``config.json`` (``architectures`` set to the PyTorch class
 name) and canonical safetensors via :func:`rembert_core.save_safetensors`.
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,54 +28,23 @@ import numpy as np
 import tensorflow as tf
 
 from rembert_core import ARCHITECTURES, CheckpointError, RemBertConfig, build_schema, save_safetensors
-from rembert_core.checkpoint import PT_WEIGHTS_INDEX_NAME, PT_WEIGHTS_NAME, TF_WEIGHTS_NAME, match_weights
+from rembert_core.checkpoint import match_weights
 from rembert_core.schema import CheckpointSchema, Init, SchemaReport
-from rembert_core.serialization import find_safetensors, open_checkpoint
+from rembert_core.serialization import SafetensorsCheckpoint
 
 if TYPE_CHECKING:
     from rembert_tf.modeling import TFRemBertPreTrainedModel
 
 __all__ = [
-    "H5_NAME_RULES",
+    "STREAM_BLOCK_BYTES",
     "assign_canonical",
     "from_pretrained",
-    "h5_name_to_canonical",
+    "load_weights",
     "model_schema",
-    "read_h5_weights",
     "save_pretrained",
 ]
 
 logger = logging.getLogger("rembert_tf")
-
-#: Rules applied in order to a ``tf_model.h5`` weight name (model scope already stripped) to get the
-#: canonical name; the flag says whether the stored array is the transpose of the canonical tensor.
-H5_NAME_RULES: tuple[tuple[str, str], ...] = (
-    (r":0$", ""),  # TF variable suffix
-    (r"^mlm___cls/", "cls/"),  # transformers' TF LM heads are scoped "mlm___cls"
-    (r"/layer_\._(\d+)/", r"/layer/\1/"),  # "layer_._3" -> "layer.3"
-    (r"/LayerNorm/gamma$", "/LayerNorm/weight"),
-    (r"/LayerNorm/beta$", "/LayerNorm/bias"),
-    (r"_embeddings/embeddings$", "_embeddings/weight"),  # position/token type tables
-    (r"/kernel$", "/weight"),  # dense kernels: [in, out], transposed below
-    (r"/", "."),
-)
-
-
-def h5_name_to_canonical(weight_name: str) -> tuple[str, bool]:
-    """Map ``tf_rem_bert_for_masked_lm/rembert/encoder/layer_._0/…/kernel:0`` to ``(canonical, transposed)``.
-
-    The first path component (the Keras model scope) is dropped; the result
-    keeps the ``rembert.`` prefix, which the schema accepts for every task.
-
-    Example:
-        >>> h5_name_to_canonical("tf_rem_bert_model/rembert/encoder/layer_._0/attention/self/query/kernel:0")
-        ('rembert.encoder.layer.0.attention.self.query.weight', True)
-    """
-    name = weight_name.split("/", 1)[1] if "/" in weight_name else weight_name
-    transposed = bool(re.search(r"/kernel(:0)?$", name))
-    for pattern, replacement in H5_NAME_RULES:
-        name = re.sub(pattern, replacement, name)
-    return name, transposed
 
 
 def model_schema(model: TFRemBertPreTrainedModel) -> CheckpointSchema:
@@ -144,64 +113,6 @@ def _initialize(model: TFRemBertPreTrainedModel, schema: CheckpointSchema, names
         var.assign(tf.cast(value, var.dtype))
 
 
-def read_h5_weights(path: Path) -> tuple[dict[str, tuple[str, str, bool]], dict[str, tuple[int, ...]], dict[str, str]]:
-    """Index a ``tf_model.h5``: ``{canonical: (group, weight name, transposed)}``, canonical shapes, dtypes."""
-    import h5py
-
-    entries: dict[str, tuple[str, str, bool]] = {}
-    shapes: dict[str, tuple[int, ...]] = {}
-    dtypes: dict[str, str] = {}
-    try:
-        with h5py.File(path, "r") as f:
-            layer_names = [_text(n) for n in f.attrs.get("layer_names", list(f.keys()))]
-            for layer in layer_names:
-                group = f[layer]
-                weight_names = [_text(n) for n in group.attrs.get("weight_names", [])]
-                for weight_name in weight_names:
-                    dataset = group[weight_name]
-                    key, transposed = h5_name_to_canonical(weight_name)
-                    if key in entries:
-                        raise CheckpointError(
-                            f"{path}: two weights map to {key} ({entries[key][1]!r}, {weight_name!r})"
-                        )
-                    entries[key] = (layer, weight_name, transposed)
-                    shape = tuple(int(d) for d in dataset.shape)
-                    shapes[key] = shape[::-1] if transposed else shape
-                    dtypes[key] = str(dataset.dtype)
-    except (OSError, KeyError) as exc:
-        if isinstance(exc, CheckpointError):
-            raise
-        raise CheckpointError(f"cannot read {path} as a Keras HDF5 weights file: {exc}") from None
-    return entries, shapes, dtypes
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def _load_h5(model: TFRemBertPreTrainedModel, schema: CheckpointSchema, path: Path) -> SchemaReport:
-    import h5py
-
-    entries, shapes, dtypes = read_h5_weights(path)
-    report = schema.validate(shapes, dtypes)
-    report.raise_for_errors(str(path))
-    variables = model.canonical_variables()
-    with h5py.File(path, "r") as f:
-        for name, key in report.matched.items():
-            layer, weight_name, transposed = entries[key]
-            dataset = f[layer][weight_name]
-            var, var_transposed = variables[name]
-            if dataset.nbytes > STREAM_BLOCK_BYTES and dataset.ndim == 2:
-                # Stored [in, out] kernels already have the variable's layout; other 2-D tensors are canonical.
-                same_layout = transposed == var_transposed
-                _assign_blocks(var, not same_layout, dataset, tuple(dataset.shape), dataset.dtype.itemsize)
-                continue
-            array = dataset[()]  # one tensor in memory at a time
-            stored = array.T if transposed else array  # canonical layout
-            _assign(var, var_transposed, stored, name, str(path))
-    return report
-
-
 #: Tensors larger than this are copied into their variable in row blocks of about this size, so
 #: loading never holds more than a block beyond the variables themselves (the full-size word
 #: embeddings are 256 MB, the output decoder 1.7 GB).
@@ -223,48 +134,37 @@ def _assign_blocks(var: Any, transposed: bool, tensor_slice: Any, shape: tuple[i
             target[start:stop].assign(value)
 
 
-def _load_safetensors(model: TFRemBertPreTrainedModel, schema: CheckpointSchema, path: Path) -> SchemaReport:
+def load_weights(model: TFRemBertPreTrainedModel, path: str | os.PathLike[str]) -> SchemaReport:
+    """Stream the checkpoint at ``path`` (any registered format) into ``model``; return the schema report.
+
+    Raises :class:`CheckpointError` listing every missing, unexpected or mis-shaped tensor.
+    """
     from safetensors import safe_open
 
+    from rembert_core.formats import detect_format
+
+    detected = detect_format(Path(path))
+    schema = model_schema(model)
     variables = model.canonical_variables()
-    with open_checkpoint(path) as weights:
-        report = match_weights(weights, schema, source=str(path))
+    source_name = str(detected.path)
+    if detected.ignored:
+        logger.info("%s: reading %s, ignoring %s", path, detected.format.name, [n for n, _ in detected.ignored])
+    with detected.format.open(detected.path) as weights:
+        report = match_weights(weights, schema, source=source_name)
+        streamable = isinstance(weights, SafetensorsCheckpoint)
         handles: dict[Path, Any] = {}
         for name, key in report.matched.items():
             var, transposed = variables[name]
             info = weights.info(key)
-            if info.nbytes > STREAM_BLOCK_BYTES and len(info.shape) == 2:
+            if streamable and info.nbytes > STREAM_BLOCK_BYTES and len(info.shape) == 2:
                 if info.file not in handles:
                     handles[info.file] = safe_open(str(info.file), framework="np")
                 itemsize = info.nbytes // max(1, int(np.prod(info.shape)))
                 _assign_blocks(var, transposed, handles[info.file].get_slice(key), info.shape, itemsize)
             else:
-                _assign(var, transposed, weights[key], name, str(path))  # one tensor from the memory map
+                _assign(var, transposed, weights[key], name, source_name)  # one tensor in memory at a time
         handles.clear()
     return report
-
-
-def _weights_file(directory: Path) -> Path:
-    if not directory.exists():
-        raise CheckpointError(f"checkpoint not found: {directory}")
-    found = find_safetensors(directory)
-    if found is not None:
-        return found
-    if directory.is_dir() and (directory / TF_WEIGHTS_NAME).is_file():
-        return directory / TF_WEIGHTS_NAME
-    if directory.is_file() and directory.suffix == ".h5":
-        return directory
-    torch_files = [n for n in (PT_WEIGHTS_NAME, PT_WEIGHTS_INDEX_NAME) if (directory / n).is_file()]
-    if torch_files:
-        raise CheckpointError(
-            f"{directory} holds only {', '.join(torch_files)} (PyTorch pickles); rembert-tf reads safetensors and "
-            "tf_model.h5 without torch: re-save it with safetensors (transformers or rembert-torch save_pretrained)"
-        )
-    present = ", ".join(sorted(p.name for p in directory.iterdir())[:10]) if directory.is_dir() else directory.name
-    raise CheckpointError(
-        f"no weights in {directory} (looked for model.safetensors, model.safetensors.index.json, {TF_WEIGHTS_NAME}; "
-        f"found {present or 'nothing'})"
-    )
 
 
 #: Keyword arguments of from_pretrained that go to the model constructor rather than the config.
@@ -281,10 +181,11 @@ def from_pretrained(
     **config_overrides: Any,
 ) -> Any:
     """Build ``cls`` from a checkpoint directory; see :meth:`TFRemBertPreTrainedModel.from_pretrained`."""
+    from rembert_core.formats import detect_format
     from rembert_tf.modeling import skip_init
 
     directory = Path(path)
-    weights_file = _weights_file(directory)
+    detect_format(directory)  # fail early, with the format registry's message, before reading the config
     kwargs: dict[str, Any] = {"dtype": dtype} if dtype is not None else {}
     for name in _MODEL_ARGUMENTS:  # constructor arguments, not config fields
         if name in config_overrides:
@@ -297,20 +198,17 @@ def from_pretrained(
     with skip_init():
         model = cls(config, **kwargs)
     schema = model_schema(model)
-    if weights_file.suffix == ".h5":
-        report = _load_h5(model, schema, weights_file)
-    else:
-        report = _load_safetensors(model, schema, weights_file)
+    report = load_weights(model, directory)
     _initialize(model, schema, report.newly_initialized)
     if report.newly_initialized:
         logger.warning(
             "Some weights of %s were not in %s and are newly initialized: %s. Train the model before using it.",
             cls.__name__,
-            weights_file,
+            directory,
             ", ".join(report.newly_initialized),
         )
     if report.unused:
-        logger.info("Some tensors of %s were not used by %s: %s", weights_file, cls.__name__, ", ".join(report.unused))
+        logger.info("Some tensors of %s were not used by %s: %s", directory, cls.__name__, ", ".join(report.unused))
     if output_loading_info:
         info = {
             "missing_keys": list(report.missing),
