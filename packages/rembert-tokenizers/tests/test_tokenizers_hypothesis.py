@@ -68,3 +68,17 @@ def test_generated_text_matches_reference(text, ja_model, tokenizers_for, refere
     for tok in tokenizers_for(ja_model):
         assert tok(text)["input_ids"] == expected
         assert tok.decode(expected) == reference.decode(expected)
+
+
+@pytest.mark.parametrize("remove_space", [True, False])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(alphabet=" \u2581ab\u3000\t", max_size=12))
+def test_python_whitespace_rules_equal_tokenizers_normalizers(remove_space, text, en_model):
+    from tokenizers import normalizers
+
+    from rembert_tokenizers.convert import whitespace_function, whitespace_normalizers
+    from rembert_tokenizers.spmodel import load_model_file
+
+    model = load_model_file(en_model)
+    sequence = normalizers.Sequence(whitespace_normalizers(model, remove_space=remove_space))
+    assert whitespace_function(model, remove_space=remove_space)(text) == sequence.normalize_str(text)

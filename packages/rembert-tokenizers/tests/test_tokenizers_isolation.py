@@ -56,7 +56,9 @@ def test_plugin_module_is_lazy():
 def test_registered_through_the_core_hook(monkeypatch):
     from rembert_core import plugins
 
-    monkeypatch.delenv("REMBERT_PLUGINS", raising=False)
+    # Only our entry point: other installed plugins are not this package's concern here.
+    monkeypatch.setenv("REMBERT_PLUGINS", "tokenizers")
+    monkeypatch.setenv("REMBERT_STRICT_PLUGINS", "1")
     monkeypatch.delenv("REMBERT_DISABLE_PLUGIN_AUTOLOAD", raising=False)
     plugins.reset_plugins()
     try:

@@ -25,7 +25,7 @@ import re
 import threading
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -150,7 +150,6 @@ class _Row:
     special: bool = True
     pad_left: int = 0
     pad_right: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _check_text(value: Any, argument: str, *, words: bool) -> None:
@@ -1389,7 +1388,7 @@ class RemBertTokenizerBase(abc.ABC):
         if tensor_type is not None:
             result.convert_to_tensors(tensor_type)
         if self.is_fast:
-            result._set_alignment(lambda: self._alignment(rows), batched=batched)
+            result._set_alignment(lambda: self._alignment(rows))
         return result
 
     def pad(

@@ -105,9 +105,7 @@ class BatchEncoding(dict[str, Any]):
         if tensor_type is not None:
             self.convert_to_tensors(tensor_type)
 
-    def _set_alignment(
-        self, compute: Callable[[], tuple[list[list[int | None]], list[list[str]]]], *, batched: bool
-    ) -> None:
+    def _set_alignment(self, compute: Callable[[], tuple[list[list[int | None]], list[list[str]]]]) -> None:
         """Attach the (lazily computed) per-token word ids and token strings of every row."""
         self._alignment = compute
 
