@@ -234,3 +234,56 @@ def test_large_tensors_stream_in_blocks(tmp_path, monkeypatch, config_factory, b
     loaded = TFRemBertForMaskedLM.from_pretrained(tmp_path)
     for name, value in loaded.export_tensors().items():
         np.testing.assert_array_equal(value, np.asarray(tensors[name], dtype=np.float32), err_msg=name)
+
+
+def _original_name(canonical: str) -> tuple[str, bool]:
+    """The variable name Google's original RemBERT checkpoints use for a canonical backbone tensor."""
+    parts = canonical.removeprefix("rembert.").split(".")
+    path = ["bert"]
+    i = 0
+    while i < len(parts) - 1:
+        if parts[i] == "layer":
+            path.append(f"layer_{parts[i + 1]}")
+            i += 2
+            continue
+        path.append(parts[i])
+        i += 1
+    leaf = parts[-1]
+    if path[-1].endswith("_embeddings"):
+        return "/".join(path), False
+    if path[-1] == "LayerNorm":
+        return "/".join([*path, "gamma" if leaf == "weight" else "beta"]), False
+    return "/".join([*path, "kernel" if leaf == "weight" else "bias"]), leaf == "weight"
+
+
+@pytest.mark.parametrize("use_prefix", [False, True])
+def test_reads_original_tensorflow_checkpoints(tmp_path, config_factory, batch_factory, use_prefix):
+    import tensorflow as tf
+
+    config = config_factory("odd")
+    reference = TFRemBertModel(config)
+    names, values = [], []
+    for canonical, value in reference.export_tensors().items():
+        name, transposed = _original_name(canonical)
+        names.append(name)
+        values.append(tf.constant(value.T if transposed else value))
+        names.append(name + "/adam_m")  # optimizer slots and other non-weights are skipped
+        values.append(tf.zeros_like(values[-1]))
+    names += ["global_step", "cls/predictions/output_bias", "bert/embeddings/output_embedding"]
+    values += [tf.constant(7, tf.int64), tf.zeros([3]), tf.zeros([2, 2])]
+    prefix = str(tmp_path / "model.ckpt-7")
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names), tensors=values)
+    (tmp_path / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-7"\n')
+    config.save_pretrained(tmp_path)
+    loaded, info = TFRemBertModel.from_pretrained(prefix if use_prefix else tmp_path, output_loading_info=True)
+    assert info["unused"] == [] and info["newly_initialized"] == []
+    for name, value in loaded.export_tensors().items():
+        np.testing.assert_array_equal(value, reference.export_tensors()[name], err_msg=name)
+    head, info = TFRemBertForMaskedLM.from_pretrained(tmp_path, output_loading_info=True)
+    assert sorted(info["newly_initialized"]) == sorted(
+        n for n in build_schema(config, "masked_lm") if n.startswith("cls.")
+    )
+    batch = batch_factory(config)
+    np.testing.assert_array_equal(
+        head.rembert(**batch).last_hidden_state.numpy(), reference(**batch).last_hidden_state.numpy()
+    )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,18 +31,22 @@ import tensorflow as tf
 from rembert_core import ARCHITECTURES, CheckpointError, RemBertConfig, build_schema, save_safetensors
 from rembert_core.checkpoint import match_weights
 from rembert_core.schema import CheckpointSchema, Init, SchemaReport
-from rembert_core.serialization import SafetensorsCheckpoint
+from rembert_core.serialization import SafetensorsCheckpoint, TensorInfo, TensorSource
 
 if TYPE_CHECKING:
     from rembert_tf.modeling import TFRemBertPreTrainedModel
 
 __all__ = [
     "STREAM_BLOCK_BYTES",
+    "TF_CHECKPOINT_RULES",
+    "TFCheckpointSource",
     "assign_canonical",
     "from_pretrained",
     "load_weights",
     "model_schema",
+    "open_tf_checkpoint",
     "save_pretrained",
+    "tf_checkpoint_name",
 ]
 
 logger = logging.getLogger("rembert_tf")
@@ -238,3 +243,88 @@ def save_pretrained(
     config_path = config.save_pretrained(directory)
     files = save_safetensors(ordered, directory, max_shard_size=max_shard_size, metadata={"format": "pt"})
     return [config_path, *files]
+
+
+# -- Google's original TensorFlow checkpoints ---------------------------------------------------------
+
+#: Variables of an original checkpoint that are not model weights, or that the reference does not
+#: load (the pre-training output embedding and ``cls`` head): skipped, as ``load_tf_weights_in_rembert`` does.
+TF_CHECKPOINT_SKIP = re.compile(
+    r"(^|/)(adam_[mv]|AdamWeightDecayOptimizer(_\d+)?|global_step|output_embedding|cls)(/|$)"
+)
+
+#: Renames applied in order to an original variable name (``bert/encoder/layer_3/…/kernel``).
+TF_CHECKPOINT_RULES: tuple[tuple[str, str], ...] = (
+    (r"^bert/", "rembert/"),
+    (r"/layer_(\d+)/", r"/layer/\1/"),
+    (r"/(kernel|gamma|output_weights)$", "/weight"),
+    (r"/(beta|output_bias)$", "/bias"),
+    (r"_embeddings$", "_embeddings/weight"),  # the tables are variables of their own
+    (r"/", "."),
+)
+
+
+def tf_checkpoint_name(variable: str) -> tuple[str, bool] | None:
+    """``(canonical name, transposed)`` of an original checkpoint variable, or None when it is skipped.
+
+    Example:
+        >>> tf_checkpoint_name("bert/encoder/layer_3/attention/self/query/kernel")
+        ('rembert.encoder.layer.3.attention.self.query.weight', True)
+    """
+    if TF_CHECKPOINT_SKIP.search(variable):
+        return None
+    transposed = variable.endswith("/kernel")
+    name = variable
+    for pattern, replacement in TF_CHECKPOINT_RULES:
+        name = re.sub(pattern, replacement, name)
+    return name, transposed
+
+
+class TFCheckpointSource(TensorSource):
+    """The weights of an original TensorFlow checkpoint (``prefix.index`` + ``prefix.data-*``), canonical names."""
+
+    def __init__(self, prefix: Path) -> None:
+        try:
+            self._reader = tf.train.load_checkpoint(str(prefix))
+        except (tf.errors.OpError, ValueError) as exc:
+            raise CheckpointError(f"cannot read TensorFlow checkpoint {prefix}: {exc}") from None
+        self._prefix = prefix
+        self.metadata: dict[str, str] = {}
+        self._names: dict[str, tuple[str, bool]] = {}
+        self._infos: dict[str, TensorInfo] = {}
+        dtypes = self._reader.get_variable_to_dtype_map()
+        for variable, shape in sorted(self._reader.get_variable_to_shape_map().items()):
+            mapped = tf_checkpoint_name(variable)
+            if mapped is None:
+                continue
+            name, transposed = mapped
+            transposed = transposed and len(shape) == 2
+            dims = tuple(int(d) for d in shape)
+            self._names[name] = (variable, transposed)
+            code = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "float64": "F64"}.get(dtypes[variable].name)
+            self._infos[name] = TensorInfo(
+                name, dims[::-1] if transposed else dims, code or dtypes[variable].name, prefix
+            )
+
+    @property
+    def files(self) -> list[Path]:
+        return sorted(self._prefix.parent.glob(self._prefix.name + ".*"))
+
+    def infos(self) -> dict[str, TensorInfo]:
+        return dict(self._infos)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        variable, transposed = self._names[name]
+        value = np.asarray(self._reader.get_tensor(variable))
+        return np.ascontiguousarray(value.T) if transposed else value
+
+
+def open_tf_checkpoint(path: Path) -> TFCheckpointSource:
+    """Open an original TensorFlow checkpoint: a directory with a ``checkpoint`` file, or a prefix."""
+    path = Path(path)
+    if path.is_dir():
+        latest = tf.train.latest_checkpoint(str(path))
+        if latest is None:
+            raise CheckpointError(f"{path}/checkpoint names no readable checkpoint")
+        path = Path(latest)
+    return TFCheckpointSource(path)

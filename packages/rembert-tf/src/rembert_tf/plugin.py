@@ -14,13 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rembert_core import TASKS, Backend, InputError, RemBertConfig, hookimpl
+from rembert_core.formats import PRECEDENCE, CheckpointFormat
 
-__all__ = ["TFBackend", "register_backends"]
+__all__ = ["TF_CHECKPOINT", "TFBackend", "register_backends", "register_checkpoint_formats"]
 
 #: Backend dtype -> Keras dtype policy.
 _POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
@@ -144,3 +146,28 @@ def _np(value: Any) -> np.ndarray:
 def register_backends(register: Callable[[Backend], None]) -> None:
     """Register the ``tf`` backend (TensorFlow is not imported here)."""
     register(TFBackend())
+
+
+def _detect_tf_checkpoint(path: Path) -> Path | None:
+    """An original TF checkpoint: a directory with a ``checkpoint`` state file, or a prefix with ``.index``."""
+    if path.is_dir():
+        return path if (path / "checkpoint").is_file() and any(path.glob("*.index")) else None
+    if path.name.endswith(".index") and path.is_file():
+        return path.with_suffix("")
+    return path if Path(str(path) + ".index").is_file() else None
+
+
+#: Google's original TensorFlow RemBERT checkpoints (``bert/encoder/layer_N/…``), read with TensorFlow.
+TF_CHECKPOINT = CheckpointFormat(
+    name="tf_checkpoint",
+    detect=_detect_tf_checkpoint,
+    opener="rembert_tf.loading:open_tf_checkpoint",
+    precedence=PRECEDENCE["tf_checkpoint"],
+    description="original TensorFlow checkpoint (prefix.index + prefix.data-*), read with TensorFlow",
+)
+
+
+@hookimpl
+def register_checkpoint_formats(register: Callable[[CheckpointFormat], None]) -> None:
+    """Register the original TensorFlow checkpoint format (TensorFlow is imported only to read one)."""
+    register(TF_CHECKPOINT)
