@@ -389,6 +389,30 @@ def test_transformers_tf_model_h5_loads(h5_dirs, task):
     _compare_outputs(f"h5 {task}", model(**inputs, **flags), ref)
 
 
+@pytest.mark.parametrize("hidden_act", ["relu", "gelu_new", "silu"])
+def test_variants_activation_positions_and_3d_masks(tmp_path, hidden_act):
+    torch.manual_seed(11)
+    kwargs = {**CONFIGS["odd"], **NO_DROPOUT, "hidden_act": hidden_act, "num_hidden_layers": 1}
+    pt_model = transformers.RemBertForMaskedLM(transformers.RemBertConfig(**kwargs)).eval()
+    pt_model.save_pretrained(tmp_path)
+    model = rembert_tf.TFRemBertForMaskedLM.from_pretrained(tmp_path)
+    inputs = _batch(kwargs, "base", seed=4)
+    rng = np.random.default_rng(7)
+    positions = rng.integers(0, kwargs["max_position_embeddings"], size=inputs["input_ids"].shape)
+    mask3d = (rng.random((3, 10, 10)) > 0.3).astype(np.float32)
+    mask3d[:, :, 0] = 1.0  # every query sees at least one key
+    for name, extra in (
+        ("position_ids", {"position_ids": positions}),
+        ("3-D float mask", {"attention_mask": mask3d}),
+        ("batch of one", {k: v[:1] for k, v in inputs.items()}),
+    ):
+        feed = {**inputs, **extra}
+        with torch.no_grad():
+            ref = pt_model(**_torch_inputs(feed), output_hidden_states=True, output_attentions=True)
+        ours = model(**feed, output_hidden_states=True, output_attentions=True)
+        _compare_outputs(f"{hidden_act} {name}", ours, ref)
+
+
 def test_zz_report_measured_differences(capsys):
     """Print the largest differences measured above (run with -s to see them)."""
     with capsys.disabled():
