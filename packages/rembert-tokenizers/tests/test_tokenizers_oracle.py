@@ -190,3 +190,50 @@ def test_pad_and_given_ids_match_reference(fixtures_dir, tokenizers_for, referen
         assert dict(tok.prepare_for_model([151, 88, 21], [887, 5], truncation="only_second", max_length=7)) == dict(
             reference.prepare_for_model([151, 88, 21], [887, 5], truncation="only_second", max_length=7)
         )
+
+
+def test_added_token_strip_and_single_word_rules_match_reference(fixtures_dir, corpus):
+    """lstrip/rstrip/single_word tokens next to each other, to spaces, inside words; merged chunks whose
+    unknown pieces spell an added token (the reference maps pieces through the added tokens first)."""
+    import random
+
+    from rembert_tokenizers import AddedToken, RemBertTokenizer, RemBertTokenizerFast
+
+    transformers = pytest.importorskip("transformers")
+    transformers.logging.set_verbosity_error()
+    model = fixtures_dir / MODELS["en"]
+    specs = [
+        ("<e>", {}),
+        ("<r>", {"lstrip": True, "rstrip": True}),
+        ("wo", {"single_word": True}),
+        ("ab", {"rstrip": True}),
+        ("<<", {"lstrip": True, "single_word": True}),
+        ("ÉX", {}),
+    ]
+    fragments = [c for c, _ in specs] + [
+        "<sp>",
+        " ",
+        "  ",
+        "\u3000",
+        "\x1c",
+        "word",
+        "a",
+        "w",
+        "o",
+        "[MASK]",
+        "\t",
+        "é",
+    ]
+    rng = random.Random(5)
+    texts = ["".join(rng.choice(fragments) for _ in range(rng.randint(0, 10))) for _ in range(1500)]
+    for lower in (False, True):
+        reference = transformers.RemBertTokenizer(str(model), do_lower_case=lower)
+        reference.add_tokens([transformers.AddedToken(c, **k) for c, k in specs])
+        reference.add_special_tokens({"additional_special_tokens": [transformers.AddedToken("<sp>", rstrip=True)]})
+        expected = reference(texts)
+        for cls in (RemBertTokenizer, RemBertTokenizerFast):
+            tok = cls(model, do_lower_case=lower)
+            tok.add_tokens([AddedToken(c, **k) for c, k in specs])
+            tok.add_special_tokens({"additional_special_tokens": [AddedToken("<sp>", rstrip=True)]})
+            _compare(expected, tok(texts), texts)
+            assert tok.batch_decode(expected["input_ids"][:300]) == reference.batch_decode(expected["input_ids"][:300])

@@ -381,6 +381,13 @@ class RemBertTokenizerBase(abc.ABC):
             else None
         )
         self._all_special_ids_cache = [self._token_to_id(t) for t in self.all_special_tokens]
+        # The reference maps every piece through the added tokens first (an unknown span whose surface is an
+        # added token's text gets that token's id). Only unknown pieces can differ, unless an added token
+        # reuses a piece's text with another id (possible through added_tokens_decoder in a config file).
+        self._remap_all_pieces = any(
+            content in self._piece_ids and self._piece_ids[content] != index
+            for content, index in self._added_ids.items()
+        )
 
     def _special_value(self, name: str) -> str | None:
         token = self._special.get(name)
@@ -658,19 +665,22 @@ class RemBertTokenizerBase(abc.ABC):
         matcher = self._added_re
         if matcher is None or matcher.search(text) is None:
             return text, ([(text, -1)] if text else [])
+        # Like the reference's trie split: no empty strings between adjacent tokens.
         parts: list[str] = []
-        ids: list[int] = []
         position = 0
         for match in matcher.finditer(text):
-            parts.append(text[position : match.start()])
-            ids.append(-1)
+            if match.start() > position:
+                parts.append(text[position : match.start()])
             parts.append(match.group())
-            ids.append(self._added_ids[match.group()])
             position = match.end()
-        parts.append(text[position:])
-        ids.append(-1)
-        for i, index in enumerate(ids):
-            if index < 0 or not parts[i]:
+        if position < len(text):
+            parts.append(text[position:])
+        # The reference's strip rules, applied in order on the current list (a rule may change a neighbour
+        # before it is visited; `left`/`right` are the neighbours' values before this token's rules).
+        added_ids = self._added_ids
+        for i in range(len(parts)):
+            index = added_ids.get(parts[i])
+            if index is None:
                 continue
             token = self._added_tokens[index]
             left = parts[i - 1] if i > 0 else None
@@ -685,11 +695,17 @@ class RemBertTokenizerBase(abc.ABC):
             elif token.single_word and right and right[0] != " ":
                 parts[i + 1] = parts[i] + parts[i + 1]
                 parts[i] = ""
-        result = []
-        for part, index in zip(parts, ids, strict=True):
-            if part:
-                result.append((part, index if part in self._added_ids and index >= 0 else -1))
-        return text, result
+        return text, [(part, added_ids.get(part, -1)) for part in parts if part]
+
+    def _piece_ids_of(self, ids: list[int], pieces: Sequence[str]) -> list[int]:
+        """Final ids of encoded pieces, mapped through the added tokens as the reference does."""
+        added = self._added_ids
+        if self._remap_all_pieces:
+            return [added.get(p, i) for i, p in zip(ids, pieces, strict=True)]
+        unk = self._sp_unk_id
+        if unk not in ids:
+            return ids
+        return [added.get(p, unk) if i == unk else i for i, p in zip(ids, pieces, strict=True)]
 
     def _preprocess_chunk(self, chunk: str) -> str:
         return chunk if self.keep_accents else _strip_accents(chunk)

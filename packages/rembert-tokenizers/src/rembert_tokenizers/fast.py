@@ -156,12 +156,23 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
             else:
                 normalize = self._charsmap.Normalize
                 prepared = [whitespace(normalize(c)) for c in chunks]
-            return [_Sequence(e.ids) for e in self._core_ids.encode_batch_fast(prepared, add_special_tokens=False)]
+            encodings = self._core_ids.encode_batch_fast(prepared, add_special_tokens=False)
+            all_ids = [e.ids for e in encodings]
+            # encode_batch_fast gives no token strings; the rows that need them (unknown pieces, whose surface
+            # may be an added token's text) are encoded again with them.
+            unk = self._sp_unk_id
+            redo = [i for i, ids in enumerate(all_ids) if self._remap_all_pieces or unk in ids]
+            if redo:
+                again = self._core_ids.encode_batch([prepared[i] for i in redo], add_special_tokens=False)
+                for i, encoding in zip(redo, again, strict=True):
+                    all_ids[i] = self._piece_ids_of(all_ids[i], encoding.tokens)
+            return [_Sequence(ids) for ids in all_ids]
         normalized = self._normalize(chunks)
         encodings = self._core.encode_batch(normalized, add_special_tokens=False)
         results = []
         for chunk, norm, encoding in zip(chunks, normalized, encodings, strict=True):
-            seq = _Sequence(encoding.ids, pieces=encoding.tokens)
+            tokens = encoding.tokens
+            seq = _Sequence(self._piece_ids_of(encoding.ids, tokens), pieces=tokens)
             if offsets:
                 seq.offsets = self._original_offsets(chunk, norm, encoding.offsets)
             results.append(seq)
