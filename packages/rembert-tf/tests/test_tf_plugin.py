@@ -25,7 +25,7 @@ def _python(code: str) -> subprocess.CompletedProcess[str]:
 
 
 class TestTFBackendConformance(BackendConformance):
-    """The core conformance kit. Two deviations, both reported to core (see the package README):
+    """The core conformance kit, with two deviations (both reported to the core owner as core requests):
 
     * question answering needs ``num_labels == 2`` (start/end; the reference cannot split other widths),
       but the kit's default config has 3 labels, so the kit runs on a 2-label copy;
