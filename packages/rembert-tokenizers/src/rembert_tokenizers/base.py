@@ -58,6 +58,19 @@ ADDED_TOKENS_FILE = "added_tokens.json"
 VOCAB_FILE = "sentencepiece.model"
 
 _PADDING = ("longest", "max_length", "do_not_pad")
+#: from_pretrained arguments of the reference that concern hub downloads; accepted and ignored.
+_HUB_ARGUMENTS = (
+    "cache_dir",
+    "force_download",
+    "local_files_only",
+    "token",
+    "revision",
+    "subfolder",
+    "trust_remote_code",
+    "use_fast",
+    "proxies",
+    "_from_auto",
+)
 _TRUNCATION = ("longest_first", "only_first", "only_second", "do_not_truncate")
 
 
@@ -326,6 +339,14 @@ class RemBertTokenizerBase(abc.ABC):
     @abc.abstractmethod
     def _model_proto_bytes(self) -> bytes:
         """The serialized SentencePiece model (for ``save_vocabulary``)."""
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(name_or_path={self.name_or_path!r}, vocab_size={self.vocab_size}, "
+            f"len={len(self)}, do_lower_case={self.do_lower_case}, remove_space={self.remove_space}, "
+            f"keep_accents={self.keep_accents}, padding_side={self.padding_side!r}, "
+            f"truncation_side={self.truncation_side!r}, special_tokens={self.special_tokens_map})"
+        )
 
     # ------------------------------------------------------------------ special tokens
 
@@ -1812,6 +1833,8 @@ class RemBertTokenizerBase(abc.ABC):
             value = config.get(name)
             if isinstance(value, Mapping):
                 config[name] = AddedToken.from_value(value, special=True, argument=name)
+        for key in _HUB_ARGUMENTS:  # accepted for compatibility; only local directories are read
+            kwargs.pop(key, None)
         config.update(kwargs)
         config["name_or_path"] = directory
         return config
