@@ -94,6 +94,7 @@ def tests_core(session: nox.Session) -> None:
 def tests_torch(session: nox.Session) -> None:
     """rembert-torch with the reference oracle, and without TensorFlow."""
     install(session, CORE, TORCH, extra=(*TEST_DEPS, "torch", *ORACLE))
+    session.install(*CONSTRAINTS, f"./{NUMPY_PLUGIN}")  # the conformance kit's float64 reference
     assert_not_importable(session, "tensorflow", "keras")
     pytest(session, f"{TORCH}/tests")
 
@@ -102,6 +103,7 @@ def tests_torch(session: nox.Session) -> None:
 def tests_tf(session: nox.Session) -> None:
     """rembert-tf without torch."""
     install(session, CORE, TF, extra=(*TEST_DEPS, *TF_RUNTIME))
+    session.install(*CONSTRAINTS, f"./{NUMPY_PLUGIN}")  # the conformance kit's float64 reference
     assert_not_importable(session, "torch")
     pytest(session, f"{TF}/tests")
 
