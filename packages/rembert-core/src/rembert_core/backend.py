@@ -122,7 +122,9 @@ class Backend(abc.ABC):
         produces, as NumPy arrays in float32 (float64 for a float64 model; bfloat16
         and float16 results widened to float32); ``hidden_states``/``attentions`` are
         lists of arrays, ``past_key_values`` a list of per-layer tuples of arrays
-        (batch, heads, seq, head_dim). ``loss`` is present when labels are given.
+        (batch, heads, seq, head_dim): (self key, self value), followed by (cross key,
+        cross value) when the model has cross-attention, as in the reference's legacy
+        cache format. ``loss`` is present when labels are given.
         """
 
     @abc.abstractmethod

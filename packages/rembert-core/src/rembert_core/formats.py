@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import glob
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +99,7 @@ class Detected:
     ignored: tuple[tuple[str, Path], ...] = ()
 
 
-def detect_format(path: str | Path) -> Detected:
+def detect_format(path: str | os.PathLike[str]) -> Detected:
     """The registered format that reads ``path`` (a directory, a file, or a TF checkpoint prefix)."""
     from rembert_core.plugins import get_registry
 
@@ -129,7 +130,7 @@ def detect_format(path: str | Path) -> Detected:
     raise CheckpointError(f"{path} is not in a checkpoint format rembert can read")
 
 
-def open_source(path: str | Path) -> TensorSource:
+def open_source(path: str | os.PathLike[str]) -> TensorSource:
     """Open the weights at ``path`` with the format :func:`detect_format` picks."""
     detected = detect_format(path)
     return detected.format.open(detected.path)
