@@ -302,3 +302,14 @@ def test_encode_plus_with_given_ids(tok):
     assert out["token_type_ids"] == [0, 0, 0, 0, 1, 1]
     with pytest.raises(InputError, match="ids"):
         tok.prepare_for_model(["x"])
+
+
+def test_token_trie_semantics():
+    from rembert_tokenizers._trie import TokenTrie
+
+    assert TokenTrie(["[CLS]", "[SEP]"]).split("[CLS] hello [SEP]") == ["[CLS]", " hello ", "[SEP]"]
+    assert TokenTrie(["ab", "abc"]).split("xabcd") == ["x", "abc", "d"]  # longest match
+    # The reference's scan does not restart inside an abandoned longer match ("aba" hides the second "b").
+    assert TokenTrie(["abbc", "b", "aba"]).split("babca") == ["b", "abca"]
+    assert TokenTrie([]).split("text") == ["text"]
+    assert TokenTrie(["x"]).split("") == []

@@ -237,3 +237,24 @@ def test_added_token_strip_and_single_word_rules_match_reference(fixtures_dir, c
             tok.add_special_tokens({"additional_special_tokens": [AddedToken("<sp>", rstrip=True)]})
             _compare(expected, tok(texts), texts)
             assert tok.batch_decode(expected["input_ids"][:300]) == reference.batch_decode(expected["input_ids"][:300])
+
+
+def test_overlapping_added_tokens_match_reference(fixtures_dir):
+    """Tokens sharing prefixes/overlapping: the reference's trie scan, not leftmost-longest matching."""
+    import random
+
+    from rembert_tokenizers import RemBertTokenizer, RemBertTokenizerFast
+
+    transformers = pytest.importorskip("transformers")
+    transformers.logging.set_verbosity_error()
+    model = fixtures_dir / MODELS["en"]
+    tokens = ["abbc", "b", "aba", "cbc", "abc", "bcab"]
+    reference = transformers.RemBertTokenizer(str(model))
+    reference.add_tokens(tokens)
+    rng = random.Random(11)
+    texts = ["".join(rng.choice("abcd ") for _ in range(rng.randint(0, 14))) for _ in range(1500)]
+    expected = reference(texts)
+    for cls in (RemBertTokenizer, RemBertTokenizerFast):
+        tok = cls(model)
+        tok.add_tokens(tokens)
+        _compare(expected, tok(texts), texts)

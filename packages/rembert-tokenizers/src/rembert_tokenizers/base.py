@@ -33,6 +33,7 @@ import numpy as np
 from rembert_core import CheckpointError, InputError
 from rembert_core.serialization import atomic_write_bytes
 from rembert_core.tokens import CLS_TOKEN, MASK_TOKEN, PAD_TOKEN, SEP_TOKEN, UNK_TOKEN
+from rembert_tokenizers._trie import TokenTrie
 from rembert_tokenizers.encoding import BatchEncoding, check_tensor_type
 
 __all__ = [
@@ -393,6 +394,7 @@ class RemBertTokenizerBase(abc.ABC):
     def _rebuild_matcher(self) -> None:
         contents = sorted(self._added_ids, key=lambda c: (-len(c), c))
         self._added_re = re.compile("|".join(re.escape(c) for c in contents)) if contents else None
+        self._trie = TokenTrie(contents)
         specials = self.all_special_tokens + [
             t.content for t in self._added_tokens.values() if not t.special and t.normalized
         ]
@@ -686,16 +688,8 @@ class RemBertTokenizerBase(abc.ABC):
         matcher = self._added_re
         if matcher is None or matcher.search(text) is None:
             return text, ([(text, -1)] if text else [])
-        # Like the reference's trie split: no empty strings between adjacent tokens.
-        parts: list[str] = []
-        position = 0
-        for match in matcher.finditer(text):
-            if match.start() > position:
-                parts.append(text[position : match.start()])
-            parts.append(match.group())
-            position = match.end()
-        if position < len(text):
-            parts.append(text[position:])
+        # The reference's trie scan (not the regex, which differs on overlapping tokens); no empty parts.
+        parts = self._trie.split(text)
         # The reference's strip rules, applied in order on the current list (a rule may change a neighbour
         # before it is visited; `left`/`right` are the neighbours' values before this token's rules).
         added_ids = self._added_ids
