@@ -89,3 +89,18 @@ def test_tokenizer_json_structure(en_model, tmp_path):
     assert added["[MASK]"] == 1004
     special_map = json.loads((tmp_path / "special_tokens_map.json").read_text())
     assert special_map["mask_token"]["lstrip"] is True
+
+
+def test_slow_files_equal_the_reference_files(en_model, tmp_path, transformers):
+    from rembert_tokenizers import RemBertTokenizer
+
+    transformers.RemBertTokenizer(str(en_model)).save_pretrained(str(tmp_path / "reference"))
+    RemBertTokenizer(en_model).save_pretrained(tmp_path / "ours")
+    names = sorted(p.name for p in (tmp_path / "reference").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "ours").iterdir())
+    for name in names:
+        ours, reference = (tmp_path / "ours" / name), (tmp_path / "reference" / name)
+        if name.endswith(".json"):
+            assert json.loads(ours.read_text()) == json.loads(reference.read_text()), name
+        else:
+            assert ours.read_bytes() == reference.read_bytes(), name

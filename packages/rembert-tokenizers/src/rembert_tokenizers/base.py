@@ -398,11 +398,8 @@ class RemBertTokenizerBase(abc.ABC):
         specials = self.all_special_tokens + [
             t.content for t in self._added_tokens.values() if not t.special and t.normalized
         ]
-        self._lower_re = (
-            re.compile("(" + "|".join(re.escape(s) for s in sorted(specials, key=len, reverse=True)) + ")")
-            if specials
-            else None
-        )
+        # Same alternation order as the reference (the first listed token wins at a position).
+        self._lower_re = re.compile("(" + "|".join(re.escape(s) for s in specials) + ")") if specials else None
         self._all_special_ids_cache = [self._token_to_id(t) for t in self.all_special_tokens]
         # The reference maps every piece through the added tokens first (an unknown span whose surface is an
         # added token's text gets that token's id). Only unknown pieces can differ, unless an added token
