@@ -87,6 +87,7 @@ def test_return_tensors_tensorflow(tok):
     tf = pytest.importorskip("tensorflow")
     out = tok(["Hello world", "Hi"], padding=True, return_tensors="tf")
     assert isinstance(out["input_ids"], tf.Tensor)
+    assert out["input_ids"].dtype == tf.int32  # as the reference (tf.constant of Python ints)
     assert tuple(out["input_ids"].shape) == (2, len(out["attention_mask"][0]))
     assert tok.batch_decode(out["input_ids"], skip_special_tokens=True) == ["Hello world", "Hi"]
 

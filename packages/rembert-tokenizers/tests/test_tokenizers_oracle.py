@@ -258,3 +258,25 @@ def test_overlapping_added_tokens_match_reference(fixtures_dir):
         tok = cls(model)
         tok.add_tokens(tokens)
         _compare(expected, tok(texts), texts)
+
+
+@pytest.mark.parametrize("tensor_type", ["np", "pt", "tf"])
+def test_tensors_match_reference(tensor_type, fixtures_dir, tokenizers_for, reference_slow, corpus):
+    import numpy as np
+
+    pytest.importorskip({"np": "numpy", "pt": "torch", "tf": "tensorflow"}[tensor_type])
+    model = fixtures_dir / MODELS["ja"]
+    reference = reference_slow(model)
+    lines = corpus("ja")[:64]
+    kwargs = {"padding": "max_length", "truncation": True, "max_length": 40, "return_tensors": tensor_type}
+    expected = reference(lines, lines[::-1], **kwargs)
+    single = reference(lines[3], **kwargs)
+    for tok in tokenizers_for(model):
+        got = tok(lines, lines[::-1], **kwargs)
+        got_single = tok(lines[3], **kwargs)
+        for key in expected:
+            assert type(got[key]) is type(expected[key])
+            assert str(got[key].dtype) == str(expected[key].dtype)
+            np.testing.assert_array_equal(np.asarray(got[key]), np.asarray(expected[key]))
+            assert tuple(got_single[key].shape) == tuple(single[key].shape)
+            np.testing.assert_array_equal(np.asarray(got_single[key]), np.asarray(single[key]))

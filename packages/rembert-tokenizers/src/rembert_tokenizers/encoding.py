@@ -55,7 +55,11 @@ def _import_framework(tensor_type: str) -> Any:
 
 
 def to_tensor(key: str, value: Any, tensor_type: str) -> Any:
-    """Convert one value (nested lists or an array) to a ``tensor_type`` tensor (int64 for ids)."""
+    """Convert one value (nested lists or an array) to a ``tensor_type`` tensor.
+
+    Integer dtypes follow the reference: int64 for "np" and "pt", int32 for "tf" (what
+    ``tf.constant`` makes of Python ints).
+    """
     if isinstance(value, np.ndarray):
         array = value
     else:
@@ -71,7 +75,7 @@ def to_tensor(key: str, value: Any, tensor_type: str) -> Any:
     framework = _import_framework(tensor_type)
     if tensor_type == "pt":
         return framework.from_numpy(np.ascontiguousarray(array))
-    return framework.constant(array)
+    return framework.constant(array.astype(np.int32) if array.dtype == np.int64 else array)
 
 
 class BatchEncoding(dict[str, Any]):
