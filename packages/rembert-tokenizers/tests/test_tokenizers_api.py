@@ -81,6 +81,7 @@ def test_return_tensors_torch(tok):
     assert isinstance(out["input_ids"], torch.Tensor)
     assert out["input_ids"].dtype == torch.int64
     assert tok.decode(out["input_ids"][0], skip_special_tokens=True) == "Hello world"
+    assert out.to("cpu")["input_ids"].device.type == "cpu"
 
 
 def test_return_tensors_tensorflow(tok):

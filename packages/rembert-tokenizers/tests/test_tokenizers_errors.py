@@ -168,3 +168,18 @@ def test_unpaired_surrogates(tok):
         tok.tokenize("\udfff")
     with pytest.raises(InputError, match="surrogate"):
         tok("x [MASK] \ud83d")
+
+
+def test_bad_side_attributes(en_model):
+    from rembert_tokenizers import RemBertTokenizerFast
+
+    tok = RemBertTokenizerFast(en_model)
+    tok.truncation_side = "middle"
+    with pytest.raises(InputError, match="truncation_side"):
+        tok("a b c d e f", truncation=True, max_length=4)
+    tok.truncation_side = "right"
+    tok.padding_side = "up"
+    with pytest.raises(InputError, match="padding_side"):
+        tok(["a", "b c"], padding=True)
+    with pytest.raises(InputError, match="padding_side"):
+        RemBertTokenizerFast(en_model, padding_side="center")

@@ -1174,7 +1174,7 @@ class RemBertTokenizerBase(abc.ABC):
         first = (0, len(ids))
         second = (0, len(pair) if pair is not None else 0)
         overflow: list[int] = []
-        left = self.truncation_side == "left"
+        left = self._check_side(self.truncation_side, "truncation_side") == "left"
         if remove <= 0:
             return first, second, overflow
         if strategy == "only_first" or (strategy == "longest_first" and pair is None):
@@ -1254,7 +1254,7 @@ class RemBertTokenizerBase(abc.ABC):
     ) -> BatchEncoding:
         tensor_type = check_tensor_type(return_tensors)
         pad, trunc, max_len = self._strategies(padding, truncation, max_length, pad_to_multiple_of, stride)
-        side = self.padding_side if padding_side is None else self._check_side(padding_side, "padding_side")
+        side = self._check_side(self.padding_side if padding_side is None else padding_side, "padding_side")
         if return_offsets_mapping and not self.is_fast:
             raise InputError(
                 "return_offsets_mapping=True is only available on RemBertTokenizerFast "
@@ -1457,7 +1457,7 @@ class RemBertTokenizerBase(abc.ABC):
             data = {k: [v] for k, v in data.items()}
         tensor_type = check_tensor_type(return_tensors)
         pad, _, max_len = self._strategies(padding, False, max_length, pad_to_multiple_of, 0)
-        side = self.padding_side if padding_side is None else self._check_side(padding_side, "padding_side")
+        side = self._check_side(self.padding_side if padding_side is None else padding_side, "padding_side")
         lengths = [len(r) for r in data["input_ids"]]
         if return_attention_mask is not False and "attention_mask" not in data:
             data["attention_mask"] = [[1] * n for n in lengths]

@@ -192,6 +192,18 @@ class BatchEncoding(dict[str, Any]):
         row_types = types[row] if self._is_batched else types
         return [None if w is None else int(t) for w, t in zip(words, list(row_types), strict=False)]
 
+    def to(self, device: Any) -> BatchEncoding:
+        """Move torch tensors to ``device`` in place (other values are left as they are).
+
+        Example::
+
+            tokenizer(["a", "b"], padding=True, return_tensors="pt").to("cpu")
+        """
+        for key, value in self.items():
+            if hasattr(value, "to") and type(value).__module__.startswith("torch"):
+                self[key] = value.to(device)
+        return self
+
     def convert_to_tensors(self, tensor_type: str) -> BatchEncoding:
         """Convert the model inputs in place to ``tensor_type`` ("np", "pt" or "tf") tensors of shape (batch, seq).
 
