@@ -160,8 +160,15 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
             all_ids = [e.ids for e in encodings]
             # encode_batch_fast gives no token strings; the rows that need them (unknown pieces, whose surface
             # may be an added token's text) are encoded again with them.
+            # (An unknown piece can only spell an added token if that token's text occurs in the chunk.)
             unk = self._sp_unk_id
-            redo = [i for i, ids in enumerate(all_ids) if self._remap_all_pieces or unk in ids]
+            matcher = self._added_re
+            if self._remap_all_pieces:
+                redo = list(range(len(all_ids)))
+            elif matcher is None:
+                redo = []
+            else:
+                redo = [i for i, ids in enumerate(all_ids) if unk in ids and matcher.search(prepared[i]) is not None]
             if redo:
                 again = self._core_ids.encode_batch([prepared[i] for i in redo], add_special_tokens=False)
                 for i, encoding in zip(redo, again, strict=True):
