@@ -264,3 +264,14 @@ def test_conformance_kit_checks_the_contract() -> None:
         Lying().test_export_returns_the_loaded_tensors()
     with pytest.raises(AssertionError, match="FAIL"):
         Lying().test_agrees_with_reference()
+
+
+def test_two_sided_bounds_are_twice_the_table() -> None:
+    from rembert_core.tolerances import TOLERANCES, get_tolerance
+
+    for (dtype, quantity, scope), tol in TOLERANCES.items():
+        if scope != "cross_framework":
+            continue
+        pair = get_tolerance(dtype, quantity, two_sided=True)
+        assert (pair.atol, pair.rtol) == (2 * tol.atol, 2 * tol.rtol)
+        assert tol.reason in pair.reason

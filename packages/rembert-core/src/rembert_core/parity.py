@@ -35,7 +35,7 @@ from rembert_core.config import RemBertConfig
 from rembert_core.errors import RemBertError
 from rembert_core.schema import TASKS, Init, build_schema
 from rembert_core.serialization import open_checkpoint, save_safetensors
-from rembert_core.tolerances import get_tolerance, max_diffs
+from rembert_core.tolerances import Tolerance, get_tolerance, max_diffs
 
 __all__ = [
     "TOKENIZER_FIXTURES",
@@ -357,9 +357,8 @@ def _run_case(
 
 
 def _compare_arrays(
-    left: Sequence[np.ndarray], right: Sequence[np.ndarray], names: Sequence[str], dtype: str, kind: str, cross: bool
+    left: Sequence[np.ndarray], right: Sequence[np.ndarray], names: Sequence[str], tol: Tolerance
 ) -> tuple[float, float, bool, str, str]:
-    tol = get_tolerance(dtype, kind, cross_framework=cross)
     worst_abs, worst_rel, passed, worst, detail = 0.0, 0.0, True, "", ""
     if len(left) != len(right):
         return float("inf"), float("inf"), False, "", f"{len(left)} vs {len(right)} entries"
@@ -383,12 +382,17 @@ def _compare_arrays(
     return worst_abs, worst_rel, passed, worst, detail
 
 
-def _compare_runs(left: _Run, right: _Run, task: str, tol_dtype: str, cross: bool) -> list[Comparison]:
+def _compare_runs(left: _Run, right: _Run, task: str, tol_dtype: str, *, two_sided: bool) -> list[Comparison]:
+    """Compare every output field, the gradients and the cache step of two runs.
+
+    ``two_sided``: both runs carry rounding error (two backends), rather than one
+    against the float64 reference.
+    """
     out: list[Comparison] = []
 
     def add(quantity: str, kind: str, a: Sequence[np.ndarray], b: Sequence[np.ndarray], names: Sequence[str]) -> None:
-        tol = get_tolerance(tol_dtype, kind, cross_framework=cross)
-        abs_d, rel_d, ok, worst, detail = _compare_arrays(a, b, names, tol_dtype, kind, cross)
+        tol = get_tolerance(tol_dtype, kind, cross_framework=True, two_sided=two_sided)
+        abs_d, rel_d, ok, worst, detail = _compare_arrays(a, b, names, tol)
         out.append(
             Comparison(
                 left.label, right.label, task, quantity, kind, abs_d, rel_d, tol.atol, tol.rtol, ok, worst, detail
@@ -408,7 +412,7 @@ def _compare_runs(left: _Run, right: _Run, task: str, tol_dtype: str, cross: boo
     names = sorted(set(left.grads) | set(right.grads))
     missing = [n for n in names if n not in left.grads or n not in right.grads]
     if missing:
-        tol = get_tolerance(tol_dtype, "gradients", cross_framework=cross)
+        tol = get_tolerance(tol_dtype, "gradients", cross_framework=True, two_sided=two_sided)
         out.append(
             Comparison(
                 left.label,
@@ -428,7 +432,14 @@ def _compare_runs(left: _Run, right: _Run, task: str, tol_dtype: str, cross: boo
     else:
         add("grad", "gradients", [left.grads[n] for n in names], [right.grads[n] for n in names], names)
     if left.cache_logits is not None and right.cache_logits is not None:
-        add("cache_step_logits", "activations", [left.cache_logits], [right.cache_logits], ["cache_step_logits"])
+        rows = left.valid_rows if left.valid_rows is not None else np.ones(len(left.cache_logits), dtype=bool)
+        add(
+            "cache_step_logits",
+            "activations",
+            [left.cache_logits[rows]],
+            [right.cache_logits[rows]],
+            ["cache_step_logits"],
+        )
     return out
 
 
@@ -444,7 +455,7 @@ def _self_checks(run: _Run, task: str) -> list[Comparison]:
     rows = run.valid_rows if run.valid_rows is not None else np.ones(len(run.cache_logits), dtype=bool)
     tol = get_tolerance(run.dtype, "activations", cross_framework=False)
     abs_d, rel_d, ok, worst, detail = _compare_arrays(
-        [run.cache_logits[rows]], [run.full_last_logits[rows]], ["cache_step_logits"], run.dtype, "activations", False
+        [run.cache_logits[rows]], [run.full_last_logits[rows]], ["cache_step_logits"], tol
     )
     return [
         Comparison(
@@ -578,9 +589,9 @@ def run_parity(
                     continue
                 report.comparisons += _self_checks(run, task)
                 if ref_run is not None:
-                    report.comparisons += _compare_runs(run, ref_run, task, dtype, cross=True)
+                    report.comparisons += _compare_runs(run, ref_run, task, dtype, two_sided=False)
                 for other in runs:
-                    report.comparisons += _compare_runs(run, other, task, dtype, cross=True)
+                    report.comparisons += _compare_runs(run, other, task, dtype, two_sided=True)
                 runs.append(run)
         if roundtrip:
             able = [b for b in backends if task in b.tasks and "float32" in b.dtypes]

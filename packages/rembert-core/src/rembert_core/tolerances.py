@@ -75,20 +75,28 @@ TOLERANCES: dict[tuple[str, str, str], Tolerance] = {
 }
 
 
-def get_tolerance(dtype: str, quantity: str, *, cross_framework: bool = True) -> Tolerance:
+def get_tolerance(dtype: str, quantity: str, *, cross_framework: bool = True, two_sided: bool = False) -> Tolerance:
     """The bounds for comparing ``quantity`` computed in ``dtype``.
 
+    The table bounds one implementation against an exact (float64) reference.
+    ``two_sided`` gives the bounds for two implementations that each carry that
+    error, compared with each other (say torch and TF, both in bfloat16): twice
+    as wide, by the triangle inequality, and derived here rather than tabulated.
     Same-framework entries fall back to the cross-framework ones where the table
     has no tighter bound.
     """
     if quantity not in QUANTITIES:
         raise KeyError(f"unknown quantity {quantity!r}; choose one of {QUANTITIES}")
     if not cross_framework and (dtype, quantity, "same_framework") in TOLERANCES:
-        return TOLERANCES[(dtype, quantity, "same_framework")]
-    try:
-        return TOLERANCES[(dtype, quantity, "cross_framework")]
-    except KeyError:
-        raise KeyError(f"no tolerance for dtype {dtype!r} and quantity {quantity!r}") from None
+        tol = TOLERANCES[(dtype, quantity, "same_framework")]
+    else:
+        try:
+            tol = TOLERANCES[(dtype, quantity, "cross_framework")]
+        except KeyError:
+            raise KeyError(f"no tolerance for dtype {dtype!r} and quantity {quantity!r}") from None
+    if two_sided:
+        return Tolerance(2 * tol.atol, 2 * tol.rtol, f"two implementations, each within: {tol.reason}")
+    return tol
 
 
 def max_diffs(actual: np.ndarray, expected: np.ndarray, *, floor: float = 0.0) -> tuple[float, float]:
