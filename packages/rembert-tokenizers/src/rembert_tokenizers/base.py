@@ -1289,46 +1289,54 @@ class RemBertTokenizerBase(abc.ABC):
         head = [cls_id] if add_special_tokens and cls_id is not None else []
         tail = [sep_id] if add_special_tokens and sep_id is not None else []
 
+        want_types = bool(return_token_type_ids)
+        want_special = bool(return_special_tokens_mask)
         rows_ids: list[list[int]] = []
         rows_types: list[list[int]] = []
         rows_special: list[list[int]] = []
-        rows: list[_Row] = []
+        spans: list[tuple[tuple[int, int], tuple[int, int]]] = []
         overflows: list[list[int]] = []
         truncated: list[int] = []
+        limit = max_len or 0
+        truncating = trunc != "do_not_truncate" and limit > 0
+        n_head, n_tail = len(head), len(tail)
         for index, first in enumerate(firsts):
             second = seconds[index] if seconds is not None else None
             ids = first.ids
             pair_ids = second.ids if second is not None else None
-            total = len(ids) + (len(pair_ids) if pair_ids is not None else 0) + n_special
             span1, span2 = (0, len(ids)), (0, len(pair_ids) if pair_ids is not None else 0)
+            total = span1[1] + span2[1] + n_special
             overflow: list[int] = []
-            if trunc != "do_not_truncate" and max_len and total > max_len:
-                span1, span2, overflow = self._truncate(ids, pair_ids, total - max_len, trunc, int(stride))
+            if truncating and total > limit:
+                span1, span2, overflow = self._truncate(ids, pair_ids, total - limit, trunc, int(stride))
                 ids = ids[span1[0] : span1[1]]
                 if pair_ids is not None:
                     pair_ids = pair_ids[span2[0] : span2[1]]
+            spans.append((span1, span2))
             if return_overflowing_tokens:
                 overflows.append(overflow)
                 truncated.append(total - max_len if max_len else 0)
             if pair_ids is None:
                 sequence = head + ids + tail
-                types = [0] * len(sequence)
-                special_mask = (
-                    [1] * len(head) + [0] * len(ids) + [1] * len(tail) if add_special_tokens else [0] * len(sequence)
-                )
+                rows_ids.append(sequence)
+                if want_types:
+                    rows_types.append([0] * len(sequence))
+                if want_special:
+                    rows_special.append(
+                        [1] * n_head + [0] * len(ids) + [1] * n_tail if add_special_tokens else [0] * len(sequence)
+                    )
             else:
-                first_part = head + ids + tail
-                sequence = first_part + pair_ids + tail
-                types = [0] * len(first_part) + [1 if add_special_tokens else 0] * (len(pair_ids) + len(tail))
-                special_mask = (
-                    [1] * len(head) + [0] * len(ids) + [1] * len(tail) + [0] * len(pair_ids) + [1] * len(tail)
-                    if add_special_tokens
-                    else [0] * len(sequence)
-                )
-            rows_ids.append(sequence)
-            rows_types.append(types)
-            rows_special.append(special_mask)
-            rows.append(_Row(first, span1, second, span2, special=add_special_tokens))
+                first_len = n_head + len(ids) + n_tail
+                sequence = head + ids + tail + pair_ids + tail
+                rows_ids.append(sequence)
+                if want_types:
+                    rows_types.append([0] * first_len + [1 if add_special_tokens else 0] * (len(pair_ids) + n_tail))
+                if want_special:
+                    rows_special.append(
+                        [1] * n_head + [0] * len(ids) + [1] * n_tail + [0] * len(pair_ids) + [1] * n_tail
+                        if add_special_tokens
+                        else [0] * len(sequence)
+                    )
 
         lengths = [len(r) for r in rows_ids]
         target: int | None = None
@@ -1366,26 +1374,19 @@ class RemBertTokenizerBase(abc.ABC):
             )
         else:
             if target is not None:
-                padded_ids, padded_types, padded_special, masks = [], [], [], []
-                for seq, types, special, n in zip(rows_ids, rows_types, rows_special, lengths, strict=True):
-                    diff = target - n
-                    if diff > 0:
-                        if side == "right":
-                            padded_ids.append(seq + [pad_id] * diff)
-                            padded_types.append(types + [0] * diff)
-                            padded_special.append(special + [1] * diff)
-                            masks.append([1] * n + [0] * diff)
-                        else:
-                            padded_ids.append([pad_id] * diff + seq)
-                            padded_types.append([0] * diff + types)
-                            padded_special.append([1] * diff + special)
-                            masks.append([0] * diff + [1] * n)
-                    else:
-                        padded_ids.append(seq)
-                        padded_types.append(types)
-                        padded_special.append(special)
-                        masks.append([1] * n)
-                rows_ids, rows_types, rows_special = padded_ids, padded_types, padded_special
+                right = side == "right"
+
+                def padded(rows: list[list[int]], fill: int) -> list[list[int]]:
+                    if right:
+                        return [
+                            r + [fill] * (target - n) if n < target else r for r, n in zip(rows, lengths, strict=True)
+                        ]
+                    return [[fill] * (target - n) + r if n < target else r for r, n in zip(rows, lengths, strict=True)]
+
+                masks = padded([[1] * n for n in lengths], 0)
+                rows_ids = padded(rows_ids, pad_id)
+                rows_types = padded(rows_types, self.pad_token_type_id) if want_types else rows_types
+                rows_special = padded(rows_special, 1) if want_special else rows_special
             else:
                 masks = [[1] * n for n in lengths]
             data["input_ids"] = rows_ids
@@ -1395,17 +1396,31 @@ class RemBertTokenizerBase(abc.ABC):
                 data["special_tokens_mask"] = rows_special
             if return_attention_mask:
                 data["attention_mask"] = masks
-        for row, n in zip(rows, lengths, strict=True):
-            final = target if target is not None and target > n else n
-            if side == "right":
-                row.pad_right = final - n
-            else:
-                row.pad_left = final - n
+
+        def make_rows() -> list[_Row]:
+            rows = []
+            for index, (first, n) in enumerate(zip(firsts, lengths, strict=True)):
+                span1, span2 = spans[index]
+                second = seconds[index] if seconds is not None else None
+                extra = target - n if target is not None and target > n else 0
+                rows.append(
+                    _Row(
+                        first,
+                        span1,
+                        second,
+                        span2,
+                        special=add_special_tokens,
+                        pad_left=extra if side == "left" else 0,
+                        pad_right=extra if side == "right" else 0,
+                    )
+                )
+            return rows
+
         if return_overflowing_tokens:
             data["overflowing_tokens"] = overflows
             data["num_truncated_tokens"] = truncated
         if return_offsets_mapping:
-            data["offset_mapping"] = [self._row_offsets(r) for r in rows]
+            data["offset_mapping"] = [self._row_offsets(r) for r in make_rows()]
         if return_length:
             data["length"] = (
                 lengths if batched else [target if target is not None and target > lengths[0] else lengths[0]]
@@ -1416,7 +1431,7 @@ class RemBertTokenizerBase(abc.ABC):
         if tensor_type is not None:
             result.convert_to_tensors(tensor_type)
         if self.is_fast:
-            result._set_alignment(lambda: self._alignment(rows))
+            result._set_alignment(lambda: self._alignment(make_rows()))
         return result
 
     def pad(
