@@ -170,9 +170,24 @@ def derived_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     def keep_spaces(model: Any) -> None:
         model.normalizer_spec.remove_extra_whitespaces = False
 
+    # A custom charsmap with ASCII rules (A -> a), a multi-character rule (ab -> z) and U+3000 -> space:
+    # exercises the paths a pure-NFKC charsmap never takes (no ASCII shortcut in the fast tokenizer).
+    rules = folder / "rules.tsv"
+    rules.write_text("41\t61\n61 62\t7A\n3000\t20\n", encoding="utf-8")
+    import sentencepiece
+    from sentencepiece import sentencepiece_model_pb2
+
+    custom_spec = sentencepiece_model_pb2.NormalizerSpec()
+    custom_spec.ParseFromString(sentencepiece.SentencePieceNormalizer(rule_tsv=str(rules)).serialized_normalizer_spec())
+
+    def custom_rules(model: Any) -> None:
+        model.normalizer_spec.name = "user_defined"
+        model.normalizer_spec.precompiled_charsmap = custom_spec.precompiled_charsmap
+
     return {
         "identity": _derive(source, folder / "identity.model", identity),
         "specials_control": _derive(source, folder / "specials_control.model", specials(3)),
         "specials_user": _derive(source, folder / "specials_user.model", specials(4)),
         "keep_spaces": _derive(source, folder / "keep_spaces.model", keep_spaces),
+        "custom_rules": _derive(source, folder / "custom_rules.model", custom_rules),
     }

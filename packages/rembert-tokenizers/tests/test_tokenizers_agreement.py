@@ -65,7 +65,7 @@ def test_adversarial_slow_equals_fast(options, model_name, fixtures_dir, tokeniz
     assert slow.batch_decode(slow_out["input_ids"]) == fast.batch_decode(slow_out["input_ids"])
 
 
-@pytest.mark.parametrize("name", ["identity", "specials_control", "specials_user", "keep_spaces"])
+@pytest.mark.parametrize("name", ["identity", "specials_control", "specials_user", "keep_spaces", "custom_rules"])
 def test_derived_models_slow_equals_fast(name, derived_models, tokenizers_for, adversarial, corpus):
     slow, fast = tokenizers_for(derived_models[name])
     texts = adversarial + corpus("en")[:800]
@@ -100,3 +100,17 @@ def test_padded_numpy_equals_lists(fixtures_dir, tokenizers_for, corpus):
         as_numpy = fast(lines, padding=True, padding_side=side, return_special_tokens_mask=True, return_tensors="np")
         for key, value in as_lists.items():
             np.testing.assert_array_equal(np.asarray(value), as_numpy[key])
+
+
+def test_custom_charsmap_rules_apply(derived_models, tokenizers_for, en_model):
+    from rembert_tokenizers.spmodel import charsmap_keeps_ascii, load_model_file
+
+    slow, fast = tokenizers_for(derived_models["custom_rules"])
+    text = "An ab\u3000AB cab"
+    assert slow.tokenize(text) == fast.tokenize(text)
+    assert slow(text)["input_ids"] == fast(text)["input_ids"]
+    assert "A" not in "".join(slow.tokenize(text))  # A -> a applied
+    model = load_model_file(derived_models["custom_rules"])
+    assert not charsmap_keeps_ascii(model.charsmap_normalizer(), model.charsmap)
+    nfkc = load_model_file(en_model)
+    assert charsmap_keeps_ascii(nfkc.charsmap_normalizer(), nfkc.charsmap)

@@ -143,7 +143,7 @@ class AddedToken:
         raise InputError(f"{argument}: expected a str or AddedToken, got {type(value).__name__} {value!r}")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Sequence:
     """One encoded text before special tokens: ids, and what the fast tokenizer aligns with them."""
 
@@ -153,7 +153,7 @@ class _Sequence:
     pieces: list[str] | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Row:
     """One output row: how the sequences were truncated, for the lazy word/offset alignment."""
 
@@ -719,11 +719,34 @@ class RemBertTokenizerBase(abc.ABC):
             return ids
         return [added.get(p, unk) if i == unk else i for i, p in zip(ids, pieces, strict=True)]
 
+    def _encode_texts_plain(self, texts: list[str], *, offsets: bool, pieces: bool) -> list[_Sequence]:
+        try:
+            return self._encode_chunks(texts, offsets=offsets, pieces=pieces) if texts else []
+        except Exception:
+            _check_encodable(texts)  # the usual cause: an unpaired surrogate, which no encoder accepts
+            raise
+
     def _preprocess_chunk(self, chunk: str) -> str:
         return chunk if self.keep_accents else _strip_accents(chunk)
 
     def _encode_texts(self, texts: Sequence[str], *, offsets: bool = False, pieces: bool = False) -> list[_Sequence]:
         """Encode whole texts (no special tokens): split on added tokens, encode the plain chunks in one batch."""
+        matcher = self._added_re
+        if (
+            not self.do_lower_case
+            and self.keep_accents
+            and (matcher is None or not any(matcher.search(t) for t in texts))
+        ):
+            # The common case, without per-text bookkeeping: no added token anywhere, nothing to preprocess.
+            non_empty = [t for t in texts if t]
+            encoded = self._encode_texts_plain(non_empty, offsets=offsets, pieces=pieces)
+            if len(non_empty) == len(texts):
+                return encoded
+            it = iter(encoded)
+            return [
+                next(it) if t else _Sequence([], offsets=[] if offsets else None, pieces=[] if pieces else None)
+                for t in texts
+            ]
         processed = [self._split_on_added(t) for t in texts]
         splits = [chunks for _, chunks in processed]
         plain: list[str] = []

@@ -23,7 +23,7 @@ from rembert_tokenizers.convert import (
     model_from_tokenizer_json,
     whitespace_function,
 )
-from rembert_tokenizers.spmodel import SentencePieceModel, load_model_file
+from rembert_tokenizers.spmodel import SentencePieceModel, charsmap_keeps_ascii, load_model_file
 
 __all__ = ["TOKENIZER_FILE", "RemBertTokenizerFast"]
 
@@ -115,6 +115,7 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
         import sentencepiece
 
         self._charsmap = self._model.charsmap_normalizer()
+        self._ascii_identity: bool | None = None  # decided on first use (charsmap_keeps_ascii)
         # Two cores share the lattice: one with the whitespace rules as tokenizers normalizers (offsets and
         # pieces are tracked through them), one without, fed by the same rules in Python (ids only, faster).
         self._core = build_core_tokenizer(self._model, remove_space=self.remove_space)
@@ -155,7 +156,12 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
                 prepared = [whitespace(c) for c in chunks]
             else:
                 normalize = self._charsmap.Normalize
-                prepared = [whitespace(normalize(c)) for c in chunks]
+                if self._ascii_identity is None:
+                    self._ascii_identity = charsmap_keeps_ascii(self._charsmap, self._model.charsmap)
+                if self._ascii_identity:  # ASCII text cannot match any rule: skip the C++ call
+                    prepared = [whitespace(c if c.isascii() else normalize(c)) for c in chunks]
+                else:
+                    prepared = [whitespace(normalize(c)) for c in chunks]
             encodings = self._core_ids.encode_batch_fast(prepared, add_special_tokens=False)
             all_ids = [e.ids for e in encodings]
             # encode_batch_fast gives no token strings; the rows that need them (unknown pieces, whose surface

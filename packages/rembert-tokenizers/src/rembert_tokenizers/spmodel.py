@@ -6,7 +6,9 @@ Both tokenizers start here. ``sentencepiece`` ships the protobuf module
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,7 @@ __all__ = [
     "PIECE_USER_DEFINED",
     "SentencePieceModel",
     "build_model_proto",
+    "charsmap_keeps_ascii",
     "load_model_file",
     "parse_model",
 ]
@@ -94,6 +97,28 @@ class SentencePieceModel:
         spec.remove_extra_whitespaces = False
         spec.escape_whitespaces = False
         return sentencepiece.SentencePieceNormalizer(normalizer_spec=spec)
+
+
+_ASCII_CACHE: dict[str, bool] = {}
+_ASCII_LOCK = threading.Lock()
+
+
+def charsmap_keeps_ascii(normalizer: Any, charsmap: bytes) -> bool:
+    """Whether the charsmap leaves every pure-ASCII text unchanged (no rule's key is pure ASCII).
+
+    SentencePiece replaces the longest key matching at each position, so if no key is
+    pure ASCII, no key can match inside an ASCII text. Decided once per charsmap (listing
+    the rules takes a fraction of a second) and cached for the process.
+    """
+    digest = hashlib.sha256(charsmap).hexdigest()
+    with _ASCII_LOCK:
+        if digest not in _ASCII_CACHE:
+            decompile = getattr(normalizer, "Decompile", None)
+            if decompile is None:  # older sentencepiece: no fast path
+                _ASCII_CACHE[digest] = False
+            else:
+                _ASCII_CACHE[digest] = not any(str(key).isascii() for key, _ in decompile())
+        return _ASCII_CACHE[digest]
 
 
 def parse_model(data: bytes, *, source: str) -> SentencePieceModel:
