@@ -267,3 +267,35 @@ def test_h5_name_rules(h5_name: str, canonical: str, transpose: bool) -> None:
     from rembert_core.h5 import canonical_h5_name
 
     assert canonical_h5_name(h5_name) == (canonical, transpose)
+
+
+@pytest.mark.parametrize(
+    ("variable", "expected"),
+    [
+        ("bert/embeddings/word_embeddings", ("rembert.embeddings.word_embeddings.weight", False)),
+        ("bert/embeddings/token_type_embeddings", ("rembert.embeddings.token_type_embeddings.weight", False)),
+        ("bert/embeddings/LayerNorm/beta", ("rembert.embeddings.LayerNorm.bias", False)),
+        (
+            "bert/encoder/embedding_hidden_mapping_in/kernel",
+            ("rembert.encoder.embedding_hidden_mapping_in.weight", True),
+        ),
+        ("bert/encoder/layer_31/output/dense/kernel", ("rembert.encoder.layer.31.output.dense.weight", True)),
+        (
+            "bert/encoder/layer_0/attention/output/LayerNorm/gamma",
+            ("rembert.encoder.layer.0.attention.output.LayerNorm.weight", False),
+        ),
+        ("bert/pooler/dense/bias", ("rembert.pooler.dense.bias", False)),
+        ("cls/predictions/transform/dense/kernel", ("cls.predictions.dense.weight", True)),
+        ("cls/predictions/transform/LayerNorm/beta", ("cls.predictions.LayerNorm.bias", False)),
+        ("cls/predictions/output_bias", ("cls.predictions.decoder.bias", False)),
+        ("cls/predictions/output_embedding", ("cls.predictions.decoder.weight", False)),
+        ("bert/embeddings/output_embedding", ("cls.predictions.decoder.weight", False)),
+        ("bert/encoder/layer_0/output/dense/kernel/adam_m", None),
+        ("global_step", None),
+        ("bert/mystery/thing", ("rembert.mystery.thing", False)),
+    ],
+)
+def test_original_tf_checkpoint_names(variable: str, expected: tuple[str, bool] | None) -> None:
+    from rembert_core.tf_names import tf_checkpoint_name
+
+    assert tf_checkpoint_name(variable) == expected

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
+from typing import Any
 
 import h5py
 import ml_dtypes
@@ -236,8 +238,20 @@ def test_large_tensors_stream_in_blocks(tmp_path, monkeypatch, config_factory, b
         np.testing.assert_array_equal(value, np.asarray(tensors[name], dtype=np.float32), err_msg=name)
 
 
+_HEAD_NAMES = {
+    "cls.predictions.dense.weight": ("cls/predictions/transform/dense/kernel", True),
+    "cls.predictions.dense.bias": ("cls/predictions/transform/dense/bias", False),
+    "cls.predictions.LayerNorm.weight": ("cls/predictions/transform/LayerNorm/gamma", False),
+    "cls.predictions.LayerNorm.bias": ("cls/predictions/transform/LayerNorm/beta", False),
+    "cls.predictions.decoder.weight": ("cls/predictions/output_embedding", False),
+    "cls.predictions.decoder.bias": ("cls/predictions/output_bias", False),
+}
+
+
 def _original_name(canonical: str) -> tuple[str, bool]:
-    """The variable name Google's original RemBERT checkpoints use for a canonical backbone tensor."""
+    """The variable name Google's original RemBERT checkpoints use for a canonical tensor."""
+    if canonical in _HEAD_NAMES:
+        return _HEAD_NAMES[canonical]
     parts = canonical.removeprefix("rembert.").split(".")
     path = ["bert"]
     i = 0
@@ -256,34 +270,54 @@ def _original_name(canonical: str) -> tuple[str, bool]:
     return "/".join([*path, "kernel" if leaf == "weight" else "bias"]), leaf == "weight"
 
 
-@pytest.mark.parametrize("use_prefix", [False, True])
-def test_reads_original_tensorflow_checkpoints(tmp_path, config_factory, batch_factory, use_prefix):
+def _write_original_checkpoint(directory: Path, tensors: dict[str, np.ndarray], extra: dict[str, Any]) -> str:
     import tensorflow as tf
 
-    config = config_factory("odd")
-    reference = TFRemBertModel(config)
     names, values = [], []
-    for canonical, value in reference.export_tensors().items():
+    for canonical, value in tensors.items():
         name, transposed = _original_name(canonical)
         names.append(name)
         values.append(tf.constant(value.T if transposed else value))
-        names.append(name + "/adam_m")  # optimizer slots and other non-weights are skipped
+        names.append(name + "/adam_m")  # optimizer slots are skipped
         values.append(tf.zeros_like(values[-1]))
-    names += ["global_step", "cls/predictions/output_bias", "bert/embeddings/output_embedding"]
-    values += [tf.constant(7, tf.int64), tf.zeros([3]), tf.zeros([2, 2])]
-    prefix = str(tmp_path / "model.ckpt-7")
+    for name, value in extra.items():
+        names.append(name)
+        values.append(tf.constant(value))
+    prefix = str(directory / "model.ckpt-7")
     tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names), tensors=values)
-    (tmp_path / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-7"\n')
+    (directory / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-7"\n')
+    return prefix
+
+
+@pytest.mark.parametrize("use_prefix", [False, True])
+def test_reads_original_tensorflow_checkpoints(tmp_path, config_factory, batch_factory, use_prefix):
+    config = config_factory("odd")
+    pretraining = TFRemBertForMaskedLM(config).export_tensors()  # backbone + masked-LM head
+    pooler = TFRemBertModel(config).export_tensors()
+    tensors = {**pretraining, **{f"rembert.{k}": v for k, v in pooler.items() if k.startswith("pooler.")}}
+    prefix = _write_original_checkpoint(tmp_path, tensors, {"global_step": np.int64(7)})
     config.save_pretrained(tmp_path)
-    loaded, info = TFRemBertModel.from_pretrained(prefix if use_prefix else tmp_path, output_loading_info=True)
-    assert info["unused"] == [] and info["newly_initialized"] == []
-    for name, value in loaded.export_tensors().items():
-        np.testing.assert_array_equal(value, reference.export_tensors()[name], err_msg=name)
-    head, info = TFRemBertForMaskedLM.from_pretrained(tmp_path, output_loading_info=True)
-    assert sorted(info["newly_initialized"]) == sorted(
-        n for n in build_schema(config, "masked_lm") if n.startswith("cls.")
-    )
+    where = prefix if use_prefix else tmp_path
+    # Unlike the reference converter, the masked-LM head and the output embedding are kept.
+    head, info = TFRemBertForMaskedLM.from_pretrained(where, output_loading_info=True)
+    assert info["newly_initialized"] == []
+    assert sorted(info["unused"]) == ["rembert.pooler.dense.bias", "rembert.pooler.dense.weight"]
+    for name, value in head.export_tensors().items():
+        np.testing.assert_array_equal(value, pretraining[name], err_msg=name)
+    base, info = TFRemBertModel.from_pretrained(where, output_loading_info=True)
+    assert info["newly_initialized"] == []
+    assert sorted(info["unused"]) == sorted(n for n in pretraining if n.startswith("cls."))
     batch = batch_factory(config)
     np.testing.assert_array_equal(
-        head.rembert(**batch).last_hidden_state.numpy(), reference(**batch).last_hidden_state.numpy()
+        head.rembert(**batch).last_hidden_state.numpy(), base(**batch).last_hidden_state.numpy()
     )
+
+
+def test_original_checkpoint_with_unmapped_variables_is_refused(tmp_path, config_factory):
+    config = config_factory("odd")
+    tensors = TFRemBertModel(config).export_tensors()
+    tensors = {f"rembert.{k}": v for k, v in tensors.items()}
+    _write_original_checkpoint(tmp_path, tensors, {"bert/mystery/thing": np.zeros(3, np.float32)})
+    config.save_pretrained(tmp_path)
+    with pytest.raises(CheckpointError, match="unexpected tensor rembert.mystery.thing"):
+        TFRemBertModel.from_pretrained(tmp_path)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,14 +30,14 @@ import tensorflow as tf
 from rembert_core import ARCHITECTURES, CheckpointError, RemBertConfig, build_schema, save_safetensors
 from rembert_core.checkpoint import match_weights
 from rembert_core.schema import CheckpointSchema, Init, SchemaReport
-from rembert_core.serialization import SafetensorsCheckpoint, TensorInfo, TensorSource
+from rembert_core.serialization import SafetensorsCheckpoint, TensorInfo, TensorSource, dtype_code
+from rembert_core.tf_names import tf_checkpoint_name
 
 if TYPE_CHECKING:
     from rembert_tf.modeling import TFRemBertPreTrainedModel
 
 __all__ = [
     "STREAM_BLOCK_BYTES",
-    "TF_CHECKPOINT_RULES",
     "TFCheckpointSource",
     "assign_canonical",
     "from_pretrained",
@@ -46,7 +45,6 @@ __all__ = [
     "model_schema",
     "open_tf_checkpoint",
     "save_pretrained",
-    "tf_checkpoint_name",
 ]
 
 logger = logging.getLogger("rembert_tf")
@@ -247,38 +245,6 @@ def save_pretrained(
 
 # -- Google's original TensorFlow checkpoints ---------------------------------------------------------
 
-#: Variables of an original checkpoint that are not model weights, or that the reference does not
-#: load (the pre-training output embedding and ``cls`` head): skipped, as ``load_tf_weights_in_rembert`` does.
-TF_CHECKPOINT_SKIP = re.compile(
-    r"(^|/)(adam_[mv]|AdamWeightDecayOptimizer(_\d+)?|global_step|output_embedding|cls)(/|$)"
-)
-
-#: Renames applied in order to an original variable name (``bert/encoder/layer_3/…/kernel``).
-TF_CHECKPOINT_RULES: tuple[tuple[str, str], ...] = (
-    (r"^bert/", "rembert/"),
-    (r"/layer_(\d+)/", r"/layer/\1/"),
-    (r"/(kernel|gamma|output_weights)$", "/weight"),
-    (r"/(beta|output_bias)$", "/bias"),
-    (r"_embeddings$", "_embeddings/weight"),  # the tables are variables of their own
-    (r"/", "."),
-)
-
-
-def tf_checkpoint_name(variable: str) -> tuple[str, bool] | None:
-    """``(canonical name, transposed)`` of an original checkpoint variable, or None when it is skipped.
-
-    Example:
-        >>> tf_checkpoint_name("bert/encoder/layer_3/attention/self/query/kernel")
-        ('rembert.encoder.layer.3.attention.self.query.weight', True)
-    """
-    if TF_CHECKPOINT_SKIP.search(variable):
-        return None
-    transposed = variable.endswith("/kernel")
-    name = variable
-    for pattern, replacement in TF_CHECKPOINT_RULES:
-        name = re.sub(pattern, replacement, name)
-    return name, transposed
-
 
 class TFCheckpointSource(TensorSource):
     """The weights of an original TensorFlow checkpoint (``prefix.index`` + ``prefix.data-*``), canonical names."""
@@ -300,10 +266,13 @@ class TFCheckpointSource(TensorSource):
             name, transposed = mapped
             transposed = transposed and len(shape) == 2
             dims = tuple(int(d) for d in shape)
+            if name in self._names:
+                raise CheckpointError(
+                    f"{prefix}: variables {self._names[name][0]!r} and {variable!r} both map to {name}"
+                )
             self._names[name] = (variable, transposed)
-            code = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "float64": "F64"}.get(dtypes[variable].name)
             self._infos[name] = TensorInfo(
-                name, dims[::-1] if transposed else dims, code or dtypes[variable].name, prefix
+                name, dims[::-1] if transposed else dims, _code(dtypes[variable].as_numpy_dtype), prefix
             )
 
     @property
@@ -317,6 +286,13 @@ class TFCheckpointSource(TensorSource):
         variable, transposed = self._names[name]
         value = np.asarray(self._reader.get_tensor(variable))
         return np.ascontiguousarray(value.T) if transposed else value
+
+
+def _code(dtype: Any) -> str:
+    try:
+        return dtype_code(dtype)
+    except CheckpointError:
+        return str(np.dtype(dtype).name)
 
 
 def open_tf_checkpoint(path: Path) -> TFCheckpointSource:
