@@ -24,3 +24,8 @@ def test_hub_id_without_huggingface_hub(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)
     with pytest.raises(CheckpointError, match=r"pip install rembert-core\[hub\]"):
         resolve_checkpoint("google/rembert")
+
+
+def test_tensorflow_checkpoint_prefixes_are_local(tmp_path: Path) -> None:
+    (tmp_path / "model.ckpt-7.index").write_bytes(b"")
+    assert resolve_checkpoint(tmp_path / "model.ckpt-7") == tmp_path / "model.ckpt-7"

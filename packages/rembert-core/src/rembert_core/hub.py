@@ -9,6 +9,7 @@ touches the network.
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 from pathlib import Path
@@ -47,6 +48,8 @@ def resolve_checkpoint(
     path = Path(name_or_path)
     if path.exists():
         return path
+    if path.parent.is_dir() and any(path.parent.glob(glob.escape(path.name) + ".*")):
+        return path  # a TensorFlow checkpoint prefix (model.ckpt-N exists as model.ckpt-N.index, ...)
     name = str(name_or_path)
     if os.path.isabs(name) or name.startswith((".", "~")) or not _HUB_ID.match(name) or name.count("/") > 1:
         raise CheckpointError(f"checkpoint not found: {name}")

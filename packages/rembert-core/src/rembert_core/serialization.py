@@ -43,6 +43,7 @@ __all__ = [
     "dtype_code",
     "open_checkpoint",
     "parse_size",
+    "read_weight_map",
     "save_safetensors",
 ]
 
@@ -301,7 +302,13 @@ class SafetensorsCheckpoint(TensorSource):
         self.close()
 
 
-def _read_index(index_path: Path) -> dict[str, Path]:
+def read_weight_map(index_path: Path) -> dict[str, Path]:
+    """The ``weight_map`` of a shard index (safetensors or ``pytorch_model.bin``) as tensor name -> shard path.
+
+    Every shard path is checked: relative, inside the index's directory (no ``..`` escape, no absolute
+    path), existing; a tensor listed twice is an error. Errors name the index file.
+    """
+
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: dict[str, Any] = {}
         for key, value in pairs:
@@ -360,7 +367,7 @@ def open_checkpoint(path: str | os.PathLike[str]) -> SafetensorsCheckpoint:
             + (f" (it holds: {', '.join(sorted(p.name for p in path.iterdir())[:8])})" if path.is_dir() else "")
         )
     if found.name.endswith(".json"):
-        where = _read_index(found)
+        where = read_weight_map(found)
         sources = sorted(set(where.values()))
         return SafetensorsCheckpoint(where, sources)
     try:

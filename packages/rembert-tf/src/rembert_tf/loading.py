@@ -183,11 +183,17 @@ def from_pretrained(
     dtype: Any = None,
     **config_overrides: Any,
 ) -> Any:
-    """Build ``cls`` from a checkpoint directory; see :meth:`TFRemBertPreTrainedModel.from_pretrained`."""
+    """Build ``cls`` from a checkpoint (path or Hub id); see :meth:`TFRemBertPreTrainedModel.from_pretrained`."""
     from rembert_core.formats import detect_format
+    from rembert_core.hub import resolve_checkpoint
     from rembert_tf.modeling import skip_init
 
-    directory = Path(path)
+    hub_kwargs = {
+        k: config_overrides.pop(k)
+        for k in ("local_files_only", "revision", "cache_dir", "token")
+        if k in config_overrides
+    }
+    directory = resolve_checkpoint(path, **hub_kwargs)
     detect_format(directory)  # fail early, with the format registry's message, before reading the config
     kwargs: dict[str, Any] = {"dtype": dtype} if dtype is not None else {}
     for name in _MODEL_ARGUMENTS:  # constructor arguments, not config fields

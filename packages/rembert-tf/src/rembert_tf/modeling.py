@@ -1089,10 +1089,12 @@ class TFRemBertPreTrainedModel(keras.Model):
         dtype: Any = None,
         **config_overrides: Any,
     ) -> Any:
-        """Load ``config.json`` and ``model.safetensors`` (single or sharded) or ``tf_model.h5`` from a directory.
+        """Load a checkpoint in any registered format (safetensors, tf_model.h5, pytorch_model.bin, TF checkpoint).
 
         Args:
-            pretrained_model_name_or_path: a local checkpoint directory (no hub access).
+            pretrained_model_name_or_path: a checkpoint directory, weights file or TF checkpoint prefix, or a
+                Hugging Face Hub id resolved through the ``huggingface_hub`` cache (``local_files_only``,
+                ``revision``, ``cache_dir`` and ``token`` are passed to it; needs ``rembert-core[hub]``).
             config: use this config instead of the directory's ``config.json``.
             output_loading_info: also return ``{"missing_keys", "unexpected_keys",
                 "mismatched_keys", "newly_initialized", "unused"}``.

@@ -38,6 +38,7 @@ from rembert_core.serialization import (
     TensorInfo,
     TensorSource,
     atomic_path,
+    read_weight_map,
     save_safetensors,
 )
 
@@ -214,12 +215,8 @@ class TorchBinSource(TensorSource):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         path = Path(path)
         files = [path]
-        if path.name.endswith(".json"):
-            try:
-                weight_map = json.loads(path.read_text(encoding="utf-8"))["weight_map"]
-                files = [path.parent / str(name) for name in sorted(set(weight_map.values()))]
-            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise CheckpointError(f"cannot read checkpoint index {path}: {exc}") from None
+        if path.name.endswith(".json"):  # shard paths checked: inside the directory, existing, no duplicates
+            files = sorted(set(read_weight_map(path).values()))
         self._files = files
         self._tensors: dict[str, torch.Tensor] = {}
         self._info: dict[str, TensorInfo] = {}
