@@ -290,7 +290,10 @@ class TFCheckpointSource(TensorSource):
 
     def __getitem__(self, name: str) -> np.ndarray:
         variable, transposed = self._names[name]
-        value = np.asarray(self._reader.get_tensor(variable))
+        try:
+            value = np.asarray(self._reader.get_tensor(variable))
+        except (tf.errors.OpError, IndexError, ValueError, RuntimeError) as exc:  # truncated or corrupt data files
+            raise CheckpointError(f"cannot read variable {variable!r} from {self._prefix}: {exc}") from None
         return np.ascontiguousarray(value.T) if transposed else value
 
 
