@@ -157,3 +157,18 @@ def parity(session: nox.Session) -> None:
             "reports/parity-full.json",
         )
         session.run("python", "-m", "pytest", "tests/test_parity.py", f"{NUMPY_PLUGIN}/tests")
+
+
+@nox.session(python=PYTHON, default=False)
+def bench(session: nox.Session) -> None:
+    """Benchmarks side by side with the reference (transformers 4.57, and tf-keras for its TF classes).
+
+    Writes JSON to ``reports/``. Arguments after ``--`` go to the checkpoint benchmark
+    (e.g. ``nox -s bench -- --layers 8``).
+    """
+    install(session, CORE, TORCH, TF, TOKENIZERS, extra=("torch", *TF_RUNTIME, *ORACLE, "tf-keras"))
+    (ROOT / "reports").mkdir(exist_ok=True)
+    session.run("python", "benchmarks/bench_tokenizers.py")
+    session.run(
+        "python", "benchmarks/bench_checkpoints.py", "--json", "reports/bench-checkpoints.json", *session.posargs
+    )
