@@ -142,9 +142,8 @@ def load_weights(model: TFRemBertPreTrainedModel, path: str | os.PathLike[str]) 
 
     Raises :class:`CheckpointError` listing every missing, unexpected or mis-shaped tensor.
     """
-    from safetensors import safe_open
-
     from rembert_core.formats import detect_format
+    from rembert_core.serialization import safe_open_file
 
     detected = detect_format(Path(path))
     schema = model_schema(model)
@@ -161,7 +160,7 @@ def load_weights(model: TFRemBertPreTrainedModel, path: str | os.PathLike[str]) 
             info = weights.info(key)
             if streamable and info.nbytes > STREAM_BLOCK_BYTES and len(info.shape) == 2:
                 if info.file not in handles:
-                    handles[info.file] = safe_open(str(info.file), framework="np")
+                    handles[info.file] = safe_open_file(info.file)
                 itemsize = info.nbytes // max(1, int(np.prod(info.shape)))
                 _assign_blocks(var, transposed, handles[info.file].get_slice(key), info.shape, itemsize)
             else:

@@ -31,10 +31,11 @@ from torch import nn
 from rembert_core import CheckpointError, ConfigError, RemBertConfig, build_schema
 from rembert_core.checkpoint import PT_WEIGHTS_INDEX_NAME, PT_WEIGHTS_NAME, iter_matched, match_weights, open_weights
 from rembert_core.hub import resolve_checkpoint
-from rembert_core.schema import CheckpointSchema, Init
+from rembert_core.schema import CheckpointSchema, Init, SchemaReport
 from rembert_core.serialization import (
     SAFE_WEIGHTS_INDEX_NAME,
     SAFE_WEIGHTS_NAME,
+    SafetensorsCheckpoint,
     TensorInfo,
     TensorSource,
     atomic_path,
@@ -160,15 +161,19 @@ def set_tensors(
     dtype: torch.dtype,
     device: torch.device,
     initialize: list[str] | None = None,
+    alias: bool = False,
 ) -> None:
     """Install ``(schema name, array or tensor)`` pairs as the model's parameters, cast to ``dtype`` on ``device``.
 
-    Tensors named in ``initialize`` are allocated and initialised like the reference instead.
+    Tensors named in ``initialize`` are allocated and initialised like the reference instead. With
+    ``alias``, given torch tensors already of the right dtype and device become the parameters as they
+    are (used for safetensors' private, copy-on-write file mappings); otherwise they are copied.
     """
     for name, value in tensors:
         tensor = value if isinstance(value, torch.Tensor) else numpy_to_torch(value)
         tensor = tensor.to(device=device, dtype=dtype)
-        if tensor.data_ptr() == getattr(value, "data_ptr", lambda: -1)() or not tensor.is_contiguous():
+        shares = tensor.data_ptr() == getattr(value, "data_ptr", lambda: -1)()
+        if (shares and not alias) or not tensor.is_contiguous():
             tensor = tensor.clone(memory_format=torch.contiguous_format)  # never alias the caller's/mmap'd storage
         _set_parameter(model, name, tensor)
     for name in initialize or []:
@@ -363,11 +368,20 @@ def load_pretrained(
         dtypes = {k: info.dtype for k, info in weights.infos().items()}
         dtype = resolve_dtype(torch_dtype, auto=_auto_dtype(config, dtypes))
         pairs: Iterator[tuple[str, Any]]
+        alias = False
         if isinstance(weights, TorchBinSource):
             pairs = ((name, weights.tensor(key)) for name, key in report.matched.items())
+        elif isinstance(weights, SafetensorsCheckpoint):
+            # safetensors' torch reader maps each tensor privately (copy-on-write) from the file: the
+            # parameters are paged in on first use instead of copied now, as in the reference. Our own
+            # saves replace files by rename, so a model never sees its file change underneath it.
+            pairs = _mapped_safetensors(weights, report)
+            alias = True
         else:
             pairs = iter_matched(weights, report)
-        set_tensors(model, pairs, schema, dtype=dtype, device=target_device, initialize=report.newly_initialized)
+        set_tensors(
+            model, pairs, schema, dtype=dtype, device=target_device, initialize=report.newly_initialized, alias=alias
+        )
     if report.newly_initialized:
         logger.warning(
             "Some weights of %s were not in the checkpoint at %s and are newly initialized: %s. "
@@ -403,6 +417,25 @@ def load_pretrained(
         }
         return model, info
     return model
+
+
+def _mapped_safetensors(weights: SafetensorsCheckpoint, report: SchemaReport) -> Iterator[tuple[str, torch.Tensor]]:
+    """``(schema name, tensor)`` for each matched tensor, read by safetensors' torch reader (file-mapped)."""
+    from safetensors import SafetensorError, safe_open
+
+    handles: dict[Path, Any] = {}
+    mismatched = {name for name, _, _ in report.mismatched}
+    for name, key in report.matched.items():
+        if name in mismatched:
+            continue
+        file = weights.info(key).file
+        try:
+            if file not in handles:
+                handles[file] = safe_open(str(file), framework="pt")
+            tensor: torch.Tensor = handles[file].get_tensor(key)
+        except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(f"cannot read tensor {key!r} from {file}: {exc}") from None
+        yield name, tensor
 
 
 def _auto_dtype(config: RemBertConfig, tensor_dtypes: Mapping[str, str]) -> str | None:
