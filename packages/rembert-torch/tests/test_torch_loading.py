@@ -289,6 +289,24 @@ def test_pytorch_format_is_registered_with_the_core(tmp_path: Path, configs: Any
         assert torch.equal(loaded.state_dict()[name], tensor), name
 
 
+def test_streaming_reads_of_a_bin_remap_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, configs: Any) -> None:
+    import rembert_torch.loading
+    from rembert_core.convert import convert_checkpoint
+    from rembert_core.serialization import open_checkpoint
+
+    model = _make("masked_lm", configs["relu"])
+    model.save_pretrained(tmp_path / "bin", safe_serialization=False)
+    loads = []
+    real_load = rembert_torch.loading._torch_load
+    monkeypatch.setattr(rembert_torch.loading, "REMAP_BYTES", 4096)  # map afresh every few tensors
+    monkeypatch.setattr(rembert_torch.loading, "_torch_load", lambda file: loads.append(file) or real_load(file))
+    convert_checkpoint(tmp_path / "bin", tmp_path / "out")
+    assert len(loads) > 2  # the file was mapped again while streaming
+    with open_checkpoint(tmp_path / "out") as converted:
+        for name, tensor in model.state_dict().items():
+            assert torch.equal(torch.from_numpy(np.array(converted[name])), tensor), name
+
+
 def test_hub_ids_resolve_through_the_core(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # never touch the network
     with pytest.raises(CheckpointError, match="rembert-test/not-a-real-repo"):

@@ -203,6 +203,10 @@ _TORCH_TO_SAFETENSORS = {
 }
 
 
+#: Bytes read through one mapping of a ``pytorch_model.bin`` before it is mapped afresh (see TorchBinSource).
+REMAP_BYTES = 256 * 2**20
+
+
 class TorchBinSource(TensorSource):
     """``pytorch_model.bin`` (or its shard index) as a core :class:`~rembert_core.serialization.TensorSource`.
 
@@ -225,6 +229,7 @@ class TorchBinSource(TensorSource):
         self._files = files
         self._tensors: dict[str, torch.Tensor] = {}
         self._info: dict[str, TensorInfo] = {}
+        self._read_since_map: dict[Path, int] = {}
         self.metadata: dict[str, str] = {}
         for file in files:
             for key, value in _torch_load(file).items():
@@ -248,6 +253,17 @@ class TorchBinSource(TensorSource):
         return self._tensors[name]
 
     def __getitem__(self, name: str) -> np.ndarray:
+        """One tensor as a NumPy copy, for streaming readers such as ``rembert convert``.
+
+        Pages of the file mapping that were read stay resident while the mapping lives, so after
+        :data:`REMAP_BYTES` of reads the file is mapped afresh (unpickling only its small index) and
+        the old mapping released: peak memory stays near one tensor plus that budget, not the file.
+        """
+        info = self._info[name]
+        if self._read_since_map.get(info.file, 0) > REMAP_BYTES:
+            self._tensors.update(_torch_load(info.file))  # the old mapping goes with its last reference
+            self._read_since_map[info.file] = 0
+        self._read_since_map[info.file] = self._read_since_map.get(info.file, 0) + info.nbytes
         return torch_to_numpy(self._tensors[name].clone())
 
     def close(self) -> None:
