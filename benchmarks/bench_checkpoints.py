@@ -32,7 +32,7 @@ from typing import Any
 PREAMBLE = """
 import os, resource, sys, time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-def peak_mb():
+def peak_mb():  # MiB (ru_maxrss is in KiB on Linux)
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 """
 
@@ -141,16 +141,14 @@ def main() -> None:
     names = [n.strip() for n in args.cases.split(",")] if args.cases else list(CASES)
     results = [run_case(name, directory) for name in names]
     print()
-    print("| case | seconds | peak RSS (GB) | baseline RSS (GB) | peak / checkpoint |")
+    print("| case | seconds | peak RSS (GB) | baseline RSS (GB) | peak / checkpoint |")  # GB = 10**9 bytes
     print("|---|---|---|---|---|")
     for r in results:
         if "error" in r:
             print(f"| {r['case']} | error: {r['error']} | | | |")
         else:
-            print(
-                f"| {r['case']} | {r['seconds']:.1f} | {r['peak_mb'] / 1024:.2f} | {r['baseline_mb'] / 1024:.2f} "
-                f"| {r['peak_mb'] / 1024 / size_gb:.2f}x |"
-            )
+            peak_gb, base_gb = r["peak_mb"] * 2**20 / 1e9, r["baseline_mb"] * 2**20 / 1e9
+            print(f"| {r['case']} | {r['seconds']:.1f} | {peak_gb:.2f} | {base_gb:.2f} | {peak_gb / size_gb:.2f}x |")
     if args.json:
         Path(args.json).write_text(json.dumps({"checkpoint_gb": size_gb, "results": results}, indent=2))
 

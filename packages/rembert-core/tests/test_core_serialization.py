@@ -189,3 +189,24 @@ def test_parse_size(text: str | int, expected: int) -> None:
 def test_parse_size_rejects(text: object) -> None:
     with pytest.raises(ValueError, match="size"):
         parse_size(text)  # type: ignore[arg-type]
+
+
+def test_read_rows_reads_only_a_block(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    data = {
+        "a": rng.normal(size=(10, 3)).astype(np.float32),
+        "b": rng.normal(size=(7, 4)).astype(ml_dtypes.bfloat16),
+        "c": np.arange(5, dtype=np.int64),
+    }
+    save_safetensors(data, tmp_path, max_shard_size=100)
+    with open_checkpoint(tmp_path) as ckpt:
+        for name, value in data.items():
+            for start, stop in ((0, 1), (2, 5), (3, 100)):
+                np.testing.assert_array_equal(ckpt.read_rows(name, start, stop), value[start:stop])
+        assert ckpt.read_rows("a", 4, 4).shape == (0, 3)
+    shard = next(p for p in tmp_path.iterdir() if p.suffix == ".safetensors" and "00001" in p.name)
+    raw = shard.read_bytes()
+    with open_checkpoint(tmp_path) as ckpt:
+        shard.write_bytes(raw[:-8])
+        with pytest.raises(CheckpointError, match="is truncated"):
+            ckpt.read_rows("a", 0, 10)
