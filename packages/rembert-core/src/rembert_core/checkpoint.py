@@ -98,18 +98,11 @@ def match_weights(
         dtypes = {k: i.dtype for k, i in infos.items()}
     else:
         shapes = {k: tuple(np.shape(v)) for k, v in weights.items()}
-        dtypes = {k: _code(v) for k, v in weights.items()}
+        dtypes = {k: dtype_code(np.asarray(v).dtype, strict=False) for k, v in weights.items()}
     report = schema.validate(shapes, dtypes)
     if strict:
         report.raise_for_errors(source)
     return report
-
-
-def _code(value: object) -> str:
-    try:
-        return dtype_code(np.asarray(value).dtype)
-    except CheckpointError:
-        return str(np.asarray(value).dtype)
 
 
 def iter_matched(

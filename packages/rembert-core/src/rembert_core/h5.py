@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from rembert_core.errors import CheckpointError
-from rembert_core.serialization import TensorInfo, TensorSource
+from rembert_core.serialization import TensorInfo, TensorSource, dtype_code
 
 __all__ = ["LEAF_RULES", "SEGMENT_RULES", "H5Checkpoint", "canonical_h5_name", "open_h5"]
 
@@ -37,8 +37,6 @@ LEAF_RULES: dict[str, tuple[str, bool]] = {
     "embeddings:0": ("weight", False),  # Keras Embedding
     "weight:0": ("weight", False),  # add_weight(name="weight"): word embeddings and the LM decoder [vocab, width]
 }
-
-_ST = {"float32": "F32", "float16": "F16", "float64": "F64", "bfloat16": "BF16"}
 
 
 def canonical_h5_name(path: str) -> tuple[str, bool]:
@@ -95,7 +93,7 @@ class H5Checkpoint(TensorSource):
                     f"{path}: datasets {self._datasets[canonical][0]!r} and {h5_name!r} both map to {canonical}"
                 )
             self._datasets[canonical] = (h5_name, transpose)
-            dtype = _ST.get(dataset.dtype.name, dataset.dtype.name)
+            dtype = dtype_code(dataset.dtype, strict=False)
             self._infos[canonical] = TensorInfo(canonical, shape, dtype, path)
 
     @property

@@ -489,13 +489,18 @@ _NP_TO_ST = {
 }
 
 
-def dtype_code(dtype: Any) -> str:
-    """The safetensors dtype code of a NumPy dtype (``ml_dtypes.bfloat16`` included), e.g. "F32"."""
+def dtype_code(dtype: Any, *, strict: bool = True) -> str:
+    """The safetensors dtype code of a NumPy dtype (``ml_dtypes.bfloat16`` included), e.g. "F32".
+
+    A dtype safetensors cannot store raises :class:`CheckpointError`, or with ``strict=False`` comes
+    back as its NumPy name (so a schema check can report it as the wrong dtype).
+    """
     name = np.dtype(dtype).name
-    try:
+    if name in _NP_TO_ST:
         return _NP_TO_ST[name]
-    except KeyError:
-        raise CheckpointError(f"dtype {name} has no safetensors equivalent") from None
+    if not strict:
+        return str(name)
+    raise CheckpointError(f"dtype {name} has no safetensors equivalent")
 
 
 def _write_shard_streaming(

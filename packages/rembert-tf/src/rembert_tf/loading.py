@@ -274,9 +274,8 @@ class TFCheckpointSource(TensorSource):
                     f"{prefix}: variables {self._names[name][0]!r} and {variable!r} both map to {name}"
                 )
             self._names[name] = (variable, transposed)
-            self._infos[name] = TensorInfo(
-                name, dims[::-1] if transposed else dims, _code(dtypes[variable].as_numpy_dtype), prefix
-            )
+            code = dtype_code(dtypes[variable].as_numpy_dtype, strict=False)
+            self._infos[name] = TensorInfo(name, dims[::-1] if transposed else dims, code, prefix)
 
     @property
     def files(self) -> list[Path]:
@@ -292,13 +291,6 @@ class TFCheckpointSource(TensorSource):
         except (tf.errors.OpError, IndexError, ValueError, RuntimeError) as exc:  # truncated or corrupt data files
             raise CheckpointError(f"cannot read variable {variable!r} from {self._prefix}: {exc}") from None
         return np.ascontiguousarray(value.T) if transposed else value
-
-
-def _code(dtype: Any) -> str:
-    try:
-        return dtype_code(dtype)
-    except CheckpointError:
-        return str(np.dtype(dtype).name)
 
 
 def open_tf_checkpoint(path: Path) -> TFCheckpointSource:
