@@ -210,3 +210,13 @@ def test_read_rows_reads_only_a_block(tmp_path: Path) -> None:
         shard.write_bytes(raw[:-8])
         with pytest.raises(CheckpointError, match="is truncated"):
             ckpt.read_rows("a", 0, 10)
+
+
+def test_dtype_code() -> None:
+    from rembert_core.serialization import dtype_code
+
+    assert dtype_code(np.float32) == "F32"
+    assert dtype_code(ml_dtypes.bfloat16) == "BF16"
+    assert dtype_code(np.complex64, strict=False) == "complex64"
+    with pytest.raises(CheckpointError, match="complex64 has no safetensors equivalent"):
+        dtype_code(np.complex64)
