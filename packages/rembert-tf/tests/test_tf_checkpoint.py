@@ -191,9 +191,18 @@ def _write_transformers_h5(path, tensors, scope, task):
                 group.create_dataset(weight_name, data=array)
 
 
+@pytest.fixture(params=["lazy-buffers", "tf-allocated"])
+def lazy(request, monkeypatch):
+    """Load into NumPy-backed lazy buffers (every float32 variable) or into TF-allocated variables."""
+    import rembert_tf.modeling
+
+    monkeypatch.setattr(rembert_tf.modeling, "LAZY_ZEROS_MIN_BYTES", 0 if request.param == "lazy-buffers" else 2**62)
+    return request.param == "lazy-buffers"
+
+
 @pytest.mark.parametrize("blocks", [False, True])
 @pytest.mark.parametrize("cls", [TFRemBertForMaskedLM, TFRemBertForQuestionAnswering, TFRemBertModel])
-def test_reads_transformers_tf_model_h5_layout(tmp_path, monkeypatch, config_factory, batch_factory, cls, blocks):
+def test_reads_transformers_tf_model_h5_layout(tmp_path, monkeypatch, config_factory, batch_factory, cls, blocks, lazy):
     import rembert_tf.loading
 
     if blocks:
@@ -222,7 +231,7 @@ def test_h5_with_wrong_shape_is_reported(tmp_path, config_factory):
 
 
 @pytest.mark.parametrize("bfloat16", [False, True])
-def test_large_tensors_stream_in_blocks(tmp_path, monkeypatch, config_factory, bfloat16):
+def test_large_tensors_stream_in_blocks(tmp_path, monkeypatch, config_factory, bfloat16, lazy):
     import rembert_tf.loading
 
     config = config_factory("odd")
@@ -236,6 +245,34 @@ def test_large_tensors_stream_in_blocks(tmp_path, monkeypatch, config_factory, b
     loaded = TFRemBertForMaskedLM.from_pretrained(tmp_path)
     for name, value in loaded.export_tensors().items():
         np.testing.assert_array_equal(value, np.asarray(tensors[name], dtype=np.float32), err_msg=name)
+
+
+def test_loaded_variables_live_in_lazy_buffers(tmp_path, monkeypatch, config_factory, batch_factory):
+    """Large float32 variables are written in place into NumPy buffers TF adopted (no TF-allocated copy)."""
+    import rembert_tf.loading
+    import rembert_tf.modeling
+    from rembert_tf.loading import host_buffer
+
+    config = config_factory("odd", num_labels=3)
+    model = TFRemBertForSequenceClassification(config)
+    model.save_pretrained(tmp_path)
+    assert all(host_buffer(v) is None for v in model.weights)  # randomly initialised: TF's own memory
+    monkeypatch.setattr(rembert_tf.modeling, "LAZY_ZEROS_MIN_BYTES", 0)
+    monkeypatch.setattr(rembert_tf.loading, "STREAM_BLOCK_BYTES", 700)
+    loaded = TFRemBertForSequenceClassification.from_pretrained(tmp_path)
+    lazy = [name for name, (var, _) in loaded.canonical_variables().items() if host_buffer(var) is not None]
+    assert set(lazy) == set(loaded.canonical_variables())  # every variable went the zero-copy way
+    kernel, transposed = loaded.canonical_variables()["rembert.encoder.layer.0.intermediate.dense.weight"]
+    assert transposed
+    np.testing.assert_array_equal(host_buffer(kernel), kernel.numpy())  # the buffer is the variable
+    batch = batch_factory(config)
+    np.testing.assert_array_equal(np.asarray(loaded(**batch).logits), np.asarray(model(**batch).logits))
+    # Training replaces the buffer: the loader then falls back to TensorFlow ops, and stays correct.
+    kernel.assign(kernel * 2.0)
+    assert host_buffer(kernel) is None
+    reloaded = rembert_tf.loading.assign_canonical(loaded, model.export_tensors(), strict=False)
+    assert reloaded == []
+    np.testing.assert_array_equal(np.asarray(loaded(**batch).logits), np.asarray(model(**batch).logits))
 
 
 _HEAD_NAMES = {

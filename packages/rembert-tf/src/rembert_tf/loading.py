@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,7 @@ __all__ = [
     "TFCheckpointSource",
     "assign_canonical",
     "from_pretrained",
+    "host_buffer",
     "load_weights",
     "model_schema",
     "open_tf_checkpoint",
@@ -57,6 +58,30 @@ def model_schema(model: TFRemBertPreTrainedModel) -> CheckpointSchema:
     return build_schema(model.config, model.task, add_pooling_layer=pooler)
 
 
+def host_buffer(var: Any) -> np.ndarray | None:
+    """The writable NumPy array that holds ``var``'s values, when it is one of the model's lazy buffers.
+
+    Models built under :func:`rembert_tf.modeling.skip_init` keep their large float32
+    variables in NumPy buffers adopted by TensorFlow; writing into such a buffer is
+    writing into the variable, with no TensorFlow copy. The address of the variable's
+    current value proves the aliasing; anything else (another device, a buffer
+    TensorFlow copied or replaced since) gives ``None`` and the TensorFlow ops path.
+    """
+    from rembert_tf.modeling import LAZY_BUFFERS
+
+    if not LAZY_BUFFERS:
+        return None
+    variable = getattr(var, "value", var)  # a Keras variable's backing tf.Variable
+    try:
+        current = np.from_dlpack(variable.read_value())  # shares the variable's buffer (no copy on read)
+    except (AttributeError, BufferError, RuntimeError, TypeError, ValueError):
+        return None
+    array = LAZY_BUFFERS.get(current.ctypes.data)
+    if array is None or array.shape != current.shape or array.dtype != current.dtype:
+        return None
+    return array
+
+
 def _assign(var: Any, transposed: bool, array: Any, name: str, source: str) -> None:
     array = np.asarray(array)
     expected = tuple(int(d) for d in var.shape)
@@ -64,11 +89,33 @@ def _assign(var: Any, transposed: bool, array: Any, name: str, source: str) -> N
         expected = expected[::-1]
     if tuple(array.shape) != expected:
         raise CheckpointError(f"{source}: tensor {name} has shape {tuple(array.shape)}, expected {expected}")
+    buffer = host_buffer(var)
+    if buffer is not None:
+        np.copyto(buffer, array.T if transposed else array, casting="same_kind")  # into the variable itself
+        return
     value = tf.cast(tf.convert_to_tensor(np.ascontiguousarray(array)), var.dtype)
     if transposed:
         value = tf.transpose(value)  # canonical (out, in) -> kernel (in, out), in TensorFlow's threaded kernel
-    # Straight into the variable's buffer (Keras' assign would validate and convert once more).
-    tf.raw_ops.AssignVariableOp(resource=var.value.handle, value=value)
+    _write_in_place(var, value)
+
+
+def _write_in_place(var: Any, value: Any, begin: Sequence[int] | None = None) -> None:
+    """Write ``value`` into ``var``'s existing buffer at ``begin`` (default: the whole variable).
+
+    Unlike ``AssignVariableOp``, which adopts ``value``'s buffer, this keeps the
+    variable's own buffer (under ``skip_init``, untouched zero pages outside
+    TensorFlow's pooling allocator), and Keras' ``assign`` would validate and
+    convert once more.
+    """
+    shape = [int(d) for d in value.shape]
+    begin = [0] * len(shape) if begin is None else list(begin)
+    end = [b + d for b, d in zip(begin, shape, strict=True)]
+    if not shape:  # scalars have no slice to write
+        tf.raw_ops.AssignVariableOp(resource=var.value.handle, value=value)
+        return
+    tf.raw_ops.ResourceStridedSliceAssign(
+        ref=var.value.handle, begin=begin, end=end, strides=[1] * len(shape), value=value
+    )
 
 
 def assign_canonical(
@@ -128,17 +175,20 @@ def _assign_blocks(
     var: Any, transposed: bool, weights: SafetensorsCheckpoint, key: str, shape: tuple[int, ...], itemsize: int
 ) -> None:
     """Copy a 2-D canonical tensor into ``var`` block by block (canonical rows = kernel columns when transposed)."""
-    handle = var.value.handle  # the backing tf.Variable's resource
     rows, cols = shape[0], int(np.prod(shape[1:]))
     step = max(1, STREAM_BLOCK_BYTES // max(1, cols * itemsize))
+    buffer = host_buffer(var)
     for start in range(0, rows, step):
         stop = min(rows, start + step)
         block = weights.read_rows(key, start, stop)  # (stop - start, in): only these bytes are read
+        if buffer is not None:  # straight into the variable's memory
+            target = buffer[:, start:stop] if transposed else buffer[start:stop]  # kernel (in, out) columns
+            np.copyto(target, block.T if transposed else block, casting="same_kind")
+            continue
         value = tf.cast(tf.convert_to_tensor(np.ascontiguousarray(block.T if transposed else block)), var.dtype)
         # Write the block in place. (`variable[a:b].assign(...)` would first read the whole variable:
         # a full copy per block.) Kernels are (in, out): a block of canonical rows is a block of columns.
-        begin, end = ([0, start], [cols, stop]) if transposed else ([start, 0], [stop, cols])
-        tf.raw_ops.ResourceStridedSliceAssign(ref=handle, begin=begin, end=end, strides=[1, 1], value=value)
+        _write_in_place(var, value, [0, start] if transposed else [start, 0])
 
 
 def load_weights(model: TFRemBertPreTrainedModel, path: str | os.PathLike[str]) -> SchemaReport:
