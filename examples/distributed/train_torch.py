@@ -73,8 +73,12 @@ FIRST_WORD_ID = 5  # ids below are special
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--strategy", choices=("auto", "none", "ddp", "fsdp"), default="auto",
-                   help="auto: ddp under torchrun with several processes, else none")
+    p.add_argument(
+        "--strategy",
+        choices=("auto", "none", "ddp", "fsdp"),
+        default="auto",
+        help="auto: ddp under torchrun with several processes, else none",
+    )
     p.add_argument("--model", help="start from this checkpoint (directory, file or Hub id) instead of the tiny config")
     p.add_argument("--steps", type=int, default=50, help="optimizer steps in total (default 50)")
     p.add_argument("--global-batch-size", type=int, default=8, help="rows per step over all processes")

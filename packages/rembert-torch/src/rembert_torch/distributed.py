@@ -137,10 +137,7 @@ def init_distributed(
         timeout: collective timeout passed to ``init_process_group``.
     """
     launched = "RANK" in os.environ and "WORLD_SIZE" in os.environ
-    if device is None:
-        use_cuda = torch.cuda.is_available()
-    else:
-        use_cuda = torch.device(device).type == "cuda"
+    use_cuda = torch.cuda.is_available() if device is None else torch.device(device).type == "cuda"
     local_rank = _env_int("LOCAL_RANK") if "LOCAL_RANK" in os.environ else 0
     if use_cuda:
         resolved = torch.device("cuda", local_rank) if device is None else torch.device(device)
@@ -539,4 +536,3 @@ def load_training_state(
         _set_rng_state(states[rank] if len(states) == world_size else states[0])
     barrier()
     return TrainingState(step=int(payload["step"]), directory=path, extra=json.loads(payload.get("extra_json", "{}")))
-
