@@ -68,7 +68,21 @@ def _assign(var: Any, transposed: bool, array: Any, name: str, source: str) -> N
     if transposed:
         value = tf.transpose(value)  # canonical (out, in) -> kernel (in, out), in TensorFlow's threaded kernel
     # Straight into the variable's buffer (Keras' assign would validate and convert once more).
-    tf.raw_ops.AssignVariableOp(resource=var.value.handle, value=value)
+    for handle in _handles(var):
+        tf.raw_ops.AssignVariableOp(resource=handle, value=value)
+
+
+def _handles(var: Any) -> list[Any]:
+    """The resources backing a Keras variable: one, or one per local replica under a ``tf.distribute`` strategy.
+
+    A variable created in a strategy's scope (``MirroredStrategy``, ``MultiWorkerMirroredStrategy``)
+    is a ``MirroredVariable`` whose ``handle`` exists only in a replica context; writing each local
+    copy keeps them identical, as the strategy's own ``assign`` would.
+    """
+    backing = var.value
+    if isinstance(backing, tf.distribute.DistributedValues):
+        return [local.handle for local in backing.distribute_strategy.experimental_local_results(backing)]
+    return [backing.handle]
 
 
 def assign_canonical(
@@ -128,7 +142,7 @@ def _assign_blocks(
     var: Any, transposed: bool, weights: SafetensorsCheckpoint, key: str, shape: tuple[int, ...], itemsize: int
 ) -> None:
     """Copy a 2-D canonical tensor into ``var`` block by block (canonical rows = kernel columns when transposed)."""
-    handle = var.value.handle  # the backing tf.Variable's resource
+    handles = _handles(var)  # the backing tf.Variable's resource (one per replica under a strategy)
     rows, cols = shape[0], int(np.prod(shape[1:]))
     step = max(1, STREAM_BLOCK_BYTES // max(1, cols * itemsize))
     for start in range(0, rows, step):
@@ -138,7 +152,8 @@ def _assign_blocks(
         # Write the block in place. (`variable[a:b].assign(...)` would first read the whole variable:
         # a full copy per block.) Kernels are (in, out): a block of canonical rows is a block of columns.
         begin, end = ([0, start], [cols, stop]) if transposed else ([start, 0], [stop, cols])
-        tf.raw_ops.ResourceStridedSliceAssign(ref=handle, begin=begin, end=end, strides=[1, 1], value=value)
+        for handle in handles:
+            tf.raw_ops.ResourceStridedSliceAssign(ref=handle, begin=begin, end=end, strides=[1, 1], value=value)
 
 
 def load_weights(model: TFRemBertPreTrainedModel, path: str | os.PathLike[str]) -> SchemaReport:
