@@ -80,7 +80,6 @@ def gather_with_dense_gradient(table: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
     ``table`` (rows, width), ``ids`` int (...) -> (..., width).
     """
 
-    @tf.custom_gradient
     def lookup(params: tf.Tensor) -> Any:
         def grad(upstream: tf.Tensor) -> tf.Tensor:
             width = tf.shape(params)[-1]
@@ -89,7 +88,7 @@ def gather_with_dense_gradient(table: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
 
         return tf.gather(params, ids), grad
 
-    return lookup(table)
+    return tf.custom_gradient(lookup)(table)
 
 
 def first_local_batch(strategy: tf.distribute.Strategy, batch: Any) -> Any:

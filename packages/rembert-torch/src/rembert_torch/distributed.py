@@ -302,10 +302,14 @@ def gather_full_state_dict(model: nn.Module, *, all_ranks: bool = False) -> dict
     """
     if not _distributed():
         state = get_model_state_dict(model)
-        return {name: tensor.detach().cpu() for name, tensor in state.items()}
-    options = StateDictOptions(full_state_dict=True, cpu_offload=not all_ranks)
-    state = get_model_state_dict(model, options=options)
-    return {name: tensor.detach().cpu() for name, tensor in state.items()}
+    else:
+        state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=not all_ranks))
+    out: dict[str, torch.Tensor] = {}
+    for name, tensor in state.items():
+        if not isinstance(tensor, torch.Tensor):  # pragma: no cover - a model state dict holds tensors only
+            raise CheckpointError(f"state dict entry {name} is a {type(tensor).__name__}, not a tensor")
+        out[name] = tensor.detach().cpu()
+    return out
 
 
 def save_distributed(
@@ -340,7 +344,7 @@ class TrainingState:
 
 def _rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
         state["cuda"] = torch.cuda.get_rng_state()
     return state
 
@@ -521,7 +525,7 @@ def load_training_state(
         raise CheckpointError(f"{path / TRAINING_STATE_NAME} is not a rembert training state")
     # Names, global shapes and dtypes (sharded DTensors report the full shape) without gathering anything.
     like = dict(unwrap_model(model).state_dict())
-    weights = _read_weights(path, like)
+    weights: dict[str, Any] = _read_weights(path, like)
     if _distributed():
         set_model_state_dict(model, weights, options=StateDictOptions(full_state_dict=True, strict=True))
     else:
