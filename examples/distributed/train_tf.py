@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     dataset = distribute_global_batches(strategy, features, args.global_batch_size, repeat=True)
     log = StepLog(args.log_json if chief else None)
     began = time.perf_counter()
-    model.fit(dataset, epochs=args.steps, steps_per_epoch=1, callbacks=[log], verbose=2 if chief else 0)
+    verbose = 2 if chief else 0
+    model.fit(dataset, epochs=args.steps, steps_per_epoch=1, callbacks=[log], verbose=verbose, shuffle=False)
     if args.output_dir is not None:
         save_pretrained_on_chief(model, args.output_dir, strategy)
     if chief:
