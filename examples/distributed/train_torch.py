@@ -95,7 +95,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dropout", type=float, help="override hidden and attention dropout of the config")
     p.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision (FSDP policy, autocast otherwise)")
     p.add_argument("--gradient-checkpointing", action="store_true")
-    p.add_argument("--cpu-offload", action="store_true", help="FSDP: sharded parameters and optimizer state on CPU")
+    p.add_argument(
+        "--cpu-offload", action="store_true", help="FSDP on GPUs: sharded parameters and optimizer state in CPU memory"
+    )
     p.add_argument("--checkpoint-dir", type=Path, help="resumable checkpoints; resumes from the newest one here")
     p.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps (and at the end)")
     p.add_argument("--output-dir", type=Path, help="write the final model here as canonical safetensors")

@@ -182,6 +182,8 @@ def test_bad_arguments(tmp_path: Path) -> None:
         save_training_state(tmp_path, torch.nn.Linear(2, 2), optimizer, 1)
     with pytest.raises(ConfigError, match="process group"):
         apply_fsdp(model)
+    with pytest.raises(ConfigError, match="cpu_offload needs the model on an accelerator"):
+        apply_fsdp(model, cpu_offload=True)
     with pytest.raises(ConfigError, match="process group"):
         apply_ddp(model)
     assert not list(tmp_path.iterdir())

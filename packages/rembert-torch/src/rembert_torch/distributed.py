@@ -265,13 +265,18 @@ def apply_fsdp(
             bfloat16 gradients are summed in float32).
         reshard_after_forward: free each layer's gathered parameters after its forward
             (re-gathered for backward); False trades memory for less communication.
-        cpu_offload: keep the sharded parameters, gradients and optimizer state on CPU.
+        cpu_offload: keep the sharded parameters, gradients and optimizer state in CPU memory, computing on
+            the accelerator (the model must be on one).
     """
     from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, OffloadPolicy, fully_shard
 
     if isinstance(model, DistributedDataParallel):
         raise ConfigError("apply_fsdp takes the bare model, not one wrapped in DistributedDataParallel")
     rembert = _rembert_model(model)
+    if cpu_offload and next(model.parameters()).device.type == "cpu":
+        raise ConfigError(
+            "cpu_offload needs the model on an accelerator (e.g. CUDA); a CPU model already is in CPU memory"
+        )
     if not _distributed() and mesh is None:
         raise ConfigError("FSDP needs a process group; call init_distributed() under torchrun")
     compute = _dtype(param_dtype, "param_dtype")
