@@ -35,6 +35,7 @@ nox.options.sessions = [
     "tests-tf",
     "tests-tokenizers",
     "tests-cross",
+    "tests-distributed",
     "parity",
 ]
 nox.options.reuse_venv = "yes"
@@ -129,8 +130,20 @@ def tests_cross(session: nox.Session) -> None:
         TOKENIZERS,
         extra=(*TEST_DEPS, "torch", *TF_RUNTIME, *ORACLE, "tf-keras"),
     )
-    pytest(session, "tests", "--ignore=tests/test_parity.py")
+    pytest(session, "tests", "--ignore=tests/test_parity.py", "--ignore=tests/distributed")
     pytest(session, f"{TOKENIZERS}/tests", "-k", TOKENIZER_FRAMEWORK_TESTS)
+
+
+@nox.session(python=PYTHON, name="tests-distributed")
+def tests_distributed(session: nox.Session) -> None:
+    """Multi-process training on loopback: DDP/FSDP2 under torchrun (gloo) and tf.distribute workers.
+
+    2-process DDP and FSDP runs against one process, kill-and-resume, MirroredStrategy and a 2-worker
+    MultiWorkerMirroredStrategy against one replica, checkpoints across frameworks (about 3 minutes on
+    2 cores; every process runs under a time limit).
+    """
+    install(session, CORE, TORCH, TF, extra=(*TEST_DEPS, "torch", *TF_RUNTIME, "tqdm>=4.60"))
+    pytest(session, "tests/distributed")
 
 
 @nox.session(python=PYTHON)

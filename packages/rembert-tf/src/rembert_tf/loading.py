@@ -75,6 +75,8 @@ def host_buffer(var: Any) -> np.ndarray | None:
     if not LAZY_BUFFERS:
         return None
     variable = getattr(var, "value", var)  # a Keras variable's backing tf.Variable
+    if isinstance(variable, tf.distribute.DistributedValues):
+        return None  # one buffer per replica: written through TensorFlow ops, every copy
     try:
         current = np.from_dlpack(variable.read_value())  # shares the variable's buffer (no copy on read)
     except (AttributeError, BufferError, RuntimeError, TypeError, ValueError):
@@ -102,23 +104,37 @@ def _assign(var: Any, transposed: bool, array: Any, name: str, source: str) -> N
     _write_in_place(var, value)
 
 
+def _handles(var: Any) -> list[Any]:
+    """The resources backing a Keras variable: one, or one per local replica under a ``tf.distribute`` strategy.
+
+    A variable created in a strategy's scope (``MirroredStrategy``, ``MultiWorkerMirroredStrategy``)
+    is a ``MirroredVariable`` whose ``handle`` exists only in a replica context; writing each local
+    copy keeps them identical, as the strategy's own ``assign`` would.
+    """
+    backing = var.value
+    if isinstance(backing, tf.distribute.DistributedValues):
+        return [local.handle for local in backing.distribute_strategy.experimental_local_results(backing)]
+    return [backing.handle]
+
+
 def _write_in_place(var: Any, value: Any, begin: Sequence[int] | None = None) -> None:
-    """Write ``value`` into ``var``'s existing buffer at ``begin`` (default: the whole variable).
+    """Write ``value`` into ``var``'s existing buffer(s) at ``begin`` (default: the whole variable).
 
     Unlike ``AssignVariableOp``, which adopts ``value``'s buffer, this keeps the
     variable's own buffer (under ``skip_init``, untouched zero pages outside
     TensorFlow's pooling allocator), and Keras' ``assign`` would validate and
-    convert once more.
+    convert once more. Under a strategy every local replica's copy is written.
     """
     shape = [int(d) for d in value.shape]
     begin = [0] * len(shape) if begin is None else list(begin)
     end = [b + d for b, d in zip(begin, shape, strict=True)]
-    if not shape:  # scalars have no slice to write
-        tf.raw_ops.AssignVariableOp(resource=var.value.handle, value=value)
-        return
-    tf.raw_ops.ResourceStridedSliceAssign(
-        ref=var.value.handle, begin=begin, end=end, strides=[1] * len(shape), value=value
-    )
+    for handle in _handles(var):
+        if not shape:  # scalars have no slice to write
+            tf.raw_ops.AssignVariableOp(resource=handle, value=value)
+        else:
+            tf.raw_ops.ResourceStridedSliceAssign(
+                ref=handle, begin=begin, end=end, strides=[1] * len(shape), value=value
+            )
 
 
 def assign_canonical(

@@ -306,7 +306,9 @@ class Embedding(keras.layers.Layer):
 
     def call(self, ids: tf.Tensor) -> tf.Tensor:
         """``ids`` int (...) -> (..., width); ids must already be checked to lie in ``[0, rows)``."""
-        out = tf.gather(self.weight, ids)  # (*ids.shape, width)
+        from rembert_tf.distributed import gather_with_dense_gradient
+
+        out = gather_with_dense_gradient(tf.convert_to_tensor(self.weight), ids)  # (*ids.shape, width)
         if self.pad_row is not None:
             # As PyTorch's nn.Embedding(padding_idx=...): the padding row gets no gradient.
             out = tf.where(tf.equal(ids, self.pad_row)[..., None], tf.stop_gradient(out), out)
@@ -1218,10 +1220,46 @@ class TFRemBertPreTrainedModel(keras.Model):
         the logits by the loss given to ``compile``.
         """
         if isinstance(y_pred, ModelOutput) and y_pred.get("loss") is not None and y is None:
-            return y_pred["loss"]
+            from rembert_tf.distributed import scale_loss_for_distribution
+
+            # Per-replica mean; scaled like Keras' compiled losses so the replica sum is the mean's gradient.
+            return scale_loss_for_distribution(y_pred["loss"])
         if isinstance(y_pred, ModelOutput):
             y_pred = y_pred.get("logits", y_pred.get("start_logits"))
         return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
+
+    def train_step(self, data: Any) -> Any:
+        """Keras' train step; under multi-worker strategies its logs come back as shape ``(1,)`` (see below)."""
+        from rembert_tf.distributed import logs_for_multi_worker
+
+        return logs_for_multi_worker(super().train_step(data))
+
+    def test_step(self, data: Any) -> Any:
+        """Keras' test step; under multi-worker strategies its logs come back as shape ``(1,)``.
+
+        Keras 3 averages each worker's logs with ``strategy.reduce("MEAN", value, axis=0)``,
+        which fails on scalars (tensorflow/tensorflow#72388); a leading axis of one makes it the
+        plain mean over workers, and the logs reaching callbacks are scalars again.
+        """
+        from rembert_tf.distributed import logs_for_multi_worker
+
+        return logs_for_multi_worker(super().test_step(data))
+
+    def _maybe_symbolic_build(self, iterator: Any = None, data_batch: Any = None) -> None:
+        """Keras hook (TF trainer, under a strategy): build compiled losses/metrics from one replica's batch.
+
+        Keras averages the first distributed batch with ``strategy.reduce("MEAN", batch)`` only to
+        learn its shapes, which ``MultiWorkerMirroredStrategy`` with several workers cannot do for
+        a nested batch (the input dict) and raises; the first local replica's tensors have the shapes.
+        """
+        if iterator is not None and getattr(self, "_distribute_strategy", None) is not None:
+            from rembert_tf.distributed import first_local_batch
+
+            for _, _, batches in iterator:
+                data_batch = first_local_batch(self._distribute_strategy, next(batches))
+                break
+            iterator = None
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def compute_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> Any:
         """Keras hook: metrics see the logits (or start logits) of the output."""

@@ -482,7 +482,7 @@ def save_pretrained(
     for name, tensor in state.items():
         if tensor.device.type == "meta":
             raise CheckpointError(f"cannot save {name}: it is on the meta device (never loaded)")
-    config = model.config.copy(architectures=[type(model).__name__])
+    config = model.config.copy(architectures=[_architecture(model)])
     config.extra["dtype"] = _torch_dtype_name(model.dtype)
     config.extra.pop("torch_dtype", None)
     config.save_pretrained(directory)
@@ -509,6 +509,14 @@ def save_pretrained(
             for shard in shards:
                 _remove(directory / str(shard))
             _remove(index)
+
+
+def _architecture(model: RemBertPreTrainedModel) -> str:
+    """The model's class name, looking through the classes torch creates around it (FSDP2's ``FSDP<name>``)."""
+    for cls in type(model).__mro__:
+        if not cls.__module__.startswith("torch."):
+            return cls.__name__
+    return type(model).__name__  # pragma: no cover - every RemBERT class is defined outside torch
 
 
 def _remove(path: Path) -> None:
