@@ -70,9 +70,10 @@ def sentiment_dataset(size: int, seed: int) -> tuple[list[str], list[int]]:
 
 
 def corpus_lines(count: int, *, min_words: int = 6, max_words: int = 20) -> list[str]:
-    """The first ``count`` lines of the shipped corpus (botchan.txt) of a moderate length."""
+    """The first ``count`` lines of moderate length of the novel in the shipped corpus (botchan.txt)."""
     lines = []
-    for line in CORPUS.read_text(encoding="utf-8").splitlines():
+    text = CORPUS.read_text(encoding="utf-8")
+    for line in text[text.index("CHAPTER I\n") :].splitlines():
         words = line.split()
         if min_words <= len(words) <= max_words:
             lines.append(" ".join(words))
