@@ -10,7 +10,7 @@ sys.path.insert(0, str(DOCS / "_ext"))
 
 project = "rembert"
 author = "The rembert authors"
-copyright = "the rembert authors, Apache-2.0"  # noqa: A001 - Sphinx reads this name
+copyright = "the rembert authors, Apache-2.0"
 
 extensions = [
     "myst_parser",
@@ -33,7 +33,6 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_typehints_format = "short"
 autodoc_class_signature = "separated"
-autodoc_default_options = {"show-inheritance": False}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
@@ -43,6 +42,12 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(torch|tf|tensorflow|keras|np|numpy|os|collections\.abc|typing)\..*"),
     (r"py:.*", r"(Tensor|Any|Sequence|Mapping|Callable|PathLike|ClassVar|LayerPast|PastKeyValues)"),
     (r"py:.*", r"(Embedding|Linear|TensorSpec|AddedToken|_Sequence|_Row)"),
+    # Standard library and private helpers: no intersphinx (the docs build offline), no pages of their own.
+    (r"py:.*", r"pathlib\.Path"),
+    (r"py:class", r"rembert_tf\.modeling\.(Embedding|Linear|_TFRemBertLMBase)"),
+    (r"py:class", r"rembert_tokenizers\.base\.RemBertTokenizerBase"),
+    (r"py:attr", r"task"),
+    (r"py:class", r"special"),  # "special tokens" in a Google-style argument list read as a type
 ]
 
 # -- HTML ----------------------------------------------------------------------------------------

@@ -23,9 +23,9 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_model_flags, corpus_lines, load_tokenizer, tiny_config  # noqa: E402
+from common import add_model_flags, corpus_lines, load_tokenizer, tiny_config
 
-from rembert_torch import RemBertForCausalLM  # noqa: E402
+from rembert_torch import RemBertForCausalLM
 
 
 def train_tiny(tokenizer, lines: list[str], args: argparse.Namespace) -> RemBertForCausalLM:  # type: ignore[no-untyped-def]

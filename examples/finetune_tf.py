@@ -22,10 +22,10 @@ import numpy as np
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_model_flags, load_tokenizer, sentiment_dataset, tiny_config  # noqa: E402
+from common import add_model_flags, load_tokenizer, sentiment_dataset, tiny_config
 
-from rembert_core.tolerances import get_tolerance  # noqa: E402
-from rembert_tf import TFRemBertForSequenceClassification  # noqa: E402
+from rembert_core.tolerances import get_tolerance
+from rembert_tf import TFRemBertForSequenceClassification
 
 
 class TqdmCallback(keras.callbacks.Callback):  # type: ignore[misc]

@@ -19,9 +19,9 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_model_flags, load_tokenizer, sentiment_dataset, tiny_config  # noqa: E402
+from common import add_model_flags, load_tokenizer, sentiment_dataset, tiny_config
 
-from rembert_torch import RemBertForSequenceClassification  # noqa: E402
+from rembert_torch import RemBertForSequenceClassification
 
 
 def main(argv: list[str] | None = None) -> float:

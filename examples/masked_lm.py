@@ -21,9 +21,9 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_model_flags, corpus_lines, load_tokenizer, tiny_config  # noqa: E402
+from common import add_model_flags, corpus_lines, load_tokenizer, tiny_config
 
-from rembert_torch import RemBertForMaskedLM  # noqa: E402
+from rembert_torch import RemBertForMaskedLM
 
 
 def fill(model: RemBertForMaskedLM, tokenizer, texts: list[str], top_k: int) -> list[list[list[str]]]:  # type: ignore[no-untyped-def]
@@ -34,7 +34,8 @@ def fill(model: RemBertForMaskedLM, tokenizer, texts: list[str], top_k: int) -> 
     results = []
     for row, ids in enumerate(batch["input_ids"]):
         positions = (ids == tokenizer.mask_token_id).nonzero().flatten().tolist()
-        results.append([tokenizer.convert_ids_to_tokens(logits[row, p].topk(top_k).indices.tolist()) for p in positions])
+        top = [logits[row, p].topk(top_k).indices.tolist() for p in positions]
+        results.append([tokenizer.convert_ids_to_tokens(ids) for ids in top])
     return results
 
 
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         single = [i for i, word in enumerate(words) if len(tokenizer.tokenize(word)) == 1] or [0]
         i = rng.choice(single)
         pieces = tokenizer.tokenize(words[i])
-        texts.append(" ".join(words[:i] + [tokenizer.mask_token * len(pieces)] + words[i + 1 :]))
+        texts.append(" ".join([*words[:i], tokenizer.mask_token * len(pieces), *words[i + 1 :]]))
         answers.append(pieces)
     recovered = 0
     for text, pieces, masks in zip(texts, answers, fill(model, tokenizer, texts, args.top_k), strict=True):

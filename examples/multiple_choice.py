@@ -21,9 +21,9 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import NEGATIVE, POSITIVE, add_model_flags, load_tokenizer, tiny_config  # noqa: E402
+from common import NEGATIVE, POSITIVE, add_model_flags, load_tokenizer, tiny_config
 
-from rembert_torch import RemBertForMultipleChoice  # noqa: E402
+from rembert_torch import RemBertForMultipleChoice
 
 SUBJECTS = ["the teacher", "the boy", "the day", "the town", "the school"]
 

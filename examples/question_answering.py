@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_model_flags, load_tokenizer, tiny_config  # noqa: E402
+from common import add_model_flags, load_tokenizer, tiny_config
 
-from rembert_torch import RemBertForQuestionAnswering  # noqa: E402
+from rembert_torch import RemBertForQuestionAnswering
 
 QUESTION = "Where was the narrator laid up for a week?"
 CONTEXT = (

@@ -25,9 +25,9 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import NEGATIVE, POSITIVE, add_model_flags, load_tokenizer, sentiment_dataset, tiny_config  # noqa: E402
+from common import NEGATIVE, POSITIVE, add_model_flags, load_tokenizer, sentiment_dataset, tiny_config
 
-from rembert_torch import RemBertForTokenClassification  # noqa: E402
+from rembert_torch import RemBertForTokenClassification
 
 LABELS = ["O", "POS", "NEG"]
 

@@ -59,8 +59,8 @@ def main() -> None:
     for batch, seq in SHAPES:
         ids = torch.randint(5, config.vocab_size, (batch, seq))
         with torch.inference_mode():
-            ours_ms = median_ms(lambda: ours(ids), args.repeats)
-            ref_ms = median_ms(lambda: reference(ids), args.repeats)
+            ours_ms = median_ms(lambda ids=ids: ours(ids), args.repeats)
+            ref_ms = median_ms(lambda ids=ids: reference(ids), args.repeats)
         results.append(
             {
                 "name": "forward, 4-layer hidden-256 model",
