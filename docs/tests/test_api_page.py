@@ -12,8 +12,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import DOCS
-from test_doc_examples import api_entries
+from doc_helpers import DOCS, api_entries
 
 from rembert_core import hookspecs
 

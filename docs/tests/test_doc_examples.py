@@ -10,12 +10,10 @@
 from __future__ import annotations
 
 import doctest
-import importlib
-import re
 from pathlib import Path
 
 import pytest
-from conftest import DOCS, ROOT, code_blocks, markdown_pages
+from doc_helpers import ROOT, api_entries, code_blocks, markdown_pages, resolve
 
 PAGES = [p for p in markdown_pages() if any(b.runs for b in code_blocks(p))]
 
@@ -55,25 +53,6 @@ def test_no_python_escapes_the_runner(page: Path) -> None:
 
 
 # -- docstrings of the API page --------------------------------------------------------------------
-
-_AUTOCLASS = re.compile(r"^\.\. autoclass:: (?P<path>\S+)\n(?P<options>(?:   .*\n|      .*\n)*)", re.M)
-
-
-def api_entries() -> list[tuple[str, list[str]]]:
-    """(dotted class path, documented members) for every autoclass on the API page."""
-    text = (DOCS / "api.rst").read_text(encoding="utf-8")
-    entries = []
-    for m in _AUTOCLASS.finditer(text):
-        options = m.group("options")
-        members = re.search(r":members:(.*?)(?=\n   :|\Z)", options, re.S)
-        names = [n.strip() for n in members.group(1).replace("\n", " ").split(",")] if members else []
-        entries.append((m.group("path"), [n for n in names if n]))
-    return entries
-
-
-def resolve(path: str) -> object:
-    module, _, name = path.rpartition(".")
-    return getattr(importlib.import_module(module), name)
 
 
 def docstring_tests() -> list[doctest.DocTest]:

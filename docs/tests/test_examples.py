@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT
+from doc_helpers import ROOT
 
 README = ROOT / "examples" / "README.md"
 COMMAND = re.compile(r"`(python examples/[^`]+)`")
