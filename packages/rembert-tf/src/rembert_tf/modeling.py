@@ -1421,19 +1421,19 @@ class TFRemBertModel(TFRemBertPreTrainedModel):
         """Run the model; ``return_dict=False`` gives a tuple.
 
         Args:
-            input_ids (array | tf.Tensor | dict | None): int ``(batch, seq)`` token ids; or a dict
+            input_ids (np.ndarray | tf.Tensor | dict | None): int ``(batch, seq)`` token ids; or a dict
                 of every input (as Keras passes it).
-            attention_mask (array | tf.Tensor | None): 0/1 ``(batch, past + seq)`` or ``(batch, seq, past + seq)``;
+            attention_mask (np.ndarray | tf.Tensor | None): 0/1 ``(batch, past + seq)`` or ``(batch, seq, past + seq)``;
                 default all ones.
-            token_type_ids (array | tf.Tensor | None): int ``(batch, seq)`` segment ids; default zeros.
-            position_ids (array | tf.Tensor | None): int ``(batch, seq)``; default ``0 .. seq - 1`` after the cached
-                positions.
-            head_mask (array | tf.Tensor | None): ``(heads,)`` or ``(layers, heads)``, 1 keeps a head.
-            inputs_embeds (array | tf.Tensor | None): float ``(batch, seq, input_embedding_size)`` instead of
+            token_type_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)`` segment ids; default zeros.
+            position_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)``; default ``0 .. seq - 1``
+                after the cached positions.
+            head_mask (np.ndarray | tf.Tensor | None): ``(heads,)`` or ``(layers, heads)``, 1 keeps a head.
+            inputs_embeds (np.ndarray | tf.Tensor | None): float ``(batch, seq, input_embedding_size)`` instead of
                 ``input_ids``.
             encoder_hidden_states (tf.Tensor | None): ``(batch, enc_seq, hidden_size)`` for cross-attention
                 (decoders with ``add_cross_attention``).
-            encoder_attention_mask (array | tf.Tensor | None): 0/1 ``(batch, enc_seq)``.
+            encoder_attention_mask (np.ndarray | tf.Tensor | None): 0/1 ``(batch, enc_seq)``.
             past_key_values (tuple | None): per layer ``(key, value[, cross_key, cross_value])`` of shape
                 ``(batch, heads, past_seq, head_dim)`` from a previous call with ``use_cache=True``.
             use_cache (bool | None): return ``past_key_values`` (decoders).
@@ -1528,18 +1528,18 @@ class TFRemBertForMaskedLM(_TFRemBertLMBase):
         """Run the model; ``return_dict=False`` gives a tuple.
 
         Args:
-            input_ids (array | tf.Tensor | dict | None): int ``(batch, seq)`` token ids; or a dict
+            input_ids (np.ndarray | tf.Tensor | dict | None): int ``(batch, seq)`` token ids; or a dict
                 of every input (as Keras passes it).
-            attention_mask (array | tf.Tensor | None): 0/1 ``(batch, seq)``; default all ones.
-            token_type_ids (array | tf.Tensor | None): int ``(batch, seq)`` segment ids; default zeros.
-            position_ids (array | tf.Tensor | None): int ``(batch, seq)``; default ``0 .. seq - 1``.
-            head_mask (array | tf.Tensor | None): ``(heads,)`` or ``(layers, heads)``, 1 keeps a head.
-            inputs_embeds (array | tf.Tensor | None): float ``(batch, seq, input_embedding_size)`` instead of
+            attention_mask (np.ndarray | tf.Tensor | None): 0/1 ``(batch, seq)``; default all ones.
+            token_type_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)`` segment ids; default zeros.
+            position_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)``; default ``0 .. seq - 1``.
+            head_mask (np.ndarray | tf.Tensor | None): ``(heads,)`` or ``(layers, heads)``, 1 keeps a head.
+            inputs_embeds (np.ndarray | tf.Tensor | None): float ``(batch, seq, input_embedding_size)`` instead of
                 ``input_ids``.
             encoder_hidden_states (tf.Tensor | None): ``(batch, enc_seq, hidden_size)`` for cross-attention
                 (decoders with ``add_cross_attention``).
-            encoder_attention_mask (array | tf.Tensor | None): 0/1 ``(batch, enc_seq)``.
-            labels (array | tf.Tensor | None): int ``(batch, seq)`` token ids to predict, -100 to ignore.
+            encoder_attention_mask (np.ndarray | tf.Tensor | None): 0/1 ``(batch, enc_seq)``.
+            labels (np.ndarray | tf.Tensor | None): int ``(batch, seq)`` token ids to predict, -100 to ignore.
             output_attentions (bool | None): also return every layer's attention probabilities
                 ``(batch, heads, seq, seq)``.
             output_hidden_states (bool | None): also return the embeddings and every layer's output
@@ -1632,23 +1632,23 @@ class TFRemBertForCausalLM(_TFRemBertLMBase):
         """Run the model; ``return_dict=False`` gives a tuple.
 
         Args:
-            input_ids (array | tf.Tensor | dict | None): int ``(batch, seq)`` token ids; or a dict
+            input_ids (np.ndarray | tf.Tensor | dict | None): int ``(batch, seq)`` token ids; or a dict
                 of every input (as Keras passes it).
-            attention_mask (array | tf.Tensor | None): 0/1 ``(batch, past + seq)`` or ``(batch, seq, past + seq)``;
+            attention_mask (np.ndarray | tf.Tensor | None): 0/1 ``(batch, past + seq)`` or ``(batch, seq, past + seq)``;
                 default all ones.
-            token_type_ids (array | tf.Tensor | None): int ``(batch, seq)`` segment ids; default zeros.
-            position_ids (array | tf.Tensor | None): int ``(batch, seq)``; default ``0 .. seq - 1`` after the cached
-                positions.
-            head_mask (array | tf.Tensor | None): ``(heads,)`` or ``(layers, heads)``, 1 keeps a head.
-            inputs_embeds (array | tf.Tensor | None): float ``(batch, seq, input_embedding_size)`` instead of
+            token_type_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)`` segment ids; default zeros.
+            position_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)``; default ``0 .. seq - 1``
+                after the cached positions.
+            head_mask (np.ndarray | tf.Tensor | None): ``(heads,)`` or ``(layers, heads)``, 1 keeps a head.
+            inputs_embeds (np.ndarray | tf.Tensor | None): float ``(batch, seq, input_embedding_size)`` instead of
                 ``input_ids``.
             encoder_hidden_states (tf.Tensor | None): ``(batch, enc_seq, hidden_size)`` for cross-attention
                 (decoders with ``add_cross_attention``).
-            encoder_attention_mask (array | tf.Tensor | None): 0/1 ``(batch, enc_seq)``.
+            encoder_attention_mask (np.ndarray | tf.Tensor | None): 0/1 ``(batch, enc_seq)``.
             past_key_values (tuple | None): per layer ``(key, value[, cross_key, cross_value])`` of shape
                 ``(batch, heads, past_seq, head_dim)`` from a previous call with ``use_cache=True``.
             use_cache (bool | None): return ``past_key_values`` (decoders).
-            labels (array | tf.Tensor | None): int ``(batch, seq)``, the input ids themselves (shifted inside:
+            labels (np.ndarray | tf.Tensor | None): int ``(batch, seq)``, the input ids themselves (shifted inside:
                 position t predicts label t + 1), -100 to ignore.
             output_attentions (bool | None): also return every layer's attention probabilities
                 ``(batch, heads, seq, seq)``.
@@ -1840,15 +1840,15 @@ class TFRemBertForSequenceClassification(TFRemBertPreTrainedModel):
         """Run the model; ``return_dict=False`` gives a tuple.
 
         Args:
-            input_ids (array | tf.Tensor | dict | None): int ``(batch, seq)`` token ids; or a dict
+            input_ids (np.ndarray | tf.Tensor | dict | None): int ``(batch, seq)`` token ids; or a dict
                 of every input (as Keras passes it).
-            attention_mask (array | tf.Tensor | None): 0/1 ``(batch, seq)``; default all ones.
-            token_type_ids (array | tf.Tensor | None): int ``(batch, seq)`` segment ids; default zeros.
-            position_ids (array | tf.Tensor | None): int ``(batch, seq)``; default ``0 .. seq - 1``.
-            head_mask (array | tf.Tensor | None): ``(heads,)`` or ``(layers, heads)``, 1 keeps a head.
-            inputs_embeds (array | tf.Tensor | None): float ``(batch, seq, input_embedding_size)`` instead of
+            attention_mask (np.ndarray | tf.Tensor | None): 0/1 ``(batch, seq)``; default all ones.
+            token_type_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)`` segment ids; default zeros.
+            position_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)``; default ``0 .. seq - 1``.
+            head_mask (np.ndarray | tf.Tensor | None): ``(heads,)`` or ``(layers, heads)``, 1 keeps a head.
+            inputs_embeds (np.ndarray | tf.Tensor | None): float ``(batch, seq, input_embedding_size)`` instead of
                 ``input_ids``.
-            labels (array | tf.Tensor | None): int ``(batch,)`` classes, float ``(batch, num_labels)`` multi-hot
+            labels (np.ndarray | tf.Tensor | None): int ``(batch,)`` classes, float ``(batch, num_labels)`` multi-hot
                 targets, or float ``(batch,)`` regression targets (``num_labels == 1``).
             output_attentions (bool | None): also return every layer's attention probabilities
                 ``(batch, heads, seq, seq)``.
@@ -1973,16 +1973,16 @@ class TFRemBertForMultipleChoice(TFRemBertPreTrainedModel):
         """Run the model; ``return_dict=False`` gives a tuple.
 
         Args:
-            input_ids (array | tf.Tensor | dict | None): int ``(batch, seq)`` token ids (``(batch, num_choices, seq)``
-                here: every input has a choices axis); or a dict
-                of every input (as Keras passes it).
-            attention_mask (array | tf.Tensor | None): 0/1 ``(batch, seq)``; default all ones.
-            token_type_ids (array | tf.Tensor | None): int ``(batch, seq)`` segment ids; default zeros.
-            position_ids (array | tf.Tensor | None): int ``(batch, seq)``; default ``0 .. seq - 1``.
-            head_mask (array | tf.Tensor | None): ``(heads,)`` or ``(layers, heads)``, 1 keeps a head.
-            inputs_embeds (array | tf.Tensor | None): float ``(batch, seq, input_embedding_size)`` instead of
+            input_ids (np.ndarray | tf.Tensor | dict | None): int ``(batch, seq)`` token ids
+                (``(batch, num_choices, seq)`` here: every input has a choices axis); or a dict of every input
+                (as Keras passes it).
+            attention_mask (np.ndarray | tf.Tensor | None): 0/1 ``(batch, seq)``; default all ones.
+            token_type_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)`` segment ids; default zeros.
+            position_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)``; default ``0 .. seq - 1``.
+            head_mask (np.ndarray | tf.Tensor | None): ``(heads,)`` or ``(layers, heads)``, 1 keeps a head.
+            inputs_embeds (np.ndarray | tf.Tensor | None): float ``(batch, seq, input_embedding_size)`` instead of
                 ``input_ids``.
-            labels (array | tf.Tensor | None): int ``(batch,)`` index of the right choice.
+            labels (np.ndarray | tf.Tensor | None): int ``(batch,)`` index of the right choice.
             output_attentions (bool | None): also return every layer's attention probabilities
                 ``(batch, heads, seq, seq)``.
             output_hidden_states (bool | None): also return the embeddings and every layer's output
@@ -2105,15 +2105,15 @@ class TFRemBertForTokenClassification(TFRemBertPreTrainedModel):
         """Run the model; ``return_dict=False`` gives a tuple.
 
         Args:
-            input_ids (array | tf.Tensor | dict | None): int ``(batch, seq)`` token ids; or a dict
+            input_ids (np.ndarray | tf.Tensor | dict | None): int ``(batch, seq)`` token ids; or a dict
                 of every input (as Keras passes it).
-            attention_mask (array | tf.Tensor | None): 0/1 ``(batch, seq)``; default all ones.
-            token_type_ids (array | tf.Tensor | None): int ``(batch, seq)`` segment ids; default zeros.
-            position_ids (array | tf.Tensor | None): int ``(batch, seq)``; default ``0 .. seq - 1``.
-            head_mask (array | tf.Tensor | None): ``(heads,)`` or ``(layers, heads)``, 1 keeps a head.
-            inputs_embeds (array | tf.Tensor | None): float ``(batch, seq, input_embedding_size)`` instead of
+            attention_mask (np.ndarray | tf.Tensor | None): 0/1 ``(batch, seq)``; default all ones.
+            token_type_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)`` segment ids; default zeros.
+            position_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)``; default ``0 .. seq - 1``.
+            head_mask (np.ndarray | tf.Tensor | None): ``(heads,)`` or ``(layers, heads)``, 1 keeps a head.
+            inputs_embeds (np.ndarray | tf.Tensor | None): float ``(batch, seq, input_embedding_size)`` instead of
                 ``input_ids``.
-            labels (array | tf.Tensor | None): int ``(batch, seq)`` classes, -100 to ignore a position.
+            labels (np.ndarray | tf.Tensor | None): int ``(batch, seq)`` classes, -100 to ignore a position.
             output_attentions (bool | None): also return every layer's attention probabilities
                 ``(batch, heads, seq, seq)``.
             output_hidden_states (bool | None): also return the embeddings and every layer's output
@@ -2204,16 +2204,16 @@ class TFRemBertForQuestionAnswering(TFRemBertPreTrainedModel):
         """Run the model; ``return_dict=False`` gives a tuple.
 
         Args:
-            input_ids (array | tf.Tensor | dict | None): int ``(batch, seq)`` token ids; or a dict
+            input_ids (np.ndarray | tf.Tensor | dict | None): int ``(batch, seq)`` token ids; or a dict
                 of every input (as Keras passes it).
-            attention_mask (array | tf.Tensor | None): 0/1 ``(batch, seq)``; default all ones.
-            token_type_ids (array | tf.Tensor | None): int ``(batch, seq)`` segment ids; default zeros.
-            position_ids (array | tf.Tensor | None): int ``(batch, seq)``; default ``0 .. seq - 1``.
-            head_mask (array | tf.Tensor | None): ``(heads,)`` or ``(layers, heads)``, 1 keeps a head.
-            inputs_embeds (array | tf.Tensor | None): float ``(batch, seq, input_embedding_size)`` instead of
+            attention_mask (np.ndarray | tf.Tensor | None): 0/1 ``(batch, seq)``; default all ones.
+            token_type_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)`` segment ids; default zeros.
+            position_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)``; default ``0 .. seq - 1``.
+            head_mask (np.ndarray | tf.Tensor | None): ``(heads,)`` or ``(layers, heads)``, 1 keeps a head.
+            inputs_embeds (np.ndarray | tf.Tensor | None): float ``(batch, seq, input_embedding_size)`` instead of
                 ``input_ids``.
-            start_positions (array | tf.Tensor | None): int ``(batch,)`` answer start token.
-            end_positions (array | tf.Tensor | None): int ``(batch,)`` answer end token (inclusive).
+            start_positions (np.ndarray | tf.Tensor | None): int ``(batch,)`` answer start token.
+            end_positions (np.ndarray | tf.Tensor | None): int ``(batch,)`` answer end token (inclusive).
             output_attentions (bool | None): also return every layer's attention probabilities
                 ``(batch, heads, seq, seq)``.
             output_hidden_states (bool | None): also return the embeddings and every layer's output
