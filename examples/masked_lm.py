@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     add_model_flags(parser)
     parser.add_argument("--text", action="append", help="text with [MASK] tokens (repeatable; with --model)")
     parser.add_argument("--lines", type=int, default=4, help="corpus lines to train on (tiny model)")
-    parser.add_argument("--steps", type=int, default=200, help="training steps (tiny model)")
+    parser.add_argument("--steps", type=int, default=120, help="training steps (tiny model)")
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--top-k", type=int, default=3)
     args = parser.parse_args(argv)
