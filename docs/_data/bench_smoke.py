@@ -27,14 +27,17 @@ from rembert_torch import RemBertModel
 SHAPES = ((1, 32), (4, 128))  # (batch, seq)
 
 
-def median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def median_ms(ours, reference, repeats: int) -> tuple[float, float]:
+    """Median milliseconds of ``ours()`` and ``reference()``, alternating them so load affects both alike."""
+    ours()  # warm-up
+    reference()
+    times: dict[str, list[float]] = {"ours": [], "reference": []}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+        for name, fn in (("ours", ours), ("reference", reference)):
+            start = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times["ours"]), statistics.median(times["reference"])
 
 
 def main() -> None:
@@ -59,8 +62,7 @@ def main() -> None:
     for batch, seq in SHAPES:
         ids = torch.randint(5, config.vocab_size, (batch, seq))
         with torch.inference_mode():
-            ours_ms = median_ms(lambda ids=ids: ours(ids), args.repeats)
-            ref_ms = median_ms(lambda ids=ids: reference(ids), args.repeats)
+            ours_ms, ref_ms = median_ms(lambda ids=ids: ours(ids), lambda ids=ids: reference(ids), args.repeats)
         results.append(
             {
                 "name": "forward, 4-layer hidden-256 model",
