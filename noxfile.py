@@ -23,6 +23,7 @@ TOKENIZERS = "packages/rembert-tokenizers"
 NUMPY_PLUGIN = "examples/rembert-numpy"  # the third-party backend example and float64 reference
 TEST_DEPS = ("pytest>=8", "hypothesis>=6.100")
 TF_RUNTIME = ("tensorflow-cpu>=2.16", "keras>=3.0")  # CPU build: the full one pulls CUDA libraries
+DOCS_DEPS = ("sphinx>=7.2", "myst-parser>=3", "furo>=2024.1", "matplotlib>=3.8", "tqdm>=4.60")
 ORACLE = ("transformers",)  # version from constraints.txt; test-only, never a package dependency
 # Tokenizer tests that return torch/TF tensors: they run where those frameworks are (tests-cross).
 TOKENIZER_FRAMEWORK_TESTS = "return_tensors_torch or return_tensors_tensorflow or tensors_match_reference"
@@ -37,6 +38,7 @@ nox.options.sessions = [
     "tests-cross",
     "tests-distributed",
     "parity",
+    "docs",
 ]
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
@@ -173,6 +175,27 @@ def parity(session: nox.Session) -> None:
             "reports/parity-full.json",
         )
         session.run("python", "-m", "pytest", "tests/test_parity.py", f"{NUMPY_PLUGIN}/tests")
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """The Sphinx site (warnings are errors), then the tests that keep it true.
+
+    Runs a real ``rembert parity`` on the embedded tiny config for the parity figure, builds
+    ``docs/_build/html`` with ``-W --keep-going -n``, then runs ``docs/tests``: every code block of every
+    page, every docstring example on the API page, HTML assertions on the built site, and every example
+    in ``examples/`` from its README command. Arguments after ``--`` go to pytest.
+    """
+    install(session, CORE, TORCH, TF, TOKENIZERS, extra=(*TEST_DEPS, *DOCS_DEPS, "torch", *TF_RUNTIME, *ORACLE))
+    session.install(*CONSTRAINTS, f"./{NUMPY_PLUGIN}")  # the parity figure's float64 reference
+    build = ROOT / "docs" / "_build"
+    report = build / "parity.json"
+    build.mkdir(parents=True, exist_ok=True)
+    session.run("rembert", "parity", "--config", "tiny", "--no-tokenizers", "--no-progress", "--report", str(report))
+    env = {"REMBERT_PARITY_REPORT": str(report), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    sphinx = ("python", "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-n")
+    session.run(*sphinx, "docs", str(build / "html"), env=env)
+    session.run("python", "-m", "pytest", "docs/tests", *session.posargs, env=env)
 
 
 @nox.session(python=PYTHON, default=False)

@@ -1012,12 +1012,18 @@ class TFRemBertPreTrainedModel(keras.Model):
     when the model is constructed, so a model is usable (and loadable) at once.
 
     Example:
+        >>> import numpy as np
         >>> from rembert_tf import RemBertConfig, TFRemBertModel
         >>> config = RemBertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
         ...                        input_embedding_size=8, output_embedding_size=12, intermediate_size=20)
         >>> model = TFRemBertModel(config)
-        >>> model.save_pretrained("/tmp/tiny-rembert")  # doctest: +SKIP
-        >>> again = TFRemBertModel.from_pretrained("/tmp/tiny-rembert")  # doctest: +SKIP
+        >>> import tempfile
+        >>> directory = tempfile.mkdtemp()
+        >>> files = model.save_pretrained(directory)  # config.json + model.safetensors
+        >>> again = TFRemBertModel.from_pretrained(directory)
+        >>> ids = np.array([[5, 6, 7]])
+        >>> bool(np.allclose(model(ids).last_hidden_state, again(ids).last_hidden_state))
+        True
     """
 
     task: ClassVar[str] = "base"
@@ -1134,7 +1140,16 @@ class TFRemBertPreTrainedModel(keras.Model):
                 ``name`` go to the model constructor instead.
 
         Example:
-            >>> model = TFRemBertForMaskedLM.from_pretrained("path/to/checkpoint")  # doctest: +SKIP
+            >>> import numpy as np
+            >>> from rembert_tf import RemBertConfig, TFRemBertForMaskedLM
+            >>> config = RemBertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+            ...                        input_embedding_size=8, output_embedding_size=12, intermediate_size=20)
+            >>> import tempfile
+            >>> directory = tempfile.mkdtemp()
+            >>> _ = TFRemBertForMaskedLM(config).save_pretrained(directory)
+            >>> model = TFRemBertForMaskedLM.from_pretrained(directory)  # or "google/rembert", a .h5, a TF checkpoint
+            >>> model.config.vocab_size
+            100
         """
         from rembert_tf.loading import from_pretrained
 
@@ -1157,6 +1172,16 @@ class TFRemBertPreTrainedModel(keras.Model):
             max_shard_size: e.g. ``"2GB"`` to split the weights into shards plus an index.
 
         Returns the written files.
+
+        Example:
+            >>> import numpy as np
+            >>> from rembert_tf import RemBertConfig, TFRemBertModel
+            >>> config = RemBertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+            ...                        input_embedding_size=8, output_embedding_size=12, intermediate_size=20)
+            >>> import tempfile
+            >>> files = TFRemBertModel(config).save_pretrained(tempfile.mkdtemp())
+            >>> sorted(f.name for f in files)
+            ['config.json', 'model.safetensors']
         """
         from rembert_tf.loading import save_pretrained
 
@@ -1183,7 +1208,15 @@ class TFRemBertPreTrainedModel(keras.Model):
         mean resizing does in expectation. Updates ``config.vocab_size``.
 
         Example:
-            >>> model.resize_token_embeddings(config.vocab_size + 2)  # doctest: +SKIP
+            >>> import numpy as np
+            >>> from rembert_tf import RemBertConfig, TFRemBertForMaskedLM
+            >>> config = RemBertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+            ...                        input_embedding_size=8, output_embedding_size=12, intermediate_size=20)
+            >>> model = TFRemBertForMaskedLM(config)
+            >>> tuple(model.resize_token_embeddings(102).weight.shape)  # (vocab, input_embedding_size)
+            (102, 8)
+            >>> tuple(model(np.array([[5, 101]])).logits.shape)
+            (1, 2, 102)
         """
         if new_num_tokens is None:
             return self.get_input_embeddings()
@@ -1302,7 +1335,18 @@ class TFRemBertPreTrainedModel(keras.Model):
         Reload with ``tf.saved_model.load(filepath).serve(...)``.
 
         Example:
-            >>> model.export("/tmp/rembert-savedmodel")  # doctest: +SKIP
+            >>> import numpy as np
+            >>> from rembert_tf import RemBertConfig, TFRemBertModel
+            >>> config = RemBertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+            ...                        input_embedding_size=8, output_embedding_size=12, intermediate_size=20)
+            >>> import tempfile
+            >>> import tensorflow as tf
+            >>> directory = tempfile.mkdtemp()
+            >>> TFRemBertModel(config).export(directory, verbose=False)
+            >>> ones = tf.ones((1, 3), tf.int32)
+            >>> loaded = tf.saved_model.load(directory)
+            >>> tuple(loaded.serve(ones, ones, 0 * ones)["last_hidden_state"].shape)
+            (1, 3, 16)
         """
         if format != "tf_saved_model":
             raise InputError(f"format must be 'tf_saved_model', got {format!r}")
@@ -1441,7 +1485,46 @@ class TFRemBertModel(TFRemBertPreTrainedModel):
         return_dict: bool | None = None,
         training: bool = False,
     ) -> Any:
-        """Run the model (arguments and shapes: see the class docstring); ``return_dict=False`` gives a tuple."""
+        """Run the model; ``return_dict=False`` gives a tuple.
+
+        Args:
+            input_ids (np.ndarray | tf.Tensor | dict | None): int ``(batch, seq)`` token ids; or a dict
+                of every input (as Keras passes it).
+            attention_mask (np.ndarray | tf.Tensor | None): 0/1 ``(batch, past + seq)`` or ``(batch, seq, past + seq)``;
+                default all ones.
+            token_type_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)`` segment ids; default zeros.
+            position_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)``; default ``0 .. seq - 1``
+                after the cached positions.
+            head_mask (np.ndarray | tf.Tensor | None): ``(heads,)`` or ``(layers, heads)``, 1 keeps a head.
+            inputs_embeds (np.ndarray | tf.Tensor | None): float ``(batch, seq, input_embedding_size)`` instead of
+                ``input_ids``.
+            encoder_hidden_states (tf.Tensor | None): ``(batch, enc_seq, hidden_size)`` for cross-attention
+                (decoders with ``add_cross_attention``).
+            encoder_attention_mask (np.ndarray | tf.Tensor | None): 0/1 ``(batch, enc_seq)``.
+            past_key_values (tuple | None): per layer ``(key, value[, cross_key, cross_value])`` of shape
+                ``(batch, heads, past_seq, head_dim)`` from a previous call with ``use_cache=True``.
+            use_cache (bool | None): return ``past_key_values`` (decoders).
+            output_attentions (bool | None): also return every layer's attention probabilities
+                ``(batch, heads, seq, seq)``.
+            output_hidden_states (bool | None): also return the embeddings and every layer's output
+                ``(batch, seq, hidden_size)``.
+            return_dict (bool | None): ``False`` returns a tuple of the fields that are set.
+            training (bool): dropout on (Keras sets it in ``fit``).
+
+        Returns:
+            BaseModelOutputWithPoolingAndCrossAttentions: ``last_hidden_state`` ``(batch, seq, hidden_size)``,
+                ``pooler_output`` ``(batch, hidden_size)``, ``past_key_values``, ``hidden_states``, ``attentions``,
+                ``cross_attentions``.
+
+        Example:
+            >>> import numpy as np
+            >>> from rembert_tf import RemBertConfig, TFRemBertModel
+            >>> config = RemBertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+            ...                        input_embedding_size=8, output_embedding_size=12, intermediate_size=20)
+            >>> out = TFRemBertModel(config)(np.array([[5, 6, 7, 0]]), attention_mask=np.array([[1, 1, 1, 0]]))
+            >>> tuple(out.last_hidden_state.shape), tuple(out.pooler_output.shape)
+            ((1, 4, 16), (1, 16))
+        """
         args = self._gather_inputs(input_ids, _named(locals(), self.INPUT_NAMES))
         out = self._backbone(
             args,
@@ -1480,7 +1563,14 @@ class TFRemBertForMaskedLM(_TFRemBertLMBase):
         attentions).
 
     Example:
-        >>> out = TFRemBertForMaskedLM(config)(ids, labels=ids)  # doctest: +SKIP
+        >>> import numpy as np
+        >>> from rembert_tf import RemBertConfig, TFRemBertForMaskedLM
+        >>> config = RemBertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        ...                        input_embedding_size=8, output_embedding_size=12, intermediate_size=20)
+        >>> ids = np.array([[5, 6, 7, 0]])
+        >>> out = TFRemBertForMaskedLM(config)(ids, attention_mask=np.array([[1, 1, 1, 0]]), labels=ids)
+        >>> tuple(out.logits.shape), tuple(out.loss.shape)
+        ((1, 4, 100), ())
     """
 
     task = "masked_lm"
@@ -1502,7 +1592,42 @@ class TFRemBertForMaskedLM(_TFRemBertLMBase):
         return_dict: bool | None = None,
         training: bool = False,
     ) -> Any:
-        """Run the model (arguments and shapes: see the class docstring); ``return_dict=False`` gives a tuple."""
+        """Run the model; ``return_dict=False`` gives a tuple.
+
+        Args:
+            input_ids (np.ndarray | tf.Tensor | dict | None): int ``(batch, seq)`` token ids; or a dict
+                of every input (as Keras passes it).
+            attention_mask (np.ndarray | tf.Tensor | None): 0/1 ``(batch, seq)``; default all ones.
+            token_type_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)`` segment ids; default zeros.
+            position_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)``; default ``0 .. seq - 1``.
+            head_mask (np.ndarray | tf.Tensor | None): ``(heads,)`` or ``(layers, heads)``, 1 keeps a head.
+            inputs_embeds (np.ndarray | tf.Tensor | None): float ``(batch, seq, input_embedding_size)`` instead of
+                ``input_ids``.
+            encoder_hidden_states (tf.Tensor | None): ``(batch, enc_seq, hidden_size)`` for cross-attention
+                (decoders with ``add_cross_attention``).
+            encoder_attention_mask (np.ndarray | tf.Tensor | None): 0/1 ``(batch, enc_seq)``.
+            labels (np.ndarray | tf.Tensor | None): int ``(batch, seq)`` token ids to predict, -100 to ignore.
+            output_attentions (bool | None): also return every layer's attention probabilities
+                ``(batch, heads, seq, seq)``.
+            output_hidden_states (bool | None): also return the embeddings and every layer's output
+                ``(batch, seq, hidden_size)``.
+            return_dict (bool | None): ``False`` returns a tuple of the fields that are set.
+            training (bool): dropout on (Keras sets it in ``fit``).
+
+        Returns:
+            MaskedLMOutput: ``loss`` (scalar, with labels), ``logits`` ``(batch, seq, vocab_size)``, ``hidden_states``,
+                ``attentions``.
+
+        Example:
+            >>> import numpy as np
+            >>> from rembert_tf import RemBertConfig, TFRemBertForMaskedLM
+            >>> config = RemBertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+            ...                        input_embedding_size=8, output_embedding_size=12, intermediate_size=20)
+            >>> ids = np.array([[5, 6, 7]])
+            >>> out = TFRemBertForMaskedLM(config)(ids, labels=np.array([[-100, 6, -100]]))
+            >>> tuple(out.logits.shape), float(out.loss) > 0
+            ((1, 3, 100), True)
+        """
         args = self._gather_inputs(input_ids, _named(locals(), self.INPUT_NAMES))
         outputs = self._backbone(
             args,
@@ -1533,8 +1658,14 @@ class TFRemBertForCausalLM(_TFRemBertLMBase):
         :class:`~rembert_tf.outputs.CausalLMOutputWithCrossAttentions`.
 
     Example:
-        >>> model = TFRemBertForCausalLM(config.copy(is_decoder=True))  # doctest: +SKIP
-        >>> model.generate(prompt_ids, max_new_tokens=5)  # doctest: +SKIP
+        >>> import numpy as np
+        >>> from rembert_tf import RemBertConfig, TFRemBertForCausalLM
+        >>> config = RemBertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        ...                        input_embedding_size=8, output_embedding_size=12, intermediate_size=20,
+        ...                        is_decoder=True)
+        >>> model = TFRemBertForCausalLM(config)
+        >>> tuple(model.generate(np.array([[5, 6]]), max_new_tokens=5).shape)
+        (1, 7)
     """
 
     task = "causal_lm"
@@ -1565,7 +1696,50 @@ class TFRemBertForCausalLM(_TFRemBertLMBase):
         return_dict: bool | None = None,
         training: bool = False,
     ) -> Any:
-        """Run the model (arguments and shapes: see the class docstring); ``return_dict=False`` gives a tuple."""
+        """Run the model; ``return_dict=False`` gives a tuple.
+
+        Args:
+            input_ids (np.ndarray | tf.Tensor | dict | None): int ``(batch, seq)`` token ids; or a dict
+                of every input (as Keras passes it).
+            attention_mask (np.ndarray | tf.Tensor | None): 0/1 ``(batch, past + seq)`` or ``(batch, seq, past + seq)``;
+                default all ones.
+            token_type_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)`` segment ids; default zeros.
+            position_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)``; default ``0 .. seq - 1``
+                after the cached positions.
+            head_mask (np.ndarray | tf.Tensor | None): ``(heads,)`` or ``(layers, heads)``, 1 keeps a head.
+            inputs_embeds (np.ndarray | tf.Tensor | None): float ``(batch, seq, input_embedding_size)`` instead of
+                ``input_ids``.
+            encoder_hidden_states (tf.Tensor | None): ``(batch, enc_seq, hidden_size)`` for cross-attention
+                (decoders with ``add_cross_attention``).
+            encoder_attention_mask (np.ndarray | tf.Tensor | None): 0/1 ``(batch, enc_seq)``.
+            past_key_values (tuple | None): per layer ``(key, value[, cross_key, cross_value])`` of shape
+                ``(batch, heads, past_seq, head_dim)`` from a previous call with ``use_cache=True``.
+            use_cache (bool | None): return ``past_key_values`` (decoders).
+            labels (np.ndarray | tf.Tensor | None): int ``(batch, seq)``, the input ids themselves (shifted inside:
+                position t predicts label t + 1), -100 to ignore.
+            output_attentions (bool | None): also return every layer's attention probabilities
+                ``(batch, heads, seq, seq)``.
+            output_hidden_states (bool | None): also return the embeddings and every layer's output
+                ``(batch, seq, hidden_size)``.
+            return_dict (bool | None): ``False`` returns a tuple of the fields that are set.
+            training (bool): dropout on (Keras sets it in ``fit``).
+
+        Returns:
+            CausalLMOutputWithCrossAttentions: ``loss``, ``logits`` ``(batch, seq, vocab_size)``, ``past_key_values``,
+                ``hidden_states``, ``attentions``, ``cross_attentions``.
+
+        Example:
+            >>> import numpy as np
+            >>> from rembert_tf import RemBertConfig, TFRemBertForCausalLM
+            >>> config = RemBertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+            ...                        input_embedding_size=8, output_embedding_size=12, intermediate_size=20,
+            ...                        is_decoder=True)
+            >>> model = TFRemBertForCausalLM(config)
+            >>> first = model(np.array([[5, 6, 7]]), use_cache=True)
+            >>> step = model(np.array([[8]]), past_key_values=first.past_key_values, use_cache=True)
+            >>> tuple(step.logits.shape)  # only the new position
+            (1, 1, 100)
+        """
         args = self._gather_inputs(input_ids, _named(locals(), self.INPUT_NAMES))
         outputs = self._backbone(
             args,
@@ -1619,8 +1793,17 @@ class TFRemBertForCausalLM(_TFRemBertLMBase):
             int32 ``(batch, prompt_len + generated)``.
 
         Example:
-            >>> model.generate(np.array([[5, 6, 7]]), max_new_tokens=4).shape  # doctest: +SKIP
-            TensorShape([1, 7])
+            >>> import numpy as np
+            >>> from rembert_tf import RemBertConfig, TFRemBertForCausalLM
+            >>> config = RemBertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+            ...                        input_embedding_size=8, output_embedding_size=12, intermediate_size=20,
+            ...                        is_decoder=True)
+            >>> model = TFRemBertForCausalLM(config)
+            >>> out = model.generate(np.array([[5, 6, 7]]), max_new_tokens=4)
+            >>> tuple(out.shape)
+            (1, 7)
+            >>> bool(np.array_equal(out, model.generate(np.array([[5, 6, 7]]), max_new_tokens=4, use_cache=False)))
+            True
         """
         if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
             raise InputError(f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}")
@@ -1678,7 +1861,14 @@ class TFRemBertForSequenceClassification(TFRemBertPreTrainedModel):
         :class:`~rembert_tf.outputs.SequenceClassifierOutput` (logits ``(batch, num_labels)``).
 
     Example:
-        >>> TFRemBertForSequenceClassification(config)(ids, labels=np.array([1]))  # doctest: +SKIP
+        >>> import numpy as np
+        >>> from rembert_tf import RemBertConfig, TFRemBertForSequenceClassification
+        >>> config = RemBertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        ...                        input_embedding_size=8, output_embedding_size=12, intermediate_size=20,
+        ...                        num_labels=3)
+        >>> out = TFRemBertForSequenceClassification(config)(np.array([[5, 6, 7]]), labels=np.array([1]))
+        >>> tuple(out.logits.shape), tuple(out.loss.shape)
+        ((1, 3), ())
     """
 
     task = "sequence_classification"
@@ -1714,7 +1904,39 @@ class TFRemBertForSequenceClassification(TFRemBertPreTrainedModel):
         return_dict: bool | None = None,
         training: bool = False,
     ) -> Any:
-        """Run the model (arguments and shapes: see the class docstring); ``return_dict=False`` gives a tuple."""
+        """Run the model; ``return_dict=False`` gives a tuple.
+
+        Args:
+            input_ids (np.ndarray | tf.Tensor | dict | None): int ``(batch, seq)`` token ids; or a dict
+                of every input (as Keras passes it).
+            attention_mask (np.ndarray | tf.Tensor | None): 0/1 ``(batch, seq)``; default all ones.
+            token_type_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)`` segment ids; default zeros.
+            position_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)``; default ``0 .. seq - 1``.
+            head_mask (np.ndarray | tf.Tensor | None): ``(heads,)`` or ``(layers, heads)``, 1 keeps a head.
+            inputs_embeds (np.ndarray | tf.Tensor | None): float ``(batch, seq, input_embedding_size)`` instead of
+                ``input_ids``.
+            labels (np.ndarray | tf.Tensor | None): int ``(batch,)`` classes, float ``(batch, num_labels)`` multi-hot
+                targets, or float ``(batch,)`` regression targets (``num_labels == 1``).
+            output_attentions (bool | None): also return every layer's attention probabilities
+                ``(batch, heads, seq, seq)``.
+            output_hidden_states (bool | None): also return the embeddings and every layer's output
+                ``(batch, seq, hidden_size)``.
+            return_dict (bool | None): ``False`` returns a tuple of the fields that are set.
+            training (bool): dropout on (Keras sets it in ``fit``).
+
+        Returns:
+            SequenceClassifierOutput: ``loss``, ``logits`` ``(batch, num_labels)``, ``hidden_states``, ``attentions``.
+
+        Example:
+            >>> import numpy as np
+            >>> from rembert_tf import RemBertConfig, TFRemBertForSequenceClassification
+            >>> config = RemBertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+            ...                        input_embedding_size=8, output_embedding_size=12, intermediate_size=20,
+            ...                        num_labels=3)
+            >>> out = TFRemBertForSequenceClassification(config)(np.array([[5, 6, 7]]), labels=np.array([2]))
+            >>> tuple(out.logits.shape)
+            (1, 3)
+        """
         args = self._gather_inputs(input_ids, _named(locals(), self.INPUT_NAMES))
         outputs = self._backbone(args, training)
         pooled = self.dropout(outputs.pooler_output, training=training)
@@ -1778,7 +2000,13 @@ class TFRemBertForMultipleChoice(TFRemBertPreTrainedModel):
         :class:`~rembert_tf.outputs.MultipleChoiceModelOutput` (logits ``(batch, num_choices)``).
 
     Example:
-        >>> TFRemBertForMultipleChoice(config)(np.ones((2, 3, 5), "int32"))  # doctest: +SKIP
+        >>> import numpy as np
+        >>> from rembert_tf import RemBertConfig, TFRemBertForMultipleChoice
+        >>> config = RemBertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        ...                        input_embedding_size=8, output_embedding_size=12, intermediate_size=20)
+        >>> out = TFRemBertForMultipleChoice(config)(np.ones((2, 3, 5), "int32"), labels=np.array([0, 2]))
+        >>> tuple(out.logits.shape)  # (batch, num_choices)
+        (2, 3)
     """
 
     task = "multiple_choice"
@@ -1809,7 +2037,39 @@ class TFRemBertForMultipleChoice(TFRemBertPreTrainedModel):
         return_dict: bool | None = None,
         training: bool = False,
     ) -> Any:
-        """Run the model (arguments and shapes: see the class docstring); ``return_dict=False`` gives a tuple."""
+        """Run the model; ``return_dict=False`` gives a tuple.
+
+        Args:
+            input_ids (np.ndarray | tf.Tensor | dict | None): int ``(batch, seq)`` token ids
+                (``(batch, num_choices, seq)`` here: every input has a choices axis); or a dict of every input
+                (as Keras passes it).
+            attention_mask (np.ndarray | tf.Tensor | None): 0/1 ``(batch, seq)``; default all ones.
+            token_type_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)`` segment ids; default zeros.
+            position_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)``; default ``0 .. seq - 1``.
+            head_mask (np.ndarray | tf.Tensor | None): ``(heads,)`` or ``(layers, heads)``, 1 keeps a head.
+            inputs_embeds (np.ndarray | tf.Tensor | None): float ``(batch, seq, input_embedding_size)`` instead of
+                ``input_ids``.
+            labels (np.ndarray | tf.Tensor | None): int ``(batch,)`` index of the right choice.
+            output_attentions (bool | None): also return every layer's attention probabilities
+                ``(batch, heads, seq, seq)``.
+            output_hidden_states (bool | None): also return the embeddings and every layer's output
+                ``(batch, seq, hidden_size)``.
+            return_dict (bool | None): ``False`` returns a tuple of the fields that are set.
+            training (bool): dropout on (Keras sets it in ``fit``).
+
+        Returns:
+            MultipleChoiceModelOutput: ``loss``, ``logits`` ``(batch, num_choices)``, ``hidden_states``, ``attentions``.
+
+        Example:
+            >>> import numpy as np
+            >>> from rembert_tf import RemBertConfig, TFRemBertForMultipleChoice
+            >>> config = RemBertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+            ...                        input_embedding_size=8, output_embedding_size=12, intermediate_size=20)
+            >>> ids = np.array([[[5, 6, 7], [5, 8, 9]]])  # (batch=1, num_choices=2, seq=3)
+            >>> out = TFRemBertForMultipleChoice(config)(ids, labels=np.array([1]))
+            >>> tuple(out.logits.shape)
+            (1, 2)
+        """
         args = self._gather_inputs(input_ids, _named(locals(), self.INPUT_NAMES))
         if args.get("input_ids") is not None:
             ids = _to_tensor(args["input_ids"], "input_ids")
@@ -1866,7 +2126,14 @@ class TFRemBertForTokenClassification(TFRemBertPreTrainedModel):
         :class:`~rembert_tf.outputs.TokenClassifierOutput` (logits ``(batch, seq, num_labels)``).
 
     Example:
-        >>> TFRemBertForTokenClassification(config)(ids, labels=tags)  # doctest: +SKIP
+        >>> import numpy as np
+        >>> from rembert_tf import RemBertConfig, TFRemBertForTokenClassification
+        >>> config = RemBertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        ...                        input_embedding_size=8, output_embedding_size=12, intermediate_size=20,
+        ...                        num_labels=4)
+        >>> ids, tags = np.array([[5, 6, 7]]), np.array([[-100, 1, 3]])
+        >>> tuple(TFRemBertForTokenClassification(config)(ids, labels=tags).logits.shape)
+        (1, 3, 4)
     """
 
     task = "token_classification"
@@ -1902,7 +2169,38 @@ class TFRemBertForTokenClassification(TFRemBertPreTrainedModel):
         return_dict: bool | None = None,
         training: bool = False,
     ) -> Any:
-        """Run the model (arguments and shapes: see the class docstring); ``return_dict=False`` gives a tuple."""
+        """Run the model; ``return_dict=False`` gives a tuple.
+
+        Args:
+            input_ids (np.ndarray | tf.Tensor | dict | None): int ``(batch, seq)`` token ids; or a dict
+                of every input (as Keras passes it).
+            attention_mask (np.ndarray | tf.Tensor | None): 0/1 ``(batch, seq)``; default all ones.
+            token_type_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)`` segment ids; default zeros.
+            position_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)``; default ``0 .. seq - 1``.
+            head_mask (np.ndarray | tf.Tensor | None): ``(heads,)`` or ``(layers, heads)``, 1 keeps a head.
+            inputs_embeds (np.ndarray | tf.Tensor | None): float ``(batch, seq, input_embedding_size)`` instead of
+                ``input_ids``.
+            labels (np.ndarray | tf.Tensor | None): int ``(batch, seq)`` classes, -100 to ignore a position.
+            output_attentions (bool | None): also return every layer's attention probabilities
+                ``(batch, heads, seq, seq)``.
+            output_hidden_states (bool | None): also return the embeddings and every layer's output
+                ``(batch, seq, hidden_size)``.
+            return_dict (bool | None): ``False`` returns a tuple of the fields that are set.
+            training (bool): dropout on (Keras sets it in ``fit``).
+
+        Returns:
+            TokenClassifierOutput: ``loss``, ``logits`` ``(batch, seq, num_labels)``, ``hidden_states``, ``attentions``.
+
+        Example:
+            >>> import numpy as np
+            >>> from rembert_tf import RemBertConfig, TFRemBertForTokenClassification
+            >>> config = RemBertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+            ...                        input_embedding_size=8, output_embedding_size=12, intermediate_size=20,
+            ...                        num_labels=3)
+            >>> out = TFRemBertForTokenClassification(config)(np.array([[5, 6, 7]]), labels=np.array([[-100, 0, 2]]))
+            >>> tuple(out.logits.shape)
+            (1, 3, 3)
+        """
         args = self._gather_inputs(input_ids, _named(locals(), self.INPUT_NAMES))
         outputs = self._backbone(args, training)
         sequence_output = self.dropout(outputs.last_hidden_state, training=training)
@@ -1927,7 +2225,13 @@ class TFRemBertForQuestionAnswering(TFRemBertPreTrainedModel):
         :class:`~rembert_tf.outputs.QuestionAnsweringModelOutput` (start/end logits ``(batch, seq)``).
 
     Example:
-        >>> TFRemBertForQuestionAnswering(config)(ids).start_logits  # doctest: +SKIP
+        >>> import numpy as np
+        >>> from rembert_tf import RemBertConfig, TFRemBertForQuestionAnswering
+        >>> config = RemBertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        ...                        input_embedding_size=8, output_embedding_size=12, intermediate_size=20)
+        >>> out = TFRemBertForQuestionAnswering(config)(np.array([[5, 6, 7, 8]]))
+        >>> tuple(out.start_logits.shape), tuple(out.end_logits.shape)
+        ((1, 4), (1, 4))
     """
 
     task = "question_answering"
@@ -1964,7 +2268,40 @@ class TFRemBertForQuestionAnswering(TFRemBertPreTrainedModel):
         return_dict: bool | None = None,
         training: bool = False,
     ) -> Any:
-        """Run the model (arguments and shapes: see the class docstring); ``return_dict=False`` gives a tuple."""
+        """Run the model; ``return_dict=False`` gives a tuple.
+
+        Args:
+            input_ids (np.ndarray | tf.Tensor | dict | None): int ``(batch, seq)`` token ids; or a dict
+                of every input (as Keras passes it).
+            attention_mask (np.ndarray | tf.Tensor | None): 0/1 ``(batch, seq)``; default all ones.
+            token_type_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)`` segment ids; default zeros.
+            position_ids (np.ndarray | tf.Tensor | None): int ``(batch, seq)``; default ``0 .. seq - 1``.
+            head_mask (np.ndarray | tf.Tensor | None): ``(heads,)`` or ``(layers, heads)``, 1 keeps a head.
+            inputs_embeds (np.ndarray | tf.Tensor | None): float ``(batch, seq, input_embedding_size)`` instead of
+                ``input_ids``.
+            start_positions (np.ndarray | tf.Tensor | None): int ``(batch,)`` answer start token.
+            end_positions (np.ndarray | tf.Tensor | None): int ``(batch,)`` answer end token (inclusive).
+            output_attentions (bool | None): also return every layer's attention probabilities
+                ``(batch, heads, seq, seq)``.
+            output_hidden_states (bool | None): also return the embeddings and every layer's output
+                ``(batch, seq, hidden_size)``.
+            return_dict (bool | None): ``False`` returns a tuple of the fields that are set.
+            training (bool): dropout on (Keras sets it in ``fit``).
+
+        Returns:
+            QuestionAnsweringModelOutput: ``loss`` (mean of the start and end cross-entropies), ``start_logits`` and
+                ``end_logits`` ``(batch, seq)``, ``hidden_states``, ``attentions``.
+
+        Example:
+            >>> import numpy as np
+            >>> from rembert_tf import RemBertConfig, TFRemBertForQuestionAnswering
+            >>> config = RemBertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+            ...                        input_embedding_size=8, output_embedding_size=12, intermediate_size=20)
+            >>> out = TFRemBertForQuestionAnswering(config)(
+            ...     np.array([[5, 6, 7, 8]]), start_positions=np.array([1]), end_positions=np.array([2]))
+            >>> tuple(out.start_logits.shape), float(out.loss) > 0
+            ((1, 4), True)
+        """
         args = self._gather_inputs(input_ids, _named(locals(), self.INPUT_NAMES))
         outputs = self._backbone(args, training)
         logits = self.qa_outputs(outputs.last_hidden_state)  # (batch, seq, 2)

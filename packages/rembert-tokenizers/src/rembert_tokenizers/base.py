@@ -823,9 +823,16 @@ class RemBertTokenizerBase(abc.ABC):
             token_ids_0 (list[int]): ids of the first sequence.
             token_ids_1 (list[int] | None): ids of the second sequence.
 
-        Example::
+        Returns:
+            list[int]: the ids with ``[CLS]`` (1000 in the test model) and ``[SEP]`` (1001) added.
 
-            tokenizer.build_inputs_with_special_tokens([5, 6])  # [1000, 5, 6, 1001]
+        Example:
+            >>> from rembert_tokenizers import RemBertTokenizerFast
+            >>> tokenizer = RemBertTokenizerFast("tests/fixtures/sentencepiece/test_model.model")
+            >>> tokenizer.build_inputs_with_special_tokens([5, 6])
+            [1000, 5, 6, 1001]
+            >>> tokenizer.build_inputs_with_special_tokens([5, 6], [7])
+            [1000, 5, 6, 1001, 7, 1001]
         """
         cls = [self.cls_token_id] if self.cls_token_id is not None else []
         sep = [self.sep_token_id] if self.sep_token_id is not None else []
@@ -841,11 +848,23 @@ class RemBertTokenizerBase(abc.ABC):
     ) -> list[int]:
         """1 for the special tokens :meth:`build_inputs_with_special_tokens` adds, 0 for sequence tokens.
 
-        With ``already_has_special_tokens=True``, marks the ``[CLS]``/``[SEP]`` ids found in ``token_ids_0``.
+        Args:
+            token_ids_0 (list[int]): ids of the first sequence (without special tokens, unless
+                ``already_has_special_tokens``).
+            token_ids_1 (list[int] | None): ids of the second sequence.
+            already_has_special_tokens (bool): mark the ``[CLS]``/``[SEP]`` ids found in ``token_ids_0``
+                instead (``token_ids_1`` must then be None).
 
-        Example::
+        Returns:
+            list[int]: one 0/1 per token of the formatted sequence.
 
-            tokenizer.get_special_tokens_mask([5, 6], [7])  # [1, 0, 0, 1, 0, 1]
+        Example:
+            >>> from rembert_tokenizers import RemBertTokenizerFast
+            >>> tokenizer = RemBertTokenizerFast("tests/fixtures/sentencepiece/test_model.model")
+            >>> tokenizer.get_special_tokens_mask([5, 6], [7])
+            [1, 0, 0, 1, 0, 1]
+            >>> tokenizer.get_special_tokens_mask([1000, 5, 6, 1001], already_has_special_tokens=True)
+            [1, 0, 0, 1]
         """
         if already_has_special_tokens:
             if token_ids_1 is not None:
@@ -864,9 +883,18 @@ class RemBertTokenizerBase(abc.ABC):
     ) -> list[int]:
         """0 for ``[CLS] A [SEP]``, 1 for ``B [SEP]``.
 
-        Example::
+        Args:
+            token_ids_0 (list[int]): ids of the first sequence.
+            token_ids_1 (list[int] | None): ids of the second sequence.
 
-            tokenizer.create_token_type_ids_from_sequences([5, 6], [7])  # [0, 0, 0, 0, 1, 1]
+        Returns:
+            list[int]: the segment id of every token of the formatted sequence.
+
+        Example:
+            >>> from rembert_tokenizers import RemBertTokenizerFast
+            >>> tokenizer = RemBertTokenizerFast("tests/fixtures/sentencepiece/test_model.model")
+            >>> tokenizer.create_token_type_ids_from_sequences([5, 6], [7])
+            [0, 0, 0, 0, 1, 1]
         """
         cls_len = int(self.cls_token_id is not None)
         sep_len = int(self.sep_token_id is not None)
@@ -1766,11 +1794,26 @@ class RemBertTokenizerBase(abc.ABC):
     def save_vocabulary(self, save_directory: str | os.PathLike[str], filename_prefix: str | None = None) -> tuple[str]:
         """Write the SentencePiece model as ``[prefix-]sentencepiece.model`` in ``save_directory``.
 
-        Raises :class:`~rembert_core.CheckpointError` if ``save_directory`` is not a directory.
+        Args:
+            save_directory (str | os.PathLike): an existing directory.
+            filename_prefix (str | None): prefix of the file name.
 
-        Example::
+        Returns:
+            tuple[str]: the path written.
 
-            tokenizer.save_vocabulary("out/")  # ('out/sentencepiece.model',)
+        Raises:
+            rembert_core.CheckpointError: ``save_directory`` is not a directory.
+
+        Example:
+            >>> from rembert_tokenizers import RemBertTokenizerFast
+            >>> tokenizer = RemBertTokenizerFast("tests/fixtures/sentencepiece/test_model.model")
+            >>> import os, tempfile
+            >>> directory = tempfile.mkdtemp()
+            >>> (path,) = tokenizer.save_vocabulary(directory)
+            >>> os.path.basename(path)
+            'sentencepiece.model'
+            >>> RemBertTokenizerFast(path)("Hello world")["input_ids"]
+            [1000, 151, 88, 21, 887, 1001]
         """
         directory = os.fspath(save_directory)
         if not os.path.isdir(directory):

@@ -43,11 +43,16 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
     Also offers ``return_offsets_mapping=True`` (character spans in the input text)
     and ``BatchEncoding.word_ids()``.
 
-    Example::
-
-        tok = RemBertTokenizerFast("sentencepiece.model")
-        batch = tok(["Hello world", "Hi"], padding=True, return_tensors="np")
-        batch["input_ids"].shape  # (2, 6)
+    Example:
+        >>> from rembert_tokenizers import RemBertTokenizerFast
+        >>> tok = RemBertTokenizerFast("tests/fixtures/sentencepiece/test_model.model")
+        >>> batch = tok(["Hello world", "Hi"], padding=True, return_tensors="np")
+        >>> batch["input_ids"].shape  # (batch, seq)
+        (2, 6)
+        >>> batch["attention_mask"].tolist()
+        [[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0]]
+        >>> tok("Hello world").word_ids()
+        [None, 0, 0, 0, 1, None]
     """
 
     vocab_files_names: ClassVar[dict[str, str]] = {"vocab_file": VOCAB_FILE, "tokenizer_file": TOKENIZER_FILE}

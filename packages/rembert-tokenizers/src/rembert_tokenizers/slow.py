@@ -33,10 +33,15 @@ class RemBertTokenizer(RemBertTokenizerBase):
     ``remove_space`` and ``keep_accents`` take effect when set (identically in
     :class:`RemBertTokenizerFast`).
 
-    Example::
-
-        tok = RemBertTokenizer("sentencepiece.model")
-        tok("Hello world")["input_ids"]  # [1000, 151, 88, 21, 887, 1001] with the test model
+    Example (the SentencePiece test model of the repository; ``google/rembert``'s works the same):
+        >>> from rembert_tokenizers import RemBertTokenizer
+        >>> tok = RemBertTokenizer("tests/fixtures/sentencepiece/test_model.model")
+        >>> tok("Hello world")["input_ids"]
+        [1000, 151, 88, 21, 887, 1001]
+        >>> tok.convert_ids_to_tokens([151, 88, 21, 887])
+        ['▁He', 'll', 'o', '▁world']
+        >>> tok.decode([1000, 151, 88, 21, 887, 1001], skip_special_tokens=True)
+        'Hello world'
     """
 
     _class_name = "RemBertTokenizer"

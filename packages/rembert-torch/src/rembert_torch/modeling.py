@@ -633,7 +633,15 @@ class RemBertPreTrainedModel(nn.Module):
             The new input embeddings.
 
         Example:
-            >>> model.resize_token_embeddings(model.config.vocab_size + 8)  # doctest: +SKIP
+            >>> import torch
+            >>> from rembert_torch import RemBertConfig, RemBertForMaskedLM
+            >>> config = RemBertConfig(vocab_size=301, hidden_size=48, num_attention_heads=6, num_hidden_layers=2,
+            ...     input_embedding_size=20, output_embedding_size=36, intermediate_size=64)
+            >>> model = RemBertForMaskedLM(config)
+            >>> model.resize_token_embeddings(309).weight.shape  # (vocab, input_embedding_size)
+            torch.Size([309, 20])
+            >>> model.get_output_embeddings().weight.shape  # (vocab, output_embedding_size)
+            torch.Size([309, 36])
         """
         old = self.get_input_embeddings()
         size = old.num_embeddings if new_num_tokens is None else new_num_tokens
@@ -770,7 +778,16 @@ class RemBertPreTrainedModel(nn.Module):
                 ``device_map`` (a single device) and ``low_cpu_mem_usage`` (always on) as in transformers.
 
         Example:
-            >>> model = RemBertForMaskedLM.from_pretrained("ckpt/rembert", torch_dtype="bfloat16")  # doctest: +SKIP
+            >>> import torch
+            >>> from rembert_torch import RemBertConfig, RemBertForMaskedLM
+            >>> config = RemBertConfig(vocab_size=301, hidden_size=48, num_attention_heads=6, num_hidden_layers=2,
+            ...     input_embedding_size=20, output_embedding_size=36, intermediate_size=64)
+            >>> import tempfile
+            >>> directory = tempfile.mkdtemp()
+            >>> RemBertForMaskedLM(config).save_pretrained(directory)
+            >>> model = RemBertForMaskedLM.from_pretrained(directory, torch_dtype="bfloat16")  # or "google/rembert"
+            >>> model.dtype, model.training
+            (torch.bfloat16, False)
         """
         from rembert_torch.loading import load_pretrained
 
@@ -802,7 +819,15 @@ class RemBertPreTrainedModel(nn.Module):
             state_dict: tensors to save instead of ``self.state_dict()``.
 
         Example:
-            >>> model.save_pretrained("out/my-rembert", max_shard_size="200MB")  # doctest: +SKIP
+            >>> import torch
+            >>> from rembert_torch import RemBertConfig, RemBertModel
+            >>> config = RemBertConfig(vocab_size=301, hidden_size=48, num_attention_heads=6, num_hidden_layers=2,
+            ...     input_embedding_size=20, output_embedding_size=36, intermediate_size=64)
+            >>> import os, tempfile
+            >>> directory = tempfile.mkdtemp()
+            >>> RemBertModel(config).save_pretrained(directory, max_shard_size="200MB")
+            >>> sorted(os.listdir(directory))
+            ['config.json', 'model.safetensors']
         """
         from rembert_torch.loading import save_pretrained
 
@@ -1074,6 +1099,17 @@ class RemBertModel(RemBertPreTrainedModel):
 
         Raises:
             rembert_core.InputError: an input has the wrong type, dtype, shape or values.
+
+        Example:
+            >>> import torch
+            >>> from rembert_torch import RemBertConfig, RemBertModel
+            >>> config = RemBertConfig(vocab_size=301, hidden_size=48, num_attention_heads=6, num_hidden_layers=2,
+            ...     input_embedding_size=20, output_embedding_size=36, intermediate_size=64)
+            >>> model = RemBertModel(config).eval()
+            >>> out = model(torch.tensor([[5, 6, 7, 0]]), attention_mask=torch.tensor([[1, 1, 1, 0]]),
+            ...             output_hidden_states=True)
+            >>> out.last_hidden_state.shape, out.pooler_output.shape, len(out.hidden_states)
+            (torch.Size([1, 4, 48]), torch.Size([1, 48]), 3)
         """
         output_attentions, output_hidden_states, return_dict = self._resolve_flags(
             output_attentions, output_hidden_states, return_dict
@@ -1220,7 +1256,23 @@ class RemBertForMaskedLM(RemBertPreTrainedModel):
     ) -> Any:
         """Masked-LM scores and, with ``labels`` (batch, seq; -100 = ignore), the mean cross-entropy.
 
-        Other arguments as in :meth:`RemBertModel.forward`. Returns :class:`MaskedLMOutput` (or its tuple).
+        Args:
+            labels (torch.LongTensor | None): (batch, seq) token ids to predict, -100 where there is nothing
+                to predict. Other arguments as in :meth:`RemBertModel.forward`.
+
+        Returns:
+            :class:`MaskedLMOutput` (or its tuple): ``loss`` (scalar, with labels), ``logits``
+            (batch, seq, vocab_size), ``hidden_states``, ``attentions``.
+
+        Example:
+            >>> import torch
+            >>> from rembert_torch import RemBertConfig, RemBertForMaskedLM
+            >>> config = RemBertConfig(vocab_size=301, hidden_size=48, num_attention_heads=6, num_hidden_layers=2,
+            ...     input_embedding_size=20, output_embedding_size=36, intermediate_size=64)
+            >>> model = RemBertForMaskedLM(config).eval()
+            >>> out = model(torch.tensor([[5, 6, 7]]), labels=torch.tensor([[-100, 6, -100]]))
+            >>> out.logits.shape, out.loss.shape
+            (torch.Size([1, 3, 301]), torch.Size([]))
         """
         output_attentions, output_hidden_states, return_dict = self._resolve_flags(
             output_attentions, output_hidden_states, return_dict
@@ -1296,9 +1348,28 @@ class RemBertForCausalLM(RemBertPreTrainedModel):
     ) -> Any:
         """Next-token scores; with ``labels`` (batch, seq; -100 = ignore) the loss of predicting token t+1 at t.
 
-        ``labels`` are the input ids themselves: the shift happens inside. Other
-        arguments as in :meth:`RemBertModel.forward`. Returns
-        :class:`CausalLMOutputWithCrossAttentions` (or its tuple).
+        Args:
+            labels (torch.LongTensor | None): (batch, seq), the input ids themselves: the shift happens
+                inside (position t predicts label t + 1); -100 to ignore.
+            past_key_values, use_cache: the key/value cache, as in :meth:`RemBertModel.forward`. Other
+                arguments as in :meth:`RemBertModel.forward`.
+
+        Returns:
+            :class:`CausalLMOutputWithCrossAttentions` (or its tuple): ``loss``, ``logits``
+            (batch, seq, vocab_size), ``past_key_values``, ``hidden_states``, ``attentions``,
+            ``cross_attentions``.
+
+        Example:
+            >>> import torch
+            >>> from rembert_torch import RemBertConfig, RemBertForCausalLM
+            >>> config = RemBertConfig(vocab_size=301, hidden_size=48, num_attention_heads=6, num_hidden_layers=2,
+            ...     input_embedding_size=20, output_embedding_size=36, intermediate_size=64,
+            ...     is_decoder=True)
+            >>> model = RemBertForCausalLM(config).eval()
+            >>> first = model(torch.tensor([[5, 6, 7]]), use_cache=True)
+            >>> step = model(torch.tensor([[8]]), past_key_values=first.past_key_values, use_cache=True)
+            >>> step.logits.shape  # only the new position; the prefix comes from the cache
+            torch.Size([1, 1, 301])
         """
         output_attentions, output_hidden_states, return_dict = self._resolve_flags(
             output_attentions, output_hidden_states, return_dict
@@ -1388,6 +1459,21 @@ class RemBertForCausalLM(RemBertPreTrainedModel):
 
         Returns:
             (batch, seq + generated) token ids.
+
+        Example:
+            >>> import torch
+            >>> from rembert_torch import RemBertConfig, RemBertForCausalLM
+            >>> config = RemBertConfig(vocab_size=301, hidden_size=48, num_attention_heads=6, num_hidden_layers=2,
+            ...     input_embedding_size=20, output_embedding_size=36, intermediate_size=64, is_decoder=True)
+            >>> model = RemBertForCausalLM(config).eval()
+            >>> prompt = torch.tensor([[0, 5, 6], [7, 8, 9]])  # left-padded batch
+            >>> mask = torch.tensor([[0, 1, 1], [1, 1, 1]])
+            >>> out = model.generate(prompt, mask, max_new_tokens=4, eos_token_id=-1)
+            >>> again = model.generate(prompt, mask, max_new_tokens=4, eos_token_id=-1, use_cache=False)
+            >>> out.shape, torch.equal(out, again)
+            (torch.Size([2, 7]), True)
+            >>> sampled = model.generate(prompt, mask, max_new_tokens=4, do_sample=True, top_k=10, top_p=0.9,
+            ...                          generator=torch.Generator().manual_seed(0))
         """
         ids = _require_int_tensor(input_ids, "input_ids")
         if ids.dim() != 2 or ids.shape[1] < 1:
@@ -1532,8 +1618,26 @@ class RemBertForSequenceClassification(RemBertPreTrainedModel):
     ) -> Any:
         """Class scores (batch, num_labels); with ``labels`` the loss chosen by ``problem_type``.
 
-        ``labels``: (batch,) class ids, (batch,) floats for regression with one label, or
-        (batch, num_labels) floats for multi-label. Returns :class:`SequenceClassifierOutput` (or its tuple).
+        Args:
+            labels (torch.Tensor | None): (batch,) class ids, (batch,) floats for regression with one label,
+                or (batch, num_labels) floats for multi-label. Other arguments as in
+                :meth:`RemBertModel.forward`.
+
+        Returns:
+            :class:`SequenceClassifierOutput` (or its tuple): ``loss``, ``logits`` (batch, num_labels),
+            ``hidden_states``, ``attentions``.
+
+        Example:
+            >>> import torch
+            >>> from rembert_torch import RemBertConfig, RemBertForSequenceClassification
+            >>> config = RemBertConfig(vocab_size=301, hidden_size=48, num_attention_heads=6, num_hidden_layers=2,
+            ...     input_embedding_size=20, output_embedding_size=36, intermediate_size=64,
+            ...     num_labels=3)
+            >>> model = RemBertForSequenceClassification(config).eval()
+            >>> out = model(torch.tensor([[5, 6, 7], [8, 9, 0]]), attention_mask=torch.tensor([[1, 1, 1], [1, 1, 0]]),
+            ...             labels=torch.tensor([2, 0]))
+            >>> out.logits.shape, model.config.problem_type
+            (torch.Size([2, 3]), 'single_label_classification')
         """
         output_attentions, output_hidden_states, return_dict = self._resolve_flags(
             output_attentions, output_hidden_states, return_dict
@@ -1610,9 +1714,25 @@ class RemBertForMultipleChoice(RemBertPreTrainedModel):
     ) -> Any:
         """Choice scores (batch, num_choices); with ``labels`` (batch,) the cross-entropy over choices.
 
-        ``input_ids``, ``attention_mask``, ``token_type_ids``, ``position_ids``: (batch, num_choices, seq);
-        ``inputs_embeds``: (batch, num_choices, seq, input_embedding_size). Returns
-        :class:`MultipleChoiceModelOutput` (or its tuple).
+        Args:
+            input_ids, attention_mask, token_type_ids, position_ids (torch.Tensor | None):
+                (batch, num_choices, seq); ``inputs_embeds``: (batch, num_choices, seq, input_embedding_size).
+            labels (torch.LongTensor | None): (batch,) index of the right choice. Other arguments as in
+                :meth:`RemBertModel.forward`.
+
+        Returns:
+            :class:`MultipleChoiceModelOutput` (or its tuple): ``loss``, ``logits`` (batch, num_choices),
+            ``hidden_states``, ``attentions``.
+
+        Example:
+            >>> import torch
+            >>> from rembert_torch import RemBertConfig, RemBertForMultipleChoice
+            >>> config = RemBertConfig(vocab_size=301, hidden_size=48, num_attention_heads=6, num_hidden_layers=2,
+            ...     input_embedding_size=20, output_embedding_size=36, intermediate_size=64)
+            >>> model = RemBertForMultipleChoice(config).eval()
+            >>> ids = torch.tensor([[[5, 6, 7], [5, 8, 9]]])  # (batch=1, num_choices=2, seq=3)
+            >>> model(ids, labels=torch.tensor([1])).logits.shape
+            torch.Size([1, 2])
         """
         output_attentions, output_hidden_states, return_dict = self._resolve_flags(
             output_attentions, output_hidden_states, return_dict
@@ -1706,7 +1826,24 @@ class RemBertForTokenClassification(RemBertPreTrainedModel):
     ) -> Any:
         """Per-token scores (batch, seq, num_labels); with ``labels`` (batch, seq; -100 = ignore) the cross-entropy.
 
-        Returns :class:`TokenClassifierOutput` (or its tuple).
+        Args:
+            labels (torch.LongTensor | None): (batch, seq) class ids, -100 to ignore a position (padding,
+                later pieces of a word). Other arguments as in :meth:`RemBertModel.forward`.
+
+        Returns:
+            :class:`TokenClassifierOutput` (or its tuple): ``loss``, ``logits`` (batch, seq, num_labels),
+            ``hidden_states``, ``attentions``.
+
+        Example:
+            >>> import torch
+            >>> from rembert_torch import RemBertConfig, RemBertForTokenClassification
+            >>> config = RemBertConfig(vocab_size=301, hidden_size=48, num_attention_heads=6, num_hidden_layers=2,
+            ...     input_embedding_size=20, output_embedding_size=36, intermediate_size=64,
+            ...     num_labels=4)
+            >>> model = RemBertForTokenClassification(config).eval()
+            >>> out = model(torch.tensor([[5, 6, 7]]), labels=torch.tensor([[-100, 1, 3]]))
+            >>> out.logits.shape
+            torch.Size([1, 3, 4])
         """
         output_attentions, output_hidden_states, return_dict = self._resolve_flags(
             output_attentions, output_hidden_states, return_dict
@@ -1779,8 +1916,27 @@ class RemBertForQuestionAnswering(RemBertPreTrainedModel):
         """Start and end scores (batch, seq); with both positions (batch,) the mean of their cross-entropies.
 
         Positions outside [0, seq) are clamped to ``seq`` and ignored, like the
-        reference (the caller's tensors are not modified). Returns
-        :class:`QuestionAnsweringModelOutput` (or its tuple).
+        reference (the caller's tensors are not modified).
+
+        Args:
+            start_positions (torch.LongTensor | None): (batch,) first token of the answer.
+            end_positions (torch.LongTensor | None): (batch,) last token of the answer (inclusive). Other
+                arguments as in :meth:`RemBertModel.forward`.
+
+        Returns:
+            :class:`QuestionAnsweringModelOutput` (or its tuple): ``loss``, ``start_logits`` and
+            ``end_logits`` (batch, seq), ``hidden_states``, ``attentions``.
+
+        Example:
+            >>> import torch
+            >>> from rembert_torch import RemBertConfig, RemBertForQuestionAnswering
+            >>> config = RemBertConfig(vocab_size=301, hidden_size=48, num_attention_heads=6, num_hidden_layers=2,
+            ...     input_embedding_size=20, output_embedding_size=36, intermediate_size=64)
+            >>> model = RemBertForQuestionAnswering(config).eval()
+            >>> out = model(torch.tensor([[5, 6, 7, 8]]), start_positions=torch.tensor([1]),
+            ...             end_positions=torch.tensor([2]))
+            >>> out.start_logits.shape, out.end_logits.shape, out.loss.shape
+            (torch.Size([1, 4]), torch.Size([1, 4]), torch.Size([]))
         """
         output_attentions, output_hidden_states, return_dict = self._resolve_flags(
             output_attentions, output_hidden_states, return_dict
