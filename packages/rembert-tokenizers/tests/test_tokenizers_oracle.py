@@ -307,3 +307,52 @@ def test_fast_alignment_matches_reference_fast(fixtures_dir, corpus):
         if line == line.lstrip():
             assert got["offset_mapping"][index] == [tuple(x) for x in expected["offset_mapping"][index]], line
     assert compared == len(lines)
+
+
+@pytest.mark.parametrize("offsets", [False, True])
+def test_fast_tokens_of_split_words_match_reference_fast(fixtures_dir, corpus, offsets):
+    """tokens() and word_ids() of pre-split words (is_split_into_words=True) agree with transformers' fast
+    tokenizer on corpus lines split on whitespace (a regression: tokens() once held only the special tokens)."""
+    from rembert_tokenizers import RemBertTokenizerFast
+
+    transformers = pytest.importorskip("transformers")
+    transformers.logging.set_verbosity_error()
+    model = str(fixtures_dir / MODELS["en"])
+    reference = transformers.RemBertTokenizerFast(
+        model, do_lower_case=False, keep_accents=True, unk_token="[UNK]", pad_token="[PAD]"
+    )
+    ours = RemBertTokenizerFast(model)
+    batch = [line.split() for line in corpus("en")[:200] if line.split()]
+    expected = reference(batch, is_split_into_words=True, return_offsets_mapping=offsets)
+    got = ours(batch, is_split_into_words=True, return_offsets_mapping=offsets)
+    compared = 0
+    for index, words in enumerate(batch):
+        if expected["input_ids"][index] != got["input_ids"][index]:
+            continue
+        compared += 1
+        assert got.tokens(index) == expected.tokens(index), words
+        assert got.word_ids(index) == expected.word_ids(index), words
+    assert compared >= 0.9 * len(batch)
+
+
+def test_fast_tokens_match_reference_fast(fixtures_dir, corpus):
+    """tokens() equals transformers' fast tokenizer's on every corpus line whose ids agree, unknown pieces
+    included (the reference shows an unknown piece's surface text, e.g. a BOM, not the unknown token)."""
+    from rembert_tokenizers import RemBertTokenizerFast
+
+    transformers = pytest.importorskip("transformers")
+    transformers.logging.set_verbosity_error()
+    for language in ("en", "ja"):
+        model = str(fixtures_dir / MODELS[language])
+        reference = transformers.RemBertTokenizerFast(
+            model, do_lower_case=False, keep_accents=True, unk_token="[UNK]", pad_token="[PAD]"
+        )
+        ours = RemBertTokenizerFast(model)
+        lines = corpus(language)
+        expected, got = reference(lines), ours(lines)
+        compared = 0
+        for index, line in enumerate(lines):
+            if expected["input_ids"][index] == got["input_ids"][index]:
+                compared += 1
+                assert got.tokens(index) == expected.tokens(index), line
+        assert compared >= 0.9 * len(lines), language

@@ -764,26 +764,29 @@ class RemBertTokenizerBase(abc.ABC):
                 results.append(encoded[cursor])
                 cursor += 1
                 continue
-            seq = _Sequence([], offsets=[] if offsets else None, pieces=[] if pieces else None)
+            seq = _Sequence([], offsets=[] if offsets else None, pieces=[])
+            surfaces = pieces  # keep the pieces if asked for, or if a part has some (an unknown piece's surface)
             search_from = 0
             for chunk, index in split:
                 start = max(text.find(chunk, search_from), 0) if offsets else 0
+                assert seq.pieces is not None
                 if index >= 0:
                     seq.ids.append(index)
-                    if seq.pieces is not None:
-                        seq.pieces.append(chunk)
+                    seq.pieces.append(chunk)
                     if seq.offsets is not None:
                         seq.offsets.append((start, start + len(chunk)))
                 else:
                     part = encoded[cursor]
                     cursor += 1
                     seq.ids.extend(part.ids)
-                    if seq.pieces is not None and part.pieces is not None:
-                        seq.pieces.extend(part.pieces)
+                    surfaces = surfaces or part.pieces is not None
+                    seq.pieces.extend(self._pieces_of(part))
                     if seq.offsets is not None and part.offsets is not None:
                         seq.offsets.extend((s + start, e + start) for s, e in part.offsets)
                 if offsets:
                     search_from = start + len(chunk)
+            if not surfaces:
+                seq.pieces = None
             results.append(seq)
         return results
 
@@ -1205,14 +1208,17 @@ class RemBertTokenizerBase(abc.ABC):
         results = []
         cursor = 0
         for words in texts:
-            seq = _Sequence([], words=[], offsets=[] if offsets else None, pieces=[])
-            for index in range(len(words)):
-                part = encoded[cursor]
-                cursor += 1
+            parts = encoded[cursor : cursor + len(words)]
+            cursor += len(words)
+            # Pieces when some word has them (an unknown piece's surface); the others' come from their ids.
+            have_pieces = any(part.pieces is not None for part in parts)
+            seq = _Sequence([], words=[], offsets=[] if offsets else None, pieces=[] if have_pieces else None)
+            for index, part in enumerate(parts):
                 seq.ids.extend(part.ids)
-                assert seq.words is not None and seq.pieces is not None
+                assert seq.words is not None
                 seq.words.extend([index] * len(part.ids))
-                seq.pieces.extend(part.pieces or [])
+                if seq.pieces is not None:
+                    seq.pieces.extend(self._pieces_of(part))
                 if seq.offsets is not None and part.offsets is not None:
                     seq.offsets.extend(part.offsets)
             results.append(seq)

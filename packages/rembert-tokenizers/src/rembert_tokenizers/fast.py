@@ -169,22 +169,20 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
                     prepared = [whitespace(normalize(c)) for c in chunks]
             encodings = self._core_ids.encode_batch_fast(prepared, add_special_tokens=False)
             all_ids = [e.ids for e in encodings]
-            # encode_batch_fast gives no token strings; the rows that need them (unknown pieces, whose surface
-            # may be an added token's text) are encoded again with them.
-            # (An unknown piece can only spell an added token if that token's text occurs in the chunk.)
+            # encode_batch_fast gives no token strings; the rows that need them are encoded again with them:
+            # rows with unknown pieces (whose surface may be an added token's text, and is what tokens()
+            # shows, as the reference does), or every row when added tokens can replace any piece.
             unk = self._sp_unk_id
-            matcher = self._added_re
             if self._remap_all_pieces:
                 redo = list(range(len(all_ids)))
-            elif matcher is None:
-                redo = []
             else:
-                redo = [i for i, ids in enumerate(all_ids) if unk in ids and matcher.search(prepared[i]) is not None]
+                redo = [i for i, ids in enumerate(all_ids) if unk in ids]
+            results = [_Sequence(ids) for ids in all_ids]
             if redo:
                 again = self._core_ids.encode_batch([prepared[i] for i in redo], add_special_tokens=False)
                 for i, encoding in zip(redo, again, strict=True):
-                    all_ids[i] = self._piece_ids_of(all_ids[i], encoding.tokens)
-            return [_Sequence(ids) for ids in all_ids]
+                    results[i] = _Sequence(self._piece_ids_of(all_ids[i], encoding.tokens), pieces=encoding.tokens)
+            return results
         normalized = self._normalize(chunks)
         encodings = self._core.encode_batch(normalized, add_special_tokens=False)
         results = []
