@@ -124,3 +124,24 @@ def test_savedmodel_export_round_trip(tmp_path, config_factory, batch_factory, c
         for key, value in served.items():
             assert_close(value.numpy(), expected[key].numpy(), cross_framework=False, name=key)
             assert_close(signature[key].numpy(), expected[key].numpy(), cross_framework=False, name=key)
+
+
+@pytest.mark.parametrize(
+    "cls", [TFRemBertForSequenceClassification, TFRemBertForQuestionAnswering, TFRemBertForMaskedLM, TFRemBertModel]
+)
+def test_predict_returns_a_dict_of_the_batched_outputs(config_factory, cls):
+    """model.predict (Keras' batching) gives a plain dict of arrays equal to one call on the whole input."""
+    keras.utils.set_random_seed(2)
+    config = config_factory("tiny", num_labels=2 if cls is TFRemBertForQuestionAnswering else 3)
+    model = cls(config)
+    ids, _ = _classification_data(config, n=10, seq=6)
+    mask = np.ones_like(ids)
+    mask[3, 4:] = 0
+    inputs = {"input_ids": ids, "attention_mask": mask}
+    predicted = model.predict(inputs, batch_size=4, verbose=0)  # batches of 4, 4 and 2 rows
+    expected = model(**inputs).to_dict()
+    assert isinstance(predicted, dict)
+    assert set(predicted) == set(expected)
+    for key, value in expected.items():
+        assert isinstance(predicted[key], np.ndarray), key
+        assert_close(predicted[key], np.asarray(value), cross_framework=False, name=key)

@@ -1278,6 +1278,16 @@ class TFRemBertPreTrainedModel(keras.Model):
 
         return logs_for_multi_worker(super().test_step(data))
 
+    def predict_step(self, data: Any) -> Any:
+        """Keras' predict step, giving ``predict`` a plain ``dict`` of the output's arrays.
+
+        Keras concatenates the batches' outputs with ``keras.tree``, which cannot traverse
+        the output classes: ``model.predict(x)`` returns e.g. ``{"logits": array}``, as
+        ``transformers``' TF models do.
+        """
+        outputs = super().predict_step(data)
+        return outputs.to_dict() if isinstance(outputs, ModelOutput) else outputs
+
     def _maybe_symbolic_build(self, iterator: Any = None, data_batch: Any = None) -> None:
         """Keras hook (TF trainer, under a strategy): build compiled losses/metrics from one replica's batch.
 
