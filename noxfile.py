@@ -36,6 +36,7 @@ nox.options.sessions = [
     "tests-tokenizers",
     "tests-cross",
     "parity",
+    "robustness",
 ]
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
@@ -129,7 +130,7 @@ def tests_cross(session: nox.Session) -> None:
         TOKENIZERS,
         extra=(*TEST_DEPS, "torch", *TF_RUNTIME, *ORACLE, "tf-keras"),
     )
-    pytest(session, "tests", "--ignore=tests/test_parity.py")
+    pytest(session, "tests", "--ignore=tests/test_parity.py", "--ignore=tests/robustness")
     pytest(session, f"{TOKENIZERS}/tests", "-k", TOKENIZER_FRAMEWORK_TESTS)
 
 
@@ -160,6 +161,18 @@ def parity(session: nox.Session) -> None:
             "reports/parity-full.json",
         )
         session.run("python", "-m", "pytest", "tests/test_parity.py", f"{NUMPY_PLUGIN}/tests")
+
+
+@nox.session(python=PYTHON)
+def robustness(session: nox.Session) -> None:
+    """Fuzzing, corrupted files, malicious pickles, SIGKILL mid-write, hostile plugins, threads and leaks.
+
+    Prints a table of categories x cases tried x failures and writes it to ``reports/robustness.json``.
+    Every package is installed, without the reference (the suite checks invariants, not numbers).
+    """
+    install(session, CORE, TORCH, TF, TOKENIZERS, extra=(*TEST_DEPS, "torch", *TF_RUNTIME, "h5py"))
+    (ROOT / "reports").mkdir(exist_ok=True)
+    pytest(session, "tests/robustness")
 
 
 @nox.session(python=PYTHON, default=False)
