@@ -31,13 +31,26 @@ TINY = {
 FUZZ = {"deadline": None, "derandomize": True, "database": None, "print_blob": True}
 
 
+def fuzz_settings(examples: int) -> Any:
+    """Hypothesis settings of one fuzzer: ``examples`` examples, reproducible, no database."""
+    from hypothesis import HealthCheck, settings
+
+    return settings(
+        **FUZZ,  # type: ignore[arg-type]
+        max_examples=examples,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+
+
 def tiny_config(**changes: Any) -> RemBertConfig:
     return RemBertConfig(**{**TINY, **changes})
 
 
 def random_tensors(config: RemBertConfig, task: str = "base", seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return {name: rng.normal(0, 0.02, spec.shape).astype(np.float32) for name, spec in build_schema(config, task).items()}
+    return {
+        name: rng.normal(0, 0.02, spec.shape).astype(np.float32) for name, spec in build_schema(config, task).items()
+    }
 
 
 def make_safetensors(directory: Path, *, sharded: bool = False, seed: int = 0) -> Path:
@@ -52,7 +65,9 @@ def make_torch_bin(directory: Path, seed: int = 0) -> Path:
 
     config = tiny_config()
     config.save_pretrained(directory)
-    torch.save({k: torch.from_numpy(v) for k, v in random_tensors(config, seed=seed).items()}, directory / "pytorch_model.bin")
+    torch.save(
+        {k: torch.from_numpy(v) for k, v in random_tensors(config, seed=seed).items()}, directory / "pytorch_model.bin"
+    )
     return directory
 
 
@@ -67,7 +82,9 @@ def make_h5(directory: Path, seed: int = 0) -> Path:
             parts = name.split(".")
             leaf = {"weight": "kernel:0" if array.ndim == 2 else "gamma:0", "bias": "bias:0"}[parts[-1]]
             body = "/".join(p if not p.isdigit() else f"layer_._{p}" for p in parts[:-1] if p != "layer")
-            f.create_dataset(f"rembert/tf_rem_bert_model/rembert/{body}/{leaf}", data=array.T if array.ndim == 2 else array)
+            f.create_dataset(
+                f"rembert/tf_rem_bert_model/rembert/{body}/{leaf}", data=array.T if array.ndim == 2 else array
+            )
         f.attrs["backend"] = "tensorflow"
     return directory
 

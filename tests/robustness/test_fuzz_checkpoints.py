@@ -16,18 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _util import FUZZ, make_h5, make_safetensors, make_torch_bin, safetensors_header, safetensors_sections, with_header
+from _util import (
+    fuzz_settings,
+    make_h5,
+    make_safetensors,
+    make_torch_bin,
+    safetensors_header,
+    safetensors_sections,
+    with_header,
+)
 from _worker import Worker, check
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 CATEGORY = "fuzz: checkpoint readers"
-
-
-def fuzz_settings(examples: int) -> settings:
-    return settings(
-        **FUZZ, max_examples=examples, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
-    )
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +203,9 @@ json_values = st.recursive(
 )
 
 
-def test_safetensors_header_fields_fuzzed(worker: Worker, originals: dict[str, Path], mutant: Mutant, cases: Any) -> None:
+def test_safetensors_header_fields_fuzzed(
+    worker: Worker, originals: dict[str, Path], mutant: Mutant, cases: Any
+) -> None:
     data = originals["single"].read_bytes()
     header, body = safetensors_header(data)
     names = [k for k in header if k != "__metadata__"]
@@ -262,7 +266,9 @@ def test_sharded_index_fuzzed(worker: Worker, originals: dict[str, Path], mutant
     fuzz()
 
 
-def test_torch_bin_from_pretrained_mutations(worker: Worker, originals: dict[str, Path], mutant: Mutant, cases: Any) -> None:
+def test_torch_bin_from_pretrained_mutations(
+    worker: Worker, originals: dict[str, Path], mutant: Mutant, cases: Any
+) -> None:
     """rembert_torch's from_pretrained on a few mutated pytorch_model.bin files (and the original)."""
     data = originals["bin"].read_bytes()
     for cut in [len(data), *_boundaries("bin", data)[::3]]:
