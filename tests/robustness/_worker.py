@@ -93,8 +93,13 @@ def op_tokenize(kind: str, model: str, text: Any, pair: Any = None, kwargs: dict
     tok = _tokenizer(kind, model)
     encoding = tok(text, pair, **(kwargs or {})) if pair is not None else tok(text, **(kwargs or {}))
     ids = encoding["input_ids"]
-    decoded = tok.decode(ids if ids and isinstance(ids[0], int) else ids[0])
-    return [ids, decoded]
+    first = ids[0] if ids and isinstance(ids[0], list) else ids  # one text, or the first of a batch
+    decoded = tok.decode(first)
+    return [ids, decoded, len(tok)]
+
+
+def op_decode(kind: str, model: str, ids: list[int]) -> Any:
+    return _tokenizer(kind, model).decode(ids)
 
 
 def op_tokenizer_from_pretrained(kind: str, path: str) -> Any:
