@@ -79,6 +79,13 @@ def op_torch_from_pretrained(path: str) -> Any:
     return sum(p.numel() for p in model.parameters())
 
 
+def op_tf_from_pretrained(path: str) -> Any:
+    from rembert_tf import TFRemBertModel
+
+    model = TFRemBertModel.from_pretrained(path)
+    return int(sum(int(v.shape.num_elements()) for v in model.weights))
+
+
 def _tokenizer(kind: str, model: str) -> Any:
     key = f"{kind}:{model}"
     if key not in _CACHE:

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,6 +64,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "category(name): the robustness category a test counts under")
+
+
+@pytest.fixture(scope="session")
+def worker() -> Iterator[Any]:
+    """A worker process (rembert-core, rembert-torch, tokenizers) with its address space capped at 8 GiB."""
+    from _worker import Worker
+
+    w = Worker(address_space=8 * 2**30)
+    yield w
+    w.close()
+
+
+@pytest.fixture(scope="session")
+def tf_worker() -> Iterator[Any]:
+    """A worker process for TensorFlow (uncapped: TensorFlow reserves more address space than a cap allows)."""
+    from _worker import Worker
+
+    w = Worker(address_space=None)
+    yield w
+    w.close()
 
 
 @pytest.fixture

@@ -33,13 +33,6 @@ CATEGORY = "fuzz: checkpoint readers"
 
 
 @pytest.fixture(scope="module")
-def worker() -> Iterator[Worker]:
-    w = Worker()
-    yield w
-    w.close()
-
-
-@pytest.fixture(scope="module")
 def originals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("originals")
     return {

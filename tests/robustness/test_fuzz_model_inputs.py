@@ -23,12 +23,9 @@ VOCAB, TYPES, POSITIONS, HIDDEN = TINY["vocab_size"], TINY["type_vocab_size"], T
 DTYPES = ["int64", "int32", "int16", "uint8", "float32", "float16", "bool"]
 
 
-@pytest.fixture(scope="module", params=sorted(FRAMEWORKS))
-def framework(request: pytest.FixtureRequest) -> Iterator[tuple[str, Worker]]:
-    # TensorFlow reserves more address space than a cap allows; its worker runs uncapped.
-    w = Worker(address_space=None if request.param == "tf" else 8 * 2**30)
-    yield request.param, w
-    w.close()
+@pytest.fixture(params=sorted(FRAMEWORKS))
+def framework(request: pytest.FixtureRequest) -> tuple[str, Worker]:
+    return request.param, request.getfixturevalue("tf_worker" if request.param == "tf" else "worker")
 
 
 def spec(array: np.ndarray) -> dict[str, Any]:

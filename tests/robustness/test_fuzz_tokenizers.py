@@ -16,13 +16,6 @@ KINDS = ["slow", "fast"]
 VOCAB = 1000  # tests/fixtures/sentencepiece/test_model.model
 
 
-@pytest.fixture(scope="module")
-def worker() -> Iterator[Worker]:
-    w = Worker()
-    yield w
-    w.close()
-
-
 def tokenize(worker: Worker, kind: str, text: Any, pair: Any = None, timeout: float = 60, **kwargs: Any) -> Any:
     reply = worker.call(
         "tokenize", timeout=timeout, kind=kind, model=str(SP_MODEL), text=text, pair=pair, kwargs=kwargs
