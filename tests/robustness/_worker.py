@@ -172,10 +172,17 @@ def op_tf_forward(inputs: dict[str, Any], task: str = "base") -> Any:
     return [list(first.shape), bool(tf.reduce_all(tf.math.is_finite(first)))]
 
 
+def op_kill_trials(kind: str, root: str, trials: int, seed: int) -> Any:
+    from _crash import kill_trials
+
+    return kill_trials(kind, root, trials, seed)
+
+
 OPS = {name.removeprefix("op_"): fn for name, fn in globals().items() if name.startswith("op_")}
 
 
 def serve() -> None:
+    sys.path.insert(0, str(HERE))
     limit = int(os.environ.get("ROBUSTNESS_WORKER_AS_BYTES", "0"))
     if limit:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))

@@ -7,7 +7,6 @@ runs in its own worker process (TensorFlow and PyTorch are never imported togeth
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np

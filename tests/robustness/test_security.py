@@ -115,7 +115,7 @@ def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
 def test_payload_really_runs_when_unpickled(tmp_path: Path, cases: Any) -> None:
     """The control: the gadget works, so its absence below means the loaders refused it."""
     marker = tmp_path / "control.marker"
-    pickle.loads(pickle.dumps(Payload(marker_code(marker))))  # noqa: S301 - the point of the test
+    pickle.loads(pickle.dumps(Payload(marker_code(marker))))
     assert marker.read_text() == "payload ran"
     cases.add(kind="control")
 

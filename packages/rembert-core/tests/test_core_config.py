@@ -185,7 +185,7 @@ def test_num_labels_override_follows_the_reference(tmp_path: Path) -> None:
 def test_a_huge_integer_for_a_float_field_is_a_config_error(tmp_path: Path, field: str) -> None:
     """float(10**400) overflows: it used to escape as a bare OverflowError."""
     path = tmp_path / "config.json"
-    path.write_text('{"%s": 1%s}' % (field, "0" * 400))
+    path.write_text(f'{{"{field}": 1{"0" * 400}}}')
     with pytest.raises(ConfigError, match=f"{field} must be a finite number"):
         RemBertConfig.from_json_file(path)
 

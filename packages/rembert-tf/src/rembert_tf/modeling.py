@@ -860,9 +860,8 @@ class TFRemBertMainLayer(keras.layers.Layer):
             if (isinstance(seq, int) and pos_seq not in (None, seq)) or (
                 isinstance(batch, int) and pos_batch not in (None, 1, batch)
             ):
-                raise InputError(
-                    f"position_ids has shape {tuple(position_ids.shape.as_list())}, expected ({batch}, {seq}) or (1, {seq})"
-                )
+                got = tuple(position_ids.shape.as_list())
+                raise InputError(f"position_ids has shape {got}, expected ({batch}, {seq}) or (1, {seq})")
             position_ids = _check_range(
                 position_ids, "position_ids", config.max_position_embeddings, "must be < max_position_embeddings"
             )

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rembert_core import CheckpointError, InputError
-from rembert_core.serialization import atomic_write_bytes
+from rembert_core.serialization import atomic_write_bytes, atomic_write_files
 from rembert_core.tokens import CLS_TOKEN, MASK_TOKEN, PAD_TOKEN, SEP_TOKEN, UNK_TOKEN
 from rembert_tokenizers._trie import TokenTrie
 from rembert_tokenizers.encoding import BatchEncoding, check_tensor_type
@@ -1779,8 +1779,9 @@ class RemBertTokenizerBase(abc.ABC):
         atomic_write_bytes(path, self._model_proto_bytes())
         return (path,)
 
-    def _extra_files(self, directory: str, filename_prefix: str | None) -> list[str]:
-        return []
+    def _extra_payloads(self, directory: str, filename_prefix: str | None) -> dict[str, bytes]:
+        """Files beyond the SentencePiece model and the JSON configs (the fast tokenizer's tokenizer.json)."""
+        return {}
 
     def save_pretrained(
         self, save_directory: str | os.PathLike[str], filename_prefix: str | None = None, **kwargs: Any
@@ -1798,23 +1799,26 @@ class RemBertTokenizerBase(abc.ABC):
             raise CheckpointError(f"save_directory {directory!r} is a file, not a directory")
         os.makedirs(directory, exist_ok=True)
         prefix = filename_prefix + "-" if filename_prefix else ""
-        written = []
-        for name, payload in (
-            (TOKENIZER_CONFIG_FILE, self._config()),
-            (SPECIAL_TOKENS_MAP_FILE, self._special_tokens_map_json()),
-        ):
-            path = os.path.join(directory, prefix + name)
-            atomic_write_bytes(
-                path, (json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
-            )
-            written.append(path)
+
+        def encode(payload: Any) -> bytes:
+            return (json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+        # Every file is staged first and all are renamed together at the end (atomic_write_files), so a
+        # crash while saving over a previous tokenizer leaves its files, not a mix of old and new ones.
+        files: dict[str, bytes] = {
+            os.path.join(directory, prefix + SPECIAL_TOKENS_MAP_FILE): encode(self._special_tokens_map_json()),
+        }
         added = {t.content: i for i, t in sorted(self._added_tokens.items()) if i >= self.vocab_size}
+        added_path = os.path.join(directory, prefix + ADDED_TOKENS_FILE)
         if added:
-            path = os.path.join(directory, prefix + ADDED_TOKENS_FILE)
-            atomic_write_bytes(path, (json.dumps(added, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
-            written.append(path)
-        written.extend(self.save_vocabulary(directory, filename_prefix))
-        written.extend(self._extra_files(directory, filename_prefix))
+            files[added_path] = encode(added)
+        files[os.path.join(directory, prefix + VOCAB_FILE)] = self._model_proto_bytes()
+        files.update(self._extra_payloads(directory, filename_prefix))
+        files[os.path.join(directory, prefix + TOKENIZER_CONFIG_FILE)] = encode(self._config())
+        # A previous save's added_tokens.json would otherwise add its tokens to this tokenizer on loading.
+        atomic_write_files(files, remove=() if added else (added_path,))
+        written = [os.path.join(directory, prefix + name) for name in (TOKENIZER_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE)]
+        written += [path for path in files if path not in written]
         return tuple(written)
 
     @staticmethod
