@@ -255,6 +255,7 @@ class _Loader:
             self._add(builtin_formats, PluginRecord("core", "rembert-core", _core_version()), registry)
             allowed = _allowed_names()
             autoload = not _env_flag("REMBERT_DISABLE_PLUGIN_AUTOLOAD")
+            timeout = _import_timeout() if autoload else None
             for ep in _entry_points() if autoload else []:
                 dist = getattr(ep, "dist", None)
                 record = PluginRecord(
@@ -267,7 +268,7 @@ class _Loader:
                     registry.plugins.append(record)
                     continue
                 try:
-                    plugin = _load_entry_point(ep)
+                    plugin = _load_entry_point(ep, timeout)
                 except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() must not end the host
                     self._fail(record, exc, "import")
                     registry.plugins.append(record)
@@ -293,9 +294,8 @@ def _import_timeout() -> float | None:
     return value if value > 0 else None
 
 
-def _load_entry_point(ep: metadata.EntryPoint) -> Any:
-    """``ep.load()``, bounded by ``REMBERT_PLUGIN_IMPORT_TIMEOUT`` when it is set."""
-    timeout = _import_timeout()
+def _load_entry_point(ep: metadata.EntryPoint, timeout: float | None) -> Any:
+    """``ep.load()``, given up after ``timeout`` seconds (``REMBERT_PLUGIN_IMPORT_TIMEOUT``) unless None."""
     if timeout is None:
         return ep.load()
     outcome: dict[str, Any] = {}
