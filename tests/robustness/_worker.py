@@ -178,6 +178,18 @@ def op_kill_trials(kind: str, root: str, trials: int, seed: int) -> Any:
     return kill_trials(kind, root, trials, seed)
 
 
+def op_threads(kind: str, calls: int) -> Any:
+    from _longrun import threads
+
+    return threads(kind, calls)
+
+
+def op_leak(kind: str, iterations: int, warmup: int) -> Any:
+    from _longrun import leak
+
+    return leak(kind, iterations, warmup)
+
+
 OPS = {name.removeprefix("op_"): fn for name, fn in globals().items() if name.startswith("op_")}
 
 

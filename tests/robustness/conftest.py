@@ -2,9 +2,11 @@
 
 Every test belongs to one category (its module's ``CATEGORY``, or a ``category`` marker). A test
 counts the cases it tries with the ``cases`` fixture (``cases.add()`` per hypothesis example,
-SIGKILL trial, mutated file, ...). A failing test adds one failure to its category
-(hypothesis stops at the first failing example, shrinks it and reports it). At the end the table is printed (pytest's terminal summary) and written as JSON to
-``reports/robustness.json`` (or ``--robustness-report PATH``).
+SIGKILL trial, mutated file, ...). A failing test adds one failure to its category (hypothesis
+stops at the first failing example, shrinks it and reports it). At the end the table is printed
+(pytest's terminal summary) and written as JSON to ``reports/robustness.json`` (or
+``--robustness-report PATH``). The session-scoped ``worker`` and ``tf_worker`` fixtures are the
+subprocesses that run risky cases (see ``_worker.py``).
 """
 
 from __future__ import annotations
@@ -87,10 +89,10 @@ def tf_worker() -> Iterator[Any]:
 
 
 @pytest.fixture
-def cases(request: pytest.FixtureRequest) -> Iterator[Cases]:
+def cases(request: pytest.FixtureRequest) -> Cases:
     counter = Cases(_category(request.node))
     request.node._robustness_cases = counter
-    yield counter
+    return counter
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -116,7 +118,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     widths = [max(len(str(r[i])) for r in [headers, *rows, total]) for i in range(4)]
 
     def line(row: tuple[object, ...]) -> str:
-        return "  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(row, widths)))
+        return "  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True)))
 
     terminalreporter.section("robustness: cases tried and failures per category")
     terminalreporter.write_line(line(headers))

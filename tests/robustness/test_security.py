@@ -207,7 +207,7 @@ def _escape_cases(tmp_path: Path, outside: Path) -> Iterator[tuple[str, Path]]:
 def test_index_paths_cannot_escape(tmp_path: Path, outside: Path, cases: Any) -> None:
     from rembert_torch import RemBertModel
 
-    for what, directory in _escape_cases(tmp_path, outside):
+    for _what, directory in _escape_cases(tmp_path, outside):
         with pytest.raises(CheckpointError, match="escapes the checkpoint directory|invalid shard path|does not exist"):
             open_weights(directory)
         with pytest.raises(CheckpointError):
