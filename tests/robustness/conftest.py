@@ -118,7 +118,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     widths = [max(len(str(r[i])) for r in [headers, *rows, total]) for i in range(4)]
 
     def line(row: tuple[object, ...]) -> str:
-        return "  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True)))
+        cells = zip(row, widths, strict=True)
+        return "  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(cells))
 
     terminalreporter.section("robustness: cases tried and failures per category")
     terminalreporter.write_line(line(headers))

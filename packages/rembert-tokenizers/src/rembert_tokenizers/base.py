@@ -59,6 +59,10 @@ ADDED_TOKENS_FILE = "added_tokens.json"
 VOCAB_FILE = "sentencepiece.model"
 
 _PADDING = ("longest", "max_length", "do_not_pad")
+
+#: Longest row padding may produce (2**24 tokens): a larger ``max_length`` or ``pad_to_multiple_of``
+#: is refused rather than building rows that cannot fit in memory.
+MAX_PADDED_LENGTH = 2**24
 #: from_pretrained arguments of the reference that concern hub downloads; accepted and ignored.
 _HUB_ARGUMENTS = (
     "cache_dir",
@@ -208,6 +212,14 @@ def _strip_accents(text: str) -> str:
     """NFKD, then drop combining marks (``keep_accents=False``)."""
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _check_padded_length(target: int | None) -> None:
+    if target is not None and target > MAX_PADDED_LENGTH:
+        raise InputError(
+            f"padding to {target} tokens per row is refused (at most {MAX_PADDED_LENGTH}): check max_length "
+            "and pad_to_multiple_of"
+        )
 
 
 class RemBertTokenizerBase(abc.ABC):
@@ -1369,6 +1381,7 @@ class RemBertTokenizerBase(abc.ABC):
             target = max_len
         if target is not None and pad_to_multiple_of is not None and target % pad_to_multiple_of != 0:
             target = (target // pad_to_multiple_of + 1) * pad_to_multiple_of
+        _check_padded_length(target)
 
         data: dict[str, Any] = {}
         pad_id = self.pad_token_id if self.pad_token_id is not None else 0
@@ -1502,6 +1515,7 @@ class RemBertTokenizerBase(abc.ABC):
         target = max(lengths, default=0) if pad == "longest" else max_len if pad == "max_length" else None
         if target is not None and pad_to_multiple_of is not None and target % pad_to_multiple_of != 0:
             target = (target // pad_to_multiple_of + 1) * pad_to_multiple_of
+        _check_padded_length(target)
         fills = {
             "input_ids": self.pad_token_id if self.pad_token_id is not None else 0,
             "token_type_ids": self.pad_token_type_id,
