@@ -136,7 +136,7 @@ SAVE_JOURNAL = ".rembert-save-journal.json"
 
 
 def atomic_write_files(
-    files: Mapping[str | os.PathLike[str], bytes], *, remove: tuple[str | os.PathLike[str], ...] = ()
+    files: Mapping[str, bytes] | Mapping[Path, bytes], *, remove: tuple[str | os.PathLike[str], ...] = ()
 ) -> None:
     """Replace several files of one directory that belong together (a tokenizer's) as one unit.
 
