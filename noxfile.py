@@ -172,7 +172,7 @@ def robustness(session: nox.Session) -> None:
     """
     install(session, CORE, TORCH, TF, TOKENIZERS, extra=(*TEST_DEPS, "torch", *TF_RUNTIME, "h5py"))
     (ROOT / "reports").mkdir(exist_ok=True)
-    pytest(session, "tests/robustness")
+    pytest(session, "tests/robustness", "--durations=10")
 
 
 @nox.session(python=PYTHON, default=False)

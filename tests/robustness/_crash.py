@@ -4,8 +4,8 @@ Two complete states, A and B, of one kind of artifact (a PyTorch or TensorFlow c
 ``save_pretrained``, the output of ``rembert convert``, a slow or fast tokenizer's files) are known
 in memory. The destination is seeded with a complete save of A. Each trial forks a child that saves
 the other state over the destination; after a random delay (uniform over 1.2x the duration of
-an unkilled save in a forked child, so kills land before, during and after the writes) the child gets SIGKILL. What then
-loads from the destination must equal, exactly, the state before the trial or the state the child
+an unkilled save in a forked child, widened while no kill has landed after a save's end, so kills
+land before, during and after the writes) the child gets SIGKILL. What then loads from the destination must equal, exactly, the state before the trial or the state the child
 was writing; that state is the "before" of the next trial. A and B differ in every tensor and in
 layout (single file vs. shards), so any mix of their files shows.
 """
@@ -254,9 +254,12 @@ def kill_trials(kind: str, root: str, trials: int, seed: int) -> dict[str, Any]:
         return {"failure": f"the seeded state A reads back as: {current}"}
     outcomes = {"kept previous": 0, "new complete": 0}
     delays = []
+    scale = 1.2 * duration
     for trial in range(trials):
         target = "B" if current == "A" else "A"
-        delay = rng.uniform(0, 1.2 * duration)
+        if trial and trial % 5 == 0 and not outcomes["new complete"]:
+            scale *= 2  # saves run slower than the timing run (a loaded machine): reach their end too
+        delay = rng.uniform(0, scale)
         delays.append(delay)
         command = by_name[target].command
         if command is not None:
