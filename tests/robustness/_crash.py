@@ -3,11 +3,12 @@
 Two complete states, A and B, of one kind of artifact (a PyTorch or TensorFlow checkpoint written by
 ``save_pretrained``, the output of ``rembert convert``, a slow or fast tokenizer's files) are known
 in memory. The destination is seeded with a complete save of A. Each trial forks a child that saves
-the other state over the destination; after a random delay (uniform over 1.2x the duration of
-an unkilled save in a forked child, widened while no kill has landed after a save's end, so kills
-land before, during and after the writes) the child gets SIGKILL. What then loads from the destination must equal, exactly, the state before the trial or the state the child
-was writing; that state is the "before" of the next trial. A and B differ in every tensor and in
-layout (single file vs. shards), so any mix of their files shows.
+the other state over the destination; after a random delay (uniform over 1.2x the duration of an
+unkilled save in a forked child, widened while no kill has landed after a save's end, so kills land
+before, during and after the writes) the child gets SIGKILL. What then loads from the destination
+must equal, exactly, the state before the trial or the state the child was writing; that state is
+the "before" of the next trial. A and B differ in every tensor and in layout (single file vs.
+shards), so any mix of their files shows.
 """
 
 from __future__ import annotations
