@@ -45,6 +45,11 @@ class Cases:
         self.category = category
         self.count = 0
 
+    def note(self, kind: str, n: int) -> None:
+        """Record a detail (e.g. an outcome count) shown under the table, without counting cases."""
+        tally = TALLIES.setdefault(self.category, Tally())
+        tally.details[kind] = tally.details.get(kind, 0) + n
+
     def add(self, n: int = 1, kind: str | None = None) -> None:
         tally = TALLIES.setdefault(self.category, Tally())
         tally.cases += n
