@@ -39,6 +39,7 @@ nox.options.sessions = [
     "tests-distributed",
     "parity",
     "docs",
+    "robustness",
 ]
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
@@ -132,7 +133,7 @@ def tests_cross(session: nox.Session) -> None:
         TOKENIZERS,
         extra=(*TEST_DEPS, "torch", *TF_RUNTIME, *ORACLE, "tf-keras"),
     )
-    pytest(session, "tests", "--ignore=tests/test_parity.py", "--ignore=tests/distributed")
+    pytest(session, "tests", "--ignore=tests/test_parity.py", "--ignore=tests/distributed", "--ignore=tests/robustness")
     pytest(session, f"{TOKENIZERS}/tests", "-k", TOKENIZER_FRAMEWORK_TESTS)
 
 
@@ -196,6 +197,18 @@ def docs(session: nox.Session) -> None:
     sphinx = ("python", "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-n")
     session.run(*sphinx, "docs", str(build / "html"), env=env)
     session.run("python", "-m", "pytest", "docs/tests", *session.posargs, env=env)
+
+
+@nox.session(python=PYTHON)
+def robustness(session: nox.Session) -> None:
+    """Fuzzing, corrupted files, malicious pickles, SIGKILL mid-write, hostile plugins, threads and leaks.
+
+    Prints a table of categories x cases tried x failures and writes it to ``reports/robustness.json``.
+    Every package is installed, without the reference (the suite checks invariants, not numbers).
+    """
+    install(session, CORE, TORCH, TF, TOKENIZERS, extra=(*TEST_DEPS, "torch", *TF_RUNTIME, "h5py"))
+    (ROOT / "reports").mkdir(exist_ok=True)
+    pytest(session, "tests/robustness", "--durations=10")
 
 
 @nox.session(python=PYTHON, default=False)

@@ -176,3 +176,29 @@ def test_num_labels_override_follows_the_reference(tmp_path: Path) -> None:
     assert other.id2label == {i: f"LABEL_{i}" for i in range(5)}
     fewer = RemBertConfig.from_pretrained(tmp_path, num_labels=2)
     assert fewer.label2id == {"LABEL_0": 0, "LABEL_1": 1}
+
+
+# -- found by the robustness suite (tests/robustness) -------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["layer_norm_eps", "initializer_range", "hidden_dropout_prob"])
+def test_a_huge_integer_for_a_float_field_is_a_config_error(tmp_path: Path, field: str) -> None:
+    """float(10**400) overflows: it used to escape as a bare OverflowError."""
+    path = tmp_path / "config.json"
+    path.write_text(f'{{"{field}": 1{"0" * 400}}}')
+    with pytest.raises(ConfigError, match=f"{field} must be a finite number"):
+        RemBertConfig.from_json_file(path)
+
+
+def test_a_config_claiming_a_trillion_labels_is_refused_without_allocating(tmp_path: Path) -> None:
+    """num_labels 10**12 used to build 10**12 label names (MemoryError or a hang)."""
+    from rembert_core.config import MAX_NUM_LABELS
+
+    path = tmp_path / "config.json"
+    path.write_text('{"num_labels": 1000000000000}')
+    with pytest.raises(ConfigError, match="num_labels must be <= "):
+        RemBertConfig.from_json_file(path)
+    config = RemBertConfig(num_labels=3)
+    with pytest.raises(ConfigError, match="num_labels must be <= "):
+        config.num_labels = MAX_NUM_LABELS + 1
+    assert RemBertConfig(num_labels=MAX_NUM_LABELS).num_labels == MAX_NUM_LABELS

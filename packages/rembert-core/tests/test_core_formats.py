@@ -299,3 +299,46 @@ def test_original_tf_checkpoint_names(variable: str, expected: tuple[str, bool] 
     from rembert_core.tf_names import tf_checkpoint_name
 
     assert tf_checkpoint_name(variable) == expected
+
+
+# -- found by the robustness suite (tests/robustness/test_plugins.py) ------------------------------
+
+
+def _crash(path: Path) -> object:
+    raise ZeroDivisionError("reader bug")
+
+
+def _register_format(detect: object, opener: str) -> None:
+    from rembert_core import hookimpl
+    from rembert_core.formats import CheckpointFormat
+    from rembert_core.plugins import register_plugin
+
+    class Plugin:
+        @hookimpl
+        def register_checkpoint_formats(self, register: object) -> None:
+            register(CheckpointFormat(name="hostile", detect=detect, opener=opener, precedence=-1))  # type: ignore[operator,arg-type]
+
+    register_plugin(Plugin(), name="hostile")
+
+
+def test_a_format_whose_detect_crashes_is_skipped(make_checkpoint: object) -> None:
+    """A third-party detect() raising ValueError used to break loading of every checkpoint."""
+    from rembert_core.plugins import PluginWarning
+
+    _register_format(_crash, f"{__name__}:_crash")
+    directory = make_checkpoint()  # type: ignore[operator]
+    with pytest.warns(PluginWarning, match="checkpoint format 'hostile' .* failed to inspect"):
+        assert len(open_weights(directory)) > 0
+
+
+def test_a_format_whose_opener_crashes_is_a_checkpoint_error(make_checkpoint: object) -> None:
+    """The opener's ZeroDivisionError used to escape bare; a missing opener was a bare AttributeError."""
+    _register_format(lambda path: path, f"{__name__}:_crash")
+    with pytest.raises(CheckpointError, match="format 'hostile' .* failed: ZeroDivisionError: reader bug"):
+        open_weights(make_checkpoint())  # type: ignore[operator]
+    from rembert_core.plugins import reset_plugins
+
+    reset_plugins()
+    _register_format(lambda path: path, f"{__name__}:_no_such_opener")
+    with pytest.raises(CheckpointError, match="names opener .* which does not exist"):
+        open_weights(make_checkpoint(name="other"))  # type: ignore[operator]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from rembert_core import Backend, PluginError, RemBertConfig, TokenizerSpec, hookimpl
-from rembert_core.plugins import PluginWarning, get_backend, get_backends, get_registry, register_plugin
+from rembert_core.plugins import PluginWarning, get_backend, get_backends, get_registry, register_plugin, reset_plugins
 
 
 class DummyBackend(Backend):
@@ -265,3 +265,42 @@ def test_cli_backends_survives_broken_plugins(fake_site: Path) -> None:
     env_strict = run_cli(fake_site, "backends", env={"REMBERT_STRICT_PLUGINS": "1"})
     assert env_strict.returncode == 2
     assert env_strict.stderr.count("\n") == 1 and "failed to import" in env_strict.stderr
+
+
+# -- found by the robustness suite (tests/robustness/test_plugins.py) ------------------------------
+
+
+def _site_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, source: str) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    install_fake_distribution(site, f"rembert-fake-{key}", f"fake_{key}", f"fake_{key}_mod", source)
+    install_fake_distribution(site, "rembert-fake-good", "fake_good", "fake_good_mod", PLUGIN_SOURCES["good"])
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delenv("REMBERT_DISABLE_PLUGIN_AUTOLOAD")
+
+
+def test_a_plugin_calling_sys_exit_at_import_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SystemExit is not an Exception: it used to end the host process."""
+    _site_with(tmp_path, monkeypatch, "exit", "import sys\nsys.exit(3)\n")
+    with pytest.warns(PluginWarning, match="'fake_exit' of distribution 'rembert-fake-exit' failed to import"):
+        registry = get_registry()
+    assert "fakegood" in registry.backends
+
+
+def test_a_plugin_hanging_at_import_is_given_up_after_the_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a bound, a plugin sleeping at import hung the host; REMBERT_PLUGIN_IMPORT_TIMEOUT bounds it."""
+    import time
+
+    _site_with(tmp_path, monkeypatch, "slow", "import time\ntime.sleep(30)\n")
+    monkeypatch.setenv("REMBERT_PLUGIN_IMPORT_TIMEOUT", "0.5")
+    start = time.monotonic()
+    with pytest.warns(PluginWarning, match=r"failed to import .*did not finish within 0.5 s"):
+        registry = get_registry()
+    assert time.monotonic() - start < 10
+    assert "fakegood" in registry.backends
+    monkeypatch.setenv("REMBERT_PLUGIN_IMPORT_TIMEOUT", "soon")
+    reset_plugins()
+    with pytest.raises(PluginError, match="REMBERT_PLUGIN_IMPORT_TIMEOUT must be a number"):
+        get_registry()

@@ -220,3 +220,73 @@ def test_dtype_code() -> None:
     assert dtype_code(np.complex64, strict=False) == "complex64"
     with pytest.raises(CheckpointError, match="complex64 has no safetensors equivalent"):
         dtype_code(np.complex64)
+
+
+# -- several files as one unit (found by the robustness suite's SIGKILL trials on tokenizer saves) -----
+
+
+def _crash_after_renames(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """Make os.replace in serialization fail after ``n`` renames, as a crash between renames would."""
+    import rembert_core.serialization as serialization
+
+    real = os.replace
+    calls = {"n": 0}
+
+    def replace(src: object, dst: object) -> None:
+        if calls["n"] >= n:
+            raise KeyboardInterrupt("simulated crash")
+        calls["n"] += 1
+        real(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(serialization.os, "replace", replace)
+
+
+def test_atomic_write_files_interrupted_between_renames_is_finished_by_recovery(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rembert_core.serialization import SAVE_JOURNAL, atomic_write_files, recover_interrupted_save
+
+    atomic_write_files({tmp_path / "a": b"old a", tmp_path / "b": b"old b", tmp_path / "stale": b"x"})
+    # renames: the journal itself (1), then "a" (2); the crash hits before "b"
+    _crash_after_renames(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_files({tmp_path / "a": b"new a", tmp_path / "b": b"new b"}, remove=(tmp_path / "stale",))
+    monkeypatch.undo()
+    assert (tmp_path / "a").read_bytes() == b"new a" and (tmp_path / "b").read_bytes() == b"old b"  # the mix...
+    recover_interrupted_save(tmp_path)  # ...that every loader finishes first
+    assert (tmp_path / "a").read_bytes() == b"new a" and (tmp_path / "b").read_bytes() == b"new b"
+    assert not (tmp_path / "stale").exists() and not (tmp_path / SAVE_JOURNAL).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+
+
+def test_atomic_write_files_interrupted_before_the_journal_keeps_the_old_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rembert_core.serialization import atomic_write_files, recover_interrupted_save
+
+    atomic_write_files({tmp_path / "a": b"old a", tmp_path / "b": b"old b"})
+    _crash_after_renames(monkeypatch, 0)  # the journal's own rename fails: no commit
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_files({tmp_path / "a": b"new a", tmp_path / "b": b"new b"})
+    monkeypatch.undo()
+    recover_interrupted_save(tmp_path)
+    assert (tmp_path / "a").read_bytes() == b"old a" and (tmp_path / "b").read_bytes() == b"old b"
+
+
+@pytest.mark.parametrize(
+    "journal",
+    [
+        {"replace": {"../x": ".x.1.tmp"}, "remove": []},
+        {"replace": {"a": "../.a.1.tmp"}, "remove": []},
+        {"replace": {"a": ".b.1.tmp"}, "remove": []},
+        {"replace": {}, "remove": ["/etc/passwd"]},
+        {"replace": {}, "remove": ["sub/../../x"]},
+        "not a journal",
+    ],
+)
+def test_a_hostile_journal_is_refused(tmp_path: Path, journal: object) -> None:
+    from rembert_core.serialization import SAVE_JOURNAL, recover_interrupted_save
+
+    (tmp_path / SAVE_JOURNAL).write_text(json.dumps(journal))
+    with pytest.raises(CheckpointError, match="journal of an interrupted save"):
+        recover_interrupted_save(tmp_path)

@@ -138,3 +138,44 @@ def test_errors_are_value_errors(setup):
         model(input_ids=_bad_ids(batch, 500))
     assert issubclass(InputError, ValueError)
     assert TFRemBertModel is not None
+
+
+# -- found by the robustness suite (tests/robustness) -------------------------------------------
+
+
+@pytest.mark.parametrize("value", [7.0, -1.0, float("inf"), float("nan")])
+def test_attention_mask_values_outside_zero_one_are_refused(config_factory, batch_factory, value):
+    """A mask value of 7 (or inf, NaN) used to give non-finite hidden states silently."""
+    config = config_factory("tiny")
+    model, batch = TFRemBertModel(config), batch_factory(config)
+    mask = batch["attention_mask"].astype(np.float32)
+    mask[0, 1] = value
+    with pytest.raises(InputError, match=r"attention_mask values must be in \[0, 1\]"):
+        model(**{**batch, "attention_mask": mask})
+    fn = tf.function(lambda m: model(input_ids=batch["input_ids"], attention_mask=m).last_hidden_state)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"attention_mask values must be in \[0, 1\]"):
+        fn(tf.constant(mask))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.int8])
+def test_small_integer_ids_work_like_int32(config_factory, batch_factory, dtype):
+    """uint8 input_ids used to fail inside tf.gather with a bare InvalidArgumentError."""
+    config = config_factory("tiny")
+    model, batch = TFRemBertModel(config), batch_factory(config, seq=5)
+    ids = batch["input_ids"] % min(config.vocab_size, 127)
+    expected = model(input_ids=ids, attention_mask=batch["attention_mask"]).last_hidden_state
+    got = model(input_ids=ids.astype(dtype), attention_mask=batch["attention_mask"].astype(dtype)).last_hidden_state
+    np.testing.assert_array_equal(got.numpy(), expected.numpy())
+
+
+@pytest.mark.parametrize(
+    ("shape", "position_shape"), [((2, 0), None), ((0, 3), None), ((1, 3), (0,)), ((2, 3), (3, 3))]
+)
+def test_empty_inputs_and_mismatched_positions_are_input_errors(config_factory, shape, position_shape):
+    """Empty sequences failed in the pooler with a bare InvalidArgumentError; an empty batch returned nothing."""
+    model = TFRemBertModel(config_factory("tiny"))
+    kwargs = {"input_ids": np.ones(shape, np.int32)}
+    if position_shape is not None:
+        kwargs["position_ids"] = np.zeros(position_shape, np.int32)
+    with pytest.raises(InputError, match="at least one sequence and one token|position_ids has shape"):
+        model(**kwargs)

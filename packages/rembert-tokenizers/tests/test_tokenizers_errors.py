@@ -183,3 +183,23 @@ def test_bad_side_attributes(en_model):
         tok(["a", "b c"], padding=True)
     with pytest.raises(InputError, match="padding_side"):
         RemBertTokenizerFast(en_model, padding_side="center")
+
+
+# -- found by the robustness suite (tests/robustness/test_fuzz_tokenizers.py) ------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"padding": "max_length", "max_length": 2**63},
+        {"padding": "max_length", "max_length": 10**12},
+        {"padding": True, "pad_to_multiple_of": 2**40},
+    ],
+)
+def test_padding_to_an_absurd_length_is_an_input_error(tok, kwargs):
+    """padding="max_length" with max_length=2**63 used to build the padded rows until MemoryError."""
+    with pytest.raises(InputError, match="padding to .* tokens per row is refused"):
+        tok("hello", **kwargs)
+    with pytest.raises(InputError, match="padding to .* tokens per row is refused"):
+        tok.pad({"input_ids": [[5, 6]]}, **kwargs)
+    assert len(tok("hello", padding="max_length", max_length=64)["input_ids"]) == 64

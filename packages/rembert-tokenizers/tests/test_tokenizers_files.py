@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +106,51 @@ def test_slow_files_equal_the_reference_files(en_model, tmp_path, transformers):
             assert json.loads(ours.read_text()) == json.loads(reference.read_text()), name
         else:
             assert ours.read_bytes() == reference.read_bytes(), name
+
+
+# -- found by the robustness suite (tests/robustness/test_crash_safety.py) --------------------------
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_a_later_save_does_not_inherit_added_tokens_of_an_earlier_one(
+    tmp_path: Path, en_model: Path, fast: bool
+) -> None:
+    """A previous save's added tokens must not leak into a later save into the same directory."""
+    from rembert_tokenizers import RemBertTokenizer, RemBertTokenizerFast
+
+    cls = RemBertTokenizerFast if fast else RemBertTokenizer
+    with_extra = cls(str(en_model))
+    with_extra.add_tokens(["<old_extra>"])
+    with_extra.save_pretrained(tmp_path)
+    plain = cls(str(en_model))
+    plain.save_pretrained(tmp_path)
+    loaded = cls.from_pretrained(tmp_path)
+    assert len(loaded) == len(plain)
+    assert loaded("a <old_extra> b")["input_ids"] == plain("a <old_extra> b")["input_ids"]
+
+
+def test_a_save_interrupted_after_its_commit_point_loads_as_the_new_tokenizer(
+    tmp_path: Path, en_model: Path, ja_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed between its renames, a save used to leave a mix of old and new files that loaded."""
+    import rembert_core.serialization as serialization
+    from rembert_tokenizers import RemBertTokenizer
+
+    RemBertTokenizer(str(en_model)).save_pretrained(tmp_path)
+    new = RemBertTokenizer(str(ja_model))
+    new.add_tokens(["<new_extra>"])
+    real, calls = os.replace, {"n": 0}
+
+    def replace(src: object, dst: object) -> None:
+        calls["n"] += 1
+        if calls["n"] > 3:  # the journal and two files renamed, then the "crash"
+            raise KeyboardInterrupt("simulated crash")
+        real(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(serialization.os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        new.save_pretrained(tmp_path)
+    monkeypatch.undo()
+    loaded = RemBertTokenizer.from_pretrained(tmp_path)
+    text = "吾輩は猫である <new_extra>"
+    assert loaded(text)["input_ids"] == new(text)["input_ids"] and len(loaded) == len(new)

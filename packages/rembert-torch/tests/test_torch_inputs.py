@@ -310,3 +310,28 @@ def test_valid_edge_inputs_run(cfg: dict[str, Any]) -> None:
     labels = torch.full((2, 4), -100)
     labels[0, 1] = 300
     assert torch.isfinite(labelled(IDS, labels=labels).loss)
+
+
+# -- found by the robustness suite (tests/robustness) -------------------------------------------
+
+
+@pytest.mark.parametrize("value", [7.0, -1.0, float("inf"), float("nan"), 2.0**31])
+def test_attention_mask_values_outside_zero_one_are_refused(cfg: dict[str, Any], value: float) -> None:
+    """A mask value of 7 (or inf, NaN) used to give non-finite hidden states silently."""
+    model = RemBertModel(RemBertConfig(**cfg)).eval()
+    mask = MASK.clone().float()
+    mask[0, 1] = value
+    with pytest.raises(InputError, match=r"attention_mask contains .*values must be in \[0, 1\]"):
+        model(IDS, attention_mask=mask)
+    assert torch.isfinite(model(IDS, attention_mask=MASK * 0.5).last_hidden_state).all()  # soft masks still work
+
+
+@pytest.mark.parametrize("dtype", [torch.int16, torch.uint8, torch.int8])
+def test_small_integer_ids_work_like_int64(cfg: dict[str, Any], dtype: torch.dtype) -> None:
+    """int16 token_type_ids/position_ids/input_ids used to fail inside nn.Embedding with a bare RuntimeError."""
+    model = RemBertModel(RemBertConfig(**cfg)).eval()
+    types = torch.tensor([[0, 1, 2, 0], [1, 1, 0, 0]])
+    positions = torch.arange(4).expand(2, 4)
+    expected = model(IDS, token_type_ids=types, position_ids=positions).last_hidden_state
+    got = model(IDS.to(dtype), token_type_ids=types.to(dtype), position_ids=positions.to(dtype)).last_hidden_state
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)

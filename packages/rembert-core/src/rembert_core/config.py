@@ -49,6 +49,10 @@ _PROBABILITIES = ("hidden_dropout_prob", "attention_probs_dropout_prob", "classi
 _OPTIONAL_TOKEN_IDS = ("pad_token_id", "bos_token_id", "eos_token_id")
 _BOOLS = ("use_cache", "is_decoder", "add_cross_attention", "tie_word_embeddings")
 
+#: Largest ``num_labels`` a config may ask for: the labels are generated eagerly, so a config.json
+#: claiming 10**12 labels must be refused rather than exhaust memory building their names.
+MAX_NUM_LABELS = 2**20
+
 
 @dataclass(eq=False)
 class RemBertConfig:
@@ -105,7 +109,7 @@ class RemBertConfig:
             self.id2label = _int_keys(self.id2label, "id2label")
             object.__setattr__(self, "num_labels", len(self.id2label))
         else:
-            n = _require_int(self.num_labels, "num_labels", minimum=0)
+            n = _require_num_labels(self.num_labels)
             self.id2label = {i: f"LABEL_{i}" for i in range(n)}
         if self.label2id is None:
             self.label2id = {name: i for i, name in self.id2label.items()}
@@ -117,7 +121,7 @@ class RemBertConfig:
         if "extra" not in self.__dict__:  # still inside the dataclass __init__
             return
         if name == "num_labels" and (self.id2label is None or len(self.id2label) != value):
-            n = _require_int(value, "num_labels", minimum=0)
+            n = _require_num_labels(value)
             object.__setattr__(self, "id2label", {i: f"LABEL_{i}" for i in range(n)})
             object.__setattr__(self, "label2id", {f"LABEL_{i}": i for i in range(n)})
         elif name == "id2label" and value is not None:
@@ -293,10 +297,23 @@ def _require_int(value: Any, name: str, *, minimum: int) -> int:
     return value
 
 
+def _require_num_labels(value: Any) -> int:
+    n = _require_int(value, "num_labels", minimum=0)
+    if n > MAX_NUM_LABELS:
+        raise ConfigError(f"num_labels must be <= {MAX_NUM_LABELS}, got {n}")
+    return n
+
+
 def _require_float(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
+    try:
+        result = float(value)  # a huge int overflows here
+    except OverflowError:
+        raise ConfigError(f"{name} must be a finite number, got an integer of {len(str(value))} digits") from None
+    if not math.isfinite(result):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    return result
 
 
 def _int_keys(mapping: Any, name: str) -> dict[int, str]:

@@ -19,12 +19,13 @@ from __future__ import annotations
 import glob
 import importlib
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rembert_core.errors import CheckpointError
+from rembert_core.errors import CheckpointError, RemBertError
 from rembert_core.hookspecs import hookimpl
 from rembert_core.serialization import (
     SAFE_WEIGHTS_INDEX_NAME,
@@ -83,11 +84,25 @@ class CheckpointFormat:
             raise CheckpointError(
                 f"reading {path} as {self.name} needs {module_name}, which fails to import: {exc}"
             ) from exc
-        source = function(path)
+        except AttributeError:
+            raise CheckpointError(
+                f"format {self.name!r} ({self._origin()}) names opener {self.opener!r}, which does not exist"
+            ) from None
+        try:
+            source = function(path)
+        except RemBertError:
+            raise
+        except Exception as exc:  # a third-party reader's own bug must not escape as a bare exception
+            raise CheckpointError(
+                f"reading {path}: format {self.name!r} ({self._origin()}) failed: {type(exc).__name__}: {exc}"
+            ) from exc
         if not isinstance(source, TensorSource):
             raise CheckpointError(f"format {self.name!r} opener returned {type(source).__name__}, not a TensorSource")
         source.format = self.name
         return source
+
+    def _origin(self) -> str:
+        return f"from {self.distribution}" if self.distribution else "registered in code"
 
 
 @dataclass(frozen=True)
@@ -112,6 +127,16 @@ def detect_format(path: str | os.PathLike[str]) -> Detected:
         try:
             found = fmt.detect(path)
         except OSError:
+            found = None
+        except Exception as exc:  # a third-party detect() that crashes is skipped, not fatal to every load
+            from rembert_core.plugins import PluginWarning
+
+            warnings.warn(
+                f"checkpoint format {fmt.name!r} ({fmt._origin()}) failed to inspect {path} and was skipped "
+                f"({type(exc).__name__}: {exc})",
+                PluginWarning,
+                stacklevel=2,
+            )
             found = None
         if found is not None:
             hits.append((fmt, found))

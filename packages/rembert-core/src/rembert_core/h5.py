@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -73,8 +74,20 @@ class H5Checkpoint(TensorSource):
             self._file = h5py.File(path, "r")
         except FileNotFoundError:
             raise CheckpointError(f"checkpoint file not found: {path}") from None
-        except OSError as exc:
+        except (OSError, ValueError, RuntimeError) as exc:
             raise CheckpointError(f"{path} is not a valid HDF5 file: {exc}") from None
+        try:
+            self._index(h5py)
+        except CheckpointError:
+            self._file.close()
+            raise
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:  # h5py on a corrupt file
+            self._file.close()
+            raise CheckpointError(f"{path} is not a readable tf_model.h5: {type(exc).__name__}: {exc}") from None
+
+    def _index(self, h5py: Any) -> None:
+        """Map every dataset to its canonical name, reading shapes and dtypes only."""
+        path = self._path
         self.metadata = {k: str(v) for k, v in self._file.attrs.items() if k in ("backend", "keras_version")}
         self._datasets: dict[str, tuple[str, bool]] = {}
         self._infos: dict[str, TensorInfo] = {}
@@ -107,7 +120,7 @@ class H5Checkpoint(TensorSource):
         h5_name, transpose = self._datasets[name]
         try:
             value = np.asarray(self._file[h5_name][()])
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
             raise CheckpointError(f"cannot read {h5_name!r} from {self._path}: {exc}") from None
         return np.ascontiguousarray(value.T) if transpose else value
 

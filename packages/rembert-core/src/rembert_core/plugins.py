@@ -15,6 +15,14 @@ Environment variables:
     Load only the entry points with these names (empty string: load none).
 ``REMBERT_DISABLE_PLUGIN_AUTOLOAD=1``
     Load no entry point at all; plugins registered in code still work.
+``REMBERT_PLUGIN_IMPORT_TIMEOUT=seconds``
+    Import each entry point in a helper thread and give up on it (recorded as failed, or
+    :class:`~rembert_core.errors.PluginError` in strict mode) if its import has not finished in that
+    time. Unset (the default), imports run in the calling thread without a limit, so a plugin that
+    hangs at import hangs the host: set this in services, or restrict loading with ``REMBERT_PLUGINS``.
+    A timed-out import cannot be cancelled; its thread is left behind (as a daemon thread).
+
+A plugin that raises at import or registration, including ``SystemExit``, is skipped as above.
 
 Loading happens once, on first use (:func:`get_registry`), under a lock.
 """
@@ -229,7 +237,7 @@ class _Loader:
     def _add(self, plugin: object, record: PluginRecord, registry: Registry) -> None:
         try:
             self._call_hooks(plugin, record, registry)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             record.backends.clear()
             record.tokenizers.clear()
             record.formats.clear()
@@ -247,6 +255,7 @@ class _Loader:
             self._add(builtin_formats, PluginRecord("core", "rembert-core", _core_version()), registry)
             allowed = _allowed_names()
             autoload = not _env_flag("REMBERT_DISABLE_PLUGIN_AUTOLOAD")
+            timeout = _import_timeout() if autoload else None
             for ep in _entry_points() if autoload else []:
                 dist = getattr(ep, "dist", None)
                 record = PluginRecord(
@@ -259,8 +268,8 @@ class _Loader:
                     registry.plugins.append(record)
                     continue
                 try:
-                    plugin = ep.load()
-                except Exception as exc:
+                    plugin = _load_entry_point(ep, timeout)
+                except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() must not end the host
                     self._fail(record, exc, "import")
                     registry.plugins.append(record)
                     continue
@@ -272,6 +281,39 @@ class _Loader:
                 raise PluginError(f"backend {name!r} is registered by several distributions: {', '.join(dists)}")
             self.registry = registry
             return registry
+
+
+def _import_timeout() -> float | None:
+    raw = os.environ.get("REMBERT_PLUGIN_IMPORT_TIMEOUT", "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise PluginError(f"REMBERT_PLUGIN_IMPORT_TIMEOUT must be a number of seconds, got {raw!r}") from None
+    return value if value > 0 else None
+
+
+def _load_entry_point(ep: metadata.EntryPoint, timeout: float | None) -> Any:
+    """``ep.load()``, given up after ``timeout`` seconds (``REMBERT_PLUGIN_IMPORT_TIMEOUT``) unless None."""
+    if timeout is None:
+        return ep.load()
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["plugin"] = ep.load()
+        except BaseException as exc:  # handed to the loading thread, which decides
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name=f"rembert-plugin-import-{ep.name}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError(f"import did not finish within {timeout:g} s (REMBERT_PLUGIN_IMPORT_TIMEOUT)")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["plugin"]
 
 
 def _entry_points() -> Iterable[metadata.EntryPoint]:

@@ -41,10 +41,12 @@ __all__ = [
     "TensorSource",
     "atomic_path",
     "atomic_write_bytes",
+    "atomic_write_files",
     "dtype_code",
     "open_checkpoint",
     "parse_size",
     "read_weight_map",
+    "recover_interrupted_save",
     "safe_open_file",
     "save_safetensors",
 ]
@@ -127,6 +129,85 @@ def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``target`` atomically (temporary file, fsync, rename)."""
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
+
+
+#: Written by :func:`atomic_write_files` once every new file is complete; its presence means "finish these renames".
+SAVE_JOURNAL = ".rembert-save-journal.json"
+
+
+def atomic_write_files(
+    files: Mapping[str, bytes] | Mapping[Path, bytes], *, remove: tuple[str | os.PathLike[str], ...] = ()
+) -> None:
+    """Replace several files of one directory that belong together (a tokenizer's) as one unit.
+
+    Renaming one file over another is atomic, renaming several is not: a crash between two renames
+    would leave some old and some new files. So: every file is first written completely under a
+    temporary name beside its target and fsync-ed; then a journal (:data:`SAVE_JOURNAL`) naming the
+    renames and removals is written atomically (the commit point); then the renames and removals
+    are done and the journal deleted. A crash before the journal exists leaves the previous files;
+    after, :func:`recover_interrupted_save` (which loaders call first) finishes the renames, giving
+    the new files. Either way what loads is one complete save.
+    """
+    targets = [Path(t) for t in files]
+    directories = {t.parent for t in targets} | {Path(p).parent for p in remove}
+    if len(directories) > 1:
+        raise CheckpointError(f"atomic_write_files writes into one directory, got {sorted(map(str, directories))}")
+    if not targets:
+        return
+    directory = targets[0].parent
+    directory.mkdir(parents=True, exist_ok=True)
+    recover_interrupted_save(directory)  # finish an earlier interrupted save before starting this one
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for target, data in zip(targets, files.values(), strict=True):
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+            staged.append((Path(tmp_name), target))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        journal = {"replace": {t.name: tmp.name for tmp, t in staged}, "remove": [Path(p).name for p in remove]}
+        atomic_write_bytes(directory / SAVE_JOURNAL, json.dumps(journal).encode("utf-8"))
+    except BaseException:
+        for tmp, _ in staged:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        raise
+    recover_interrupted_save(directory)
+
+
+def recover_interrupted_save(directory: str | os.PathLike[str]) -> None:
+    """Finish a save of :func:`atomic_write_files` that was interrupted after its commit point.
+
+    Does nothing when ``directory`` holds no journal. The journal may only rename ``.NAME.*.tmp``
+    files of the directory onto ``NAME`` and remove plain names in it; anything else is refused.
+    """
+    directory = Path(directory)
+    path = directory / SAVE_JOURNAL
+    if not path.is_file():
+        return
+    try:
+        journal = json.loads(path.read_text(encoding="utf-8"))
+        replace, remove = dict(journal["replace"]), list(journal["remove"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: unreadable journal of an interrupted save: {exc}") from None
+    for name, tmp in [*replace.items(), *((r, None) for r in remove)]:
+        plain = isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
+        if not plain or (tmp is not None and not re.fullmatch(re.escape(f".{name}.") + r"[^/\\]+\.tmp", str(tmp))):
+            raise CheckpointError(f"{path}: invalid entry {name!r} -> {tmp!r} in the journal of an interrupted save")
+    try:
+        for name, tmp in replace.items():
+            with contextlib.suppress(FileNotFoundError):  # already renamed (by the saver or another reader)
+                os.replace(directory / tmp, directory / name)
+        for name in remove:
+            with contextlib.suppress(FileNotFoundError):
+                (directory / name).unlink()
+        _fsync_dir(directory)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    except OSError as exc:
+        raise CheckpointError(f"cannot finish the interrupted save recorded in {path}: {exc}") from None
+    _fsync_dir(directory)
 
 
 # -- reading ---------------------------------------------------------------------------------

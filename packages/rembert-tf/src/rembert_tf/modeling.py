@@ -308,6 +308,8 @@ class Embedding(keras.layers.Layer):
         """``ids`` int (...) -> (..., width); ids must already be checked to lie in ``[0, rows)``."""
         from rembert_tf.distributed import gather_with_dense_gradient
 
+        if ids.dtype not in (tf.int32, tf.int64):  # tf.gather takes no uint8/uint16/... indices
+            ids = tf.cast(ids, tf.int64)
         out = gather_with_dense_gradient(tf.convert_to_tensor(self.weight), ids)  # (*ids.shape, width)
         if self.pad_row is not None:
             # As PyTorch's nn.Embedding(padding_idx=...): the padding row gets no gradient.
@@ -853,6 +855,8 @@ class TFRemBertMainLayer(keras.layers.Layer):
         else:
             raise InputError("you have to pass input_ids or inputs_embeds")
         batch, seq = _dim(shape_source, 0), _dim(shape_source, 1)
+        if isinstance(batch, int) and isinstance(seq, int) and (batch < 1 or seq < 1):
+            raise InputError(f"inputs must have at least one sequence and one token, got batch={batch}, seq={seq}")
 
         past_length: Any = 0
         if past_key_values is not None:
@@ -883,6 +887,12 @@ class TFRemBertMainLayer(keras.layers.Layer):
             _require_rank(position_ids, "position_ids", (1, 2), "(batch, seq) or (seq,)")
             if position_ids.shape.rank == 1:
                 position_ids = position_ids[None, :]
+            pos_batch, pos_seq = position_ids.shape[0], position_ids.shape[1]
+            if (isinstance(seq, int) and pos_seq not in (None, seq)) or (
+                isinstance(batch, int) and pos_batch not in (None, 1, batch)
+            ):
+                got = tuple(position_ids.shape.as_list())
+                raise InputError(f"position_ids has shape {got}, expected ({batch}, {seq}) or (1, {seq})")
             position_ids = _check_range(
                 position_ids, "position_ids", config.max_position_embeddings, "must be < max_position_embeddings"
             )
@@ -961,6 +971,12 @@ class TFRemBertMainLayer(keras.layers.Layer):
                 raise InputError(f"attention_mask must be numeric or boolean, got dtype {mask.dtype.name}")
             mask = tf.cast(mask, tf.float32)
             _require_rank(mask, "attention_mask", (2, 3), "(batch, seq) or (batch, seq, seq)")
+            # Values other than 0..1 (7, inf, NaN) would make non-finite outputs (NaN fails both comparisons).
+            mask = _check_condition(
+                tf.reduce_all(tf.logical_and(mask >= 0, mask <= 1)),
+                "attention_mask values must be in [0, 1] (1: attend, 0: masked)",
+                gate=mask,
+            )
             if mask.shape.rank == 2:
                 mask = self._check_same_shape(
                     mask, "attention_mask", batch, seq + past_length, "past length + input length"

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rembert_core import CheckpointError, InputError
-from rembert_core.serialization import atomic_write_bytes
+from rembert_core.serialization import atomic_write_bytes, atomic_write_files
 from rembert_core.tokens import CLS_TOKEN, MASK_TOKEN, PAD_TOKEN, SEP_TOKEN, UNK_TOKEN
 from rembert_tokenizers._trie import TokenTrie
 from rembert_tokenizers.encoding import BatchEncoding, check_tensor_type
@@ -59,6 +59,10 @@ ADDED_TOKENS_FILE = "added_tokens.json"
 VOCAB_FILE = "sentencepiece.model"
 
 _PADDING = ("longest", "max_length", "do_not_pad")
+
+#: Longest row padding may produce (2**24 tokens): a larger ``max_length`` or ``pad_to_multiple_of``
+#: is refused rather than building rows that cannot fit in memory.
+MAX_PADDED_LENGTH = 2**24
 #: from_pretrained arguments of the reference that concern hub downloads; accepted and ignored.
 _HUB_ARGUMENTS = (
     "cache_dir",
@@ -208,6 +212,14 @@ def _strip_accents(text: str) -> str:
     """NFKD, then drop combining marks (``keep_accents=False``)."""
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _check_padded_length(target: int | None) -> None:
+    if target is not None and target > MAX_PADDED_LENGTH:
+        raise InputError(
+            f"padding to {target} tokens per row is refused (at most {MAX_PADDED_LENGTH}): check max_length "
+            "and pad_to_multiple_of"
+        )
 
 
 class RemBertTokenizerBase(abc.ABC):
@@ -1403,6 +1415,7 @@ class RemBertTokenizerBase(abc.ABC):
             target = max_len
         if target is not None and pad_to_multiple_of is not None and target % pad_to_multiple_of != 0:
             target = (target // pad_to_multiple_of + 1) * pad_to_multiple_of
+        _check_padded_length(target)
 
         data: dict[str, Any] = {}
         pad_id = self.pad_token_id if self.pad_token_id is not None else 0
@@ -1536,6 +1549,7 @@ class RemBertTokenizerBase(abc.ABC):
         target = max(lengths, default=0) if pad == "longest" else max_len if pad == "max_length" else None
         if target is not None and pad_to_multiple_of is not None and target % pad_to_multiple_of != 0:
             target = (target // pad_to_multiple_of + 1) * pad_to_multiple_of
+        _check_padded_length(target)
         fills = {
             "input_ids": self.pad_token_id if self.pad_token_id is not None else 0,
             "token_type_ids": self.pad_token_type_id,
@@ -1828,8 +1842,9 @@ class RemBertTokenizerBase(abc.ABC):
         atomic_write_bytes(path, self._model_proto_bytes())
         return (path,)
 
-    def _extra_files(self, directory: str, filename_prefix: str | None) -> list[str]:
-        return []
+    def _extra_payloads(self, directory: str, filename_prefix: str | None) -> dict[str, bytes]:
+        """Files beyond the SentencePiece model and the JSON configs (the fast tokenizer's tokenizer.json)."""
+        return {}
 
     def save_pretrained(
         self, save_directory: str | os.PathLike[str], filename_prefix: str | None = None, **kwargs: Any
@@ -1847,23 +1862,26 @@ class RemBertTokenizerBase(abc.ABC):
             raise CheckpointError(f"save_directory {directory!r} is a file, not a directory")
         os.makedirs(directory, exist_ok=True)
         prefix = filename_prefix + "-" if filename_prefix else ""
-        written = []
-        for name, payload in (
-            (TOKENIZER_CONFIG_FILE, self._config()),
-            (SPECIAL_TOKENS_MAP_FILE, self._special_tokens_map_json()),
-        ):
-            path = os.path.join(directory, prefix + name)
-            atomic_write_bytes(
-                path, (json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
-            )
-            written.append(path)
+
+        def encode(payload: Any) -> bytes:
+            return (json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+        # Every file is staged first and all are renamed together at the end (atomic_write_files), so a
+        # crash while saving over a previous tokenizer leaves its files, not a mix of old and new ones.
+        files: dict[str, bytes] = {
+            os.path.join(directory, prefix + SPECIAL_TOKENS_MAP_FILE): encode(self._special_tokens_map_json()),
+        }
         added = {t.content: i for i, t in sorted(self._added_tokens.items()) if i >= self.vocab_size}
+        added_path = os.path.join(directory, prefix + ADDED_TOKENS_FILE)
         if added:
-            path = os.path.join(directory, prefix + ADDED_TOKENS_FILE)
-            atomic_write_bytes(path, (json.dumps(added, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
-            written.append(path)
-        written.extend(self.save_vocabulary(directory, filename_prefix))
-        written.extend(self._extra_files(directory, filename_prefix))
+            files[added_path] = encode(added)
+        files[os.path.join(directory, prefix + VOCAB_FILE)] = self._model_proto_bytes()
+        files.update(self._extra_payloads(directory, filename_prefix))
+        files[os.path.join(directory, prefix + TOKENIZER_CONFIG_FILE)] = encode(self._config())
+        # A previous save's added_tokens.json would otherwise add its tokens to this tokenizer on loading.
+        atomic_write_files(files, remove=() if added else (added_path,))
+        written = [os.path.join(directory, prefix + name) for name in (TOKENIZER_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE)]
+        written += [path for path in files if path not in written]
         return tuple(written)
 
     @staticmethod

@@ -14,7 +14,7 @@ import os
 from typing import Any, ClassVar
 
 from rembert_core import CheckpointError, InputError
-from rembert_core.serialization import atomic_write_bytes
+from rembert_core.serialization import recover_interrupted_save
 from rembert_core.tokens import CLS_TOKEN, MASK_TOKEN, PAD_TOKEN, SEP_TOKEN, UNK_TOKEN
 from rembert_tokenizers.base import VOCAB_FILE, RemBertTokenizerBase, _Sequence
 from rembert_tokenizers.convert import (
@@ -214,11 +214,10 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
     def _model_proto_bytes(self) -> bytes:
         return self._model.proto_bytes
 
-    def _extra_files(self, directory: str, filename_prefix: str | None) -> list[str]:
+    def _extra_payloads(self, directory: str, filename_prefix: str | None) -> dict[str, bytes]:
         path = os.path.join(directory, (filename_prefix + "-" if filename_prefix else "") + TOKENIZER_FILE)
         payload = json.loads(self.backend_tokenizer.to_str())
-        atomic_write_bytes(path, (json.dumps(payload, indent=2, ensure_ascii=False) + "\n").encode())
-        return [path]
+        return {path: (json.dumps(payload, indent=2, ensure_ascii=False) + "\n").encode()}
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -252,6 +251,7 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
             raise CheckpointError(
                 f"{path!r} is neither a directory nor a file (hub downloads are not supported; pass a local path)"
             )
+        recover_interrupted_save(path)  # a save killed after its commit point is finished first
         vocab = os.path.join(path, VOCAB_FILE)
         tokenizer_json = os.path.join(path, TOKENIZER_FILE)
         has_vocab, has_json = os.path.isfile(vocab), os.path.isfile(tokenizer_json)

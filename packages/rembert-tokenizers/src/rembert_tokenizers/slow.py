@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from rembert_core import CheckpointError
+from rembert_core.serialization import recover_interrupted_save
 from rembert_core.tokens import CLS_TOKEN, MASK_TOKEN, PAD_TOKEN, SEP_TOKEN, UNK_TOKEN
 from rembert_tokenizers.base import VOCAB_FILE, RemBertTokenizerBase, _Sequence
 from rembert_tokenizers.spmodel import SentencePieceModel, load_model_file
@@ -137,6 +138,7 @@ class RemBertTokenizer(RemBertTokenizerBase):
             raise CheckpointError(
                 f"{path!r} is neither a directory nor a file (hub downloads are not supported; pass a local path)"
             )
+        recover_interrupted_save(path)  # a save killed after its commit point is finished first
         vocab = os.path.join(path, VOCAB_FILE)
         if not os.path.isfile(vocab):
             raise CheckpointError(f"{path!r} has no {VOCAB_FILE}")

@@ -131,6 +131,21 @@ def _check_range(tensor: Tensor, name: str, low: int, high: int, *, ignore: int 
         raise InputError(f"{name} contains {bad}, outside the allowed range {allowed}")
 
 
+def _index(ids: Tensor | None) -> Tensor | None:
+    """``ids`` as an index dtype nn.Embedding takes (int32/int64); int16, uint8... ids are already range-checked."""
+    return ids if ids is None or ids.dtype in (torch.int32, torch.int64) else ids.long()
+
+
+def _check_mask_values(mask: Tensor, name: str) -> None:
+    """Raise unless every value of ``mask`` is in [0, 1]: other values (7, inf, NaN) make non-finite outputs."""
+    if mask.numel() == 0 or not _checking_values() or mask.device.type == "meta" or mask.dtype == torch.bool:
+        return
+    values = mask if mask.is_floating_point() else mask.double()
+    bad = ~((values >= 0) & (values <= 1))  # NaN is bad too
+    if bool(bad.any()):
+        raise InputError(f"{name} contains {values[bad][0].item()}; values must be in [0, 1] (1: attend, 0: masked)")
+
+
 def _check_shape(tensor: Tensor, name: str, expected: tuple[int, ...], what: str) -> None:
     if tuple(tensor.shape) != expected:
         raise InputError(f"{name} has shape {tuple(tensor.shape)}, expected {expected} ({what})")
@@ -187,9 +202,9 @@ class RemBertEmbeddings(nn.Module):
     ) -> Tensor:
         """(batch, seq) ids or (batch, seq, input_embedding_size) embeds -> (batch, seq, input_embedding_size)."""
         if inputs_embeds is None:
-            inputs_embeds = self.word_embeddings(input_ids)
-        embeddings = inputs_embeds + self.token_type_embeddings(token_type_ids)
-        embeddings = embeddings + self.position_embeddings(position_ids)
+            inputs_embeds = self.word_embeddings(_index(input_ids))
+        embeddings = inputs_embeds + self.token_type_embeddings(_index(token_type_ids))
+        embeddings = embeddings + self.position_embeddings(_index(position_ids))
         embeddings = self.LayerNorm(embeddings)
         return self.dropout(embeddings)  # type: ignore[no-any-return]
 
@@ -976,6 +991,7 @@ class RemBertModel(RemBertPreTrainedModel):
                     f"attention_mask must have shape ({batch}, {total}) or ({batch}, {seq}, {total}), "
                     f"got {tuple(mask.shape)}"
                 )
+            _check_mask_values(mask, "attention_mask")
         if head_mask is not None:
             hm = _require_tensor(head_mask, "head_mask")
             layers, heads = config.num_hidden_layers, config.num_attention_heads
