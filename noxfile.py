@@ -7,6 +7,7 @@ Arguments after ``--`` go to pytest, e.g. ``nox -s tests-torch -- -k cache``.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nox
@@ -36,6 +37,7 @@ nox.options.sessions = [
     "tests-tokenizers",
     "tests-cross",
     "parity",
+    "install-smoke",
 ]
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
@@ -175,3 +177,85 @@ def bench(session: nox.Session) -> None:
     session.run(
         "python", "benchmarks/bench_checkpoints.py", "--json", "reports/bench-checkpoints.json", *session.posargs
     )
+
+
+# -- release: build, check, install from the wheels only --------------------------------------------------------
+
+DIST = ROOT / "dist"
+RELEASED = (CORE, TORCH, TF, TOKENIZERS)
+BUILD_TOOLS = ("build>=1.2", "twine>=6.1", "pytest>=8")
+
+
+def _version() -> str:
+    return (ROOT / "VERSION").read_text(encoding="utf-8").strip()
+
+
+def _wheel(package: str, extras: str = "") -> str:
+    """The path of ``package``'s wheel in dist/ (optionally with ``[extras]``), as a pip requirement."""
+    name = Path(package).name.replace("-", "_")
+    path = DIST / f"{name}-{_version()}-py3-none-any.whl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run nox -s build")
+    return f"{path}[{extras}]" if extras else str(path)
+
+
+@nox.session(python=PYTHON)
+def build(session: nox.Session) -> None:
+    """sdist and wheel of the four packages into dist/, then twine check and the contents check.
+
+    ``python -m build`` builds each wheel from its sdist, so an sdist that cannot build on its own fails here.
+    scripts/check_dists.py fails the session if a wheel lacks py.typed, its LICENSE or its entry point, carries
+    tests or fixtures, or contains absolute paths (tests/test_release.py proves the check catches each).
+    """
+    session.install(*BUILD_TOOLS)
+    session.run("python", "scripts/versioning.py", "check")
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_release.py")
+    shutil.rmtree(DIST, ignore_errors=True)
+    for package in RELEASED:
+        session.run("python", "-m", "build", "--outdir", str(DIST), package)
+    session.run("twine", "check", "--strict", *sorted(str(path) for path in DIST.iterdir()))
+    session.run("python", "scripts/check_dists.py", str(DIST))
+
+
+#: install-smoke environments: what is installed (wheel files, with extras) and what the smoke script expects.
+SMOKE_ENVS = {
+    "torch": ([(CORE, ""), (TORCH, "")], "torch"),
+    "tf": ([(CORE, ""), (TF, "cpu")], "tf"),
+    "tokenizers": ([(CORE, ""), (TOKENIZERS, "")], "tokenizers"),
+    "all": ([(CORE, ""), (TORCH, "tokenizers"), (TF, "cpu,tokenizers"), (TOKENIZERS, "")], "torch,tf,tokenizers"),
+}
+
+
+@nox.session(python=PYTHON, name="install-smoke", requires=["build"], reuse_venv=False)
+@nox.parametrize("env", list(SMOKE_ENVS))
+def install_smoke(session: nox.Session, env: str) -> None:
+    """Fresh virtualenvs holding only the built wheels (and their dependencies from the index), as users get them.
+
+    (a) rembert-torch without TensorFlow, (b) rembert-tf[cpu] without torch, (c) rembert-tokenizers without
+    either, (d) all four with the [tokenizers] extras, which also runs ``rembert parity`` on its embedded
+    default. Each runs tests/smoke/smoke.py: public API, ``rembert backends``, a tiny model built, run, saved
+    and reloaded. Our packages come from dist/ only (wheel files; the index is never asked for them); torch
+    stays the CPU wheel through constraints.txt. Depends on ``build``, so it works on a fresh clone.
+    """
+    wheels, expected = SMOKE_ENVS[env]
+    session.env["TF_CPP_MIN_LOG_LEVEL"] = "3"  # TensorFlow's import-time logging
+    if env == "tf":
+        # Without an extra choosing the TensorFlow build, the models must say which extra to install.
+        session.install(*CONSTRAINTS, _wheel(CORE), _wheel(TF))
+        session.run(
+            "python",
+            "-c",
+            "import rembert_tf\n"
+            "try:\n    rembert_tf.TFRemBertModel\n"
+            'except ImportError as e:\n    assert "rembert-tf[cpu]" in str(e), e\n'
+            "else:\n    raise SystemExit('rembert_tf imported models without TensorFlow')",
+        )
+    session.install(*CONSTRAINTS, *(_wheel(package, extras) for package, extras in wheels))
+    session.run("python", "-m", "pip", "check")
+    if "torch" not in expected:
+        assert_not_importable(session, "torch")
+    if "tf" not in expected:
+        assert_not_importable(session, "tensorflow", "keras")
+    session.run("python", "tests/smoke/smoke.py", "--version", _version(), "--packages", expected)
+    if env == "all":
+        session.run("rembert", "parity")
