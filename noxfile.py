@@ -259,3 +259,56 @@ def install_smoke(session: nox.Session, env: str) -> None:
     session.run("python", "tests/smoke/smoke.py", "--version", _version(), "--packages", expected)
     if env == "all":
         session.run("rembert", "parity")
+
+
+# -- minimum versions ---------------------------------------------------------------------------------------
+
+#: min-versions environments: projects whose declared lower bounds are pinned, and the tests run on them.
+#: TensorFlow gets its own environment: tensorflow-cpu 2.16.1 needs numpy<2 and h5py>=3.10 of its own.
+MIN_ENVS = {
+    "torch": (
+        (f"{CORE}[hub,h5]", TORCH, TOKENIZERS, NUMPY_PLUGIN),
+        (f"{CORE}/tests", f"{TORCH}/tests", f"{TOKENIZERS}/tests", f"{NUMPY_PLUGIN}/tests"),
+    ),
+    "tf": ((f"{CORE}[hub,h5]", f"{TF}[cpu]", NUMPY_PLUGIN), (f"{TF}/tests",)),
+}
+
+
+@nox.session(python=PYTHON, name="min-versions", default=False)
+@nox.parametrize("env", list(MIN_ENVS))
+def min_versions(session: nox.Session, env: str) -> None:
+    """The packages with every dependency at the lower bound they declare (scripts/min_constraints.py).
+
+    Runs the package tests that do not need the reference (``-m "not oracle"``: transformers 4.57 itself needs
+    newer tokenizers and huggingface_hub than our floors). torch here is the CPU wheel of constraints.txt: older
+    torch wheels on PyPI pull NVIDIA's CUDA libraries (gigabytes); ``nox -s min-versions-torch`` tests torch's
+    own floor. Not in the default run (about 10 minutes, mostly installing); run it before a release and
+    whenever a lower bound changes (docs/releasing.md).
+    """
+    projects, tests = MIN_ENVS[env]
+    floors = Path(session.create_tmp()) / "min-constraints.txt"
+    # torch: constraints.txt's CPU wheel (see the docstring; the floor itself: nox -s min-versions-torch)
+    session.run("python", "scripts/min_constraints.py", *projects, "--except", "torch", "--output", str(floors))
+    session.install("-c", str(floors), *CONSTRAINTS, *TEST_DEPS, *(f"-e{p}" for p in projects))
+    session.run("python", "-m", "pip", "list", "--format=freeze")
+    session.run("python", "-m", "pip", "check")
+    if env == "torch":
+        assert_not_importable(session, "tensorflow", "transformers")
+    else:
+        assert_not_importable(session, "torch", "transformers")
+    pytest(session, *tests, "-m", "not oracle", "-p", "no:cacheprovider")
+
+
+@nox.session(python=PYTHON, name="min-versions-torch", default=False)
+def min_versions_torch(session: nox.Session) -> None:
+    """rembert-torch on the torch version it declares as its floor, from PyPI (with its CUDA libraries: ~3 GB).
+
+    Not constraints.txt (it pins the CPU wheel of a newer torch); every other dependency at its floor too.
+    """
+    projects = (f"{CORE}[hub,h5]", TORCH, NUMPY_PLUGIN)
+    floors = Path(session.create_tmp()) / "min-constraints.txt"
+    session.run("python", "scripts/min_constraints.py", *projects, "--output", str(floors))
+    session.install("-c", str(floors), *TEST_DEPS, *(f"-e{p}" for p in projects))
+    session.run("python", "-m", "pip", "list", "--format=freeze")
+    assert_not_importable(session, "tensorflow", "transformers")
+    pytest(session, f"{TORCH}/tests", f"{NUMPY_PLUGIN}/tests", "-m", "not oracle", "-p", "no:cacheprovider")
