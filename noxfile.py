@@ -7,6 +7,7 @@ Arguments after ``--`` go to pytest, e.g. ``nox -s tests-torch -- -k cache``.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nox
@@ -22,7 +23,7 @@ TF = "packages/rembert-tf"
 TOKENIZERS = "packages/rembert-tokenizers"
 NUMPY_PLUGIN = "examples/rembert-numpy"  # the third-party backend example and float64 reference
 TEST_DEPS = ("pytest>=8", "hypothesis>=6.100")
-TF_RUNTIME = ("tensorflow-cpu>=2.16", "keras>=3.0")  # CPU build: the full one pulls CUDA libraries
+TF_RUNTIME = ("tensorflow-cpu>=2.16.1", "keras>=3.6.0")  # rembert-tf[cpu]: the smaller CPU-only build
 DOCS_DEPS = ("sphinx>=7.2", "myst-parser>=3", "furo>=2024.1", "matplotlib>=3.8", "tqdm>=4.60")
 ORACLE = ("transformers",)  # version from constraints.txt; test-only, never a package dependency
 # Tokenizer tests that return torch/TF tensors: they run where those frameworks are (tests-cross).
@@ -40,6 +41,8 @@ nox.options.sessions = [
     "parity",
     "docs",
     "robustness",
+    "install-smoke",
+    "min-versions",
 ]
 nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
@@ -224,3 +227,138 @@ def bench(session: nox.Session) -> None:
     session.run(
         "python", "benchmarks/bench_checkpoints.py", "--json", "reports/bench-checkpoints.json", *session.posargs
     )
+
+
+# -- release: build, check, install from the wheels only --------------------------------------------------------
+
+DIST = ROOT / "dist"
+RELEASED = (CORE, TORCH, TF, TOKENIZERS)
+BUILD_TOOLS = ("build>=1.2", "twine>=6.1", "pytest>=8")
+
+
+def _version() -> str:
+    return (ROOT / "VERSION").read_text(encoding="utf-8").strip()
+
+
+def _wheel(package: str, extras: str = "") -> str:
+    """The path of ``package``'s wheel in dist/ (optionally with ``[extras]``), as a pip requirement."""
+    name = Path(package).name.replace("-", "_")
+    path = DIST / f"{name}-{_version()}-py3-none-any.whl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run nox -s build")
+    return f"{path}[{extras}]" if extras else str(path)
+
+
+@nox.session(python=PYTHON)
+def build(session: nox.Session) -> None:
+    """sdist and wheel of the four packages into dist/, then twine check and the contents check.
+
+    ``python -m build`` builds each wheel from its sdist, so an sdist that cannot build on its own fails here.
+    scripts/check_dists.py fails the session if a wheel lacks py.typed, its LICENSE or its entry point, carries
+    tests or fixtures, or contains absolute paths (tests/test_release.py proves the check catches each).
+    """
+    session.install(*BUILD_TOOLS)
+    session.run("python", "scripts/versioning.py", "check")
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_release.py")
+    shutil.rmtree(DIST, ignore_errors=True)
+    for package in RELEASED:
+        session.run("python", "-m", "build", "--outdir", str(DIST), package)
+    session.run("twine", "check", "--strict", *sorted(str(path) for path in DIST.iterdir()))
+    session.run("python", "scripts/check_dists.py", str(DIST))
+
+
+#: install-smoke environments: what is installed (wheel files, with extras) and what the smoke script expects.
+SMOKE_ENVS = {
+    "torch": ([(CORE, ""), (TORCH, "")], "torch"),
+    "tf": ([(CORE, ""), (TF, "cpu")], "tf"),
+    "tokenizers": ([(CORE, ""), (TOKENIZERS, "")], "tokenizers"),
+    "all": ([(CORE, ""), (TORCH, "tokenizers"), (TF, "cpu,tokenizers"), (TOKENIZERS, "")], "torch,tf,tokenizers"),
+}
+
+
+@nox.session(python=PYTHON, name="install-smoke", requires=["build"], reuse_venv=False)
+@nox.parametrize("env", list(SMOKE_ENVS))
+def install_smoke(session: nox.Session, env: str) -> None:
+    """Fresh virtualenvs holding only the built wheels (and their dependencies from the index), as users get them.
+
+    (a) rembert-torch without TensorFlow, (b) rembert-tf[cpu] without torch, (c) rembert-tokenizers without
+    either, (d) all four with the [tokenizers] extras, which also runs ``rembert parity`` on its embedded
+    default. Each runs tests/smoke/smoke.py: public API, ``rembert backends``, a tiny model built, run, saved
+    and reloaded. Our packages come from dist/ only (wheel files; the index is never asked for them); torch
+    stays the CPU wheel through constraints.txt. Depends on ``build``, so it works on a fresh clone.
+    """
+    wheels, expected = SMOKE_ENVS[env]
+    session.env["TF_CPP_MIN_LOG_LEVEL"] = "3"  # TensorFlow's import-time logging
+    if env == "tf":
+        # Without an extra choosing the TensorFlow build, the models must say which extra to install.
+        session.install(*CONSTRAINTS, _wheel(CORE), _wheel(TF))
+        session.run(
+            "python",
+            "-c",
+            "import rembert_tf\n"
+            "try:\n    rembert_tf.TFRemBertModel\n"
+            'except ImportError as e:\n    assert "rembert-tf[cpu]" in str(e), e\n'
+            "else:\n    raise SystemExit('rembert_tf imported models without TensorFlow')",
+        )
+    session.install(*CONSTRAINTS, *(_wheel(package, extras) for package, extras in wheels))
+    session.run("python", "-m", "pip", "check")
+    if "torch" not in expected:
+        assert_not_importable(session, "torch")
+    if "tf" not in expected:
+        assert_not_importable(session, "tensorflow", "keras")
+    session.run("python", "tests/smoke/smoke.py", "--version", _version(), "--packages", expected)
+    if env == "all":
+        session.run("rembert", "parity")
+
+
+# -- minimum versions ---------------------------------------------------------------------------------------
+
+#: min-versions environments: projects whose declared lower bounds are pinned, and the tests run on them.
+#: TensorFlow gets its own environment: tensorflow-cpu 2.16.1 needs numpy<2 and h5py>=3.10 of its own.
+MIN_ENVS = {
+    "torch": (
+        (f"{CORE}[hub,h5]", TORCH, TOKENIZERS, NUMPY_PLUGIN),
+        (f"{CORE}/tests", f"{TORCH}/tests", f"{TOKENIZERS}/tests", f"{NUMPY_PLUGIN}/tests"),
+    ),
+    "tf": ((f"{CORE}[hub,h5]", f"{TF}[cpu]", NUMPY_PLUGIN), (f"{TF}/tests",)),
+}
+
+
+@nox.session(python=PYTHON, name="min-versions")
+@nox.parametrize("env", list(MIN_ENVS))
+def min_versions(session: nox.Session, env: str) -> None:
+    """The packages with every dependency at the lower bound they declare (scripts/min_constraints.py).
+
+    Runs the package tests that do not need the reference (``-m "not oracle"``: transformers 4.57 itself needs
+    newer tokenizers and huggingface_hub than our floors). torch here is the CPU wheel of constraints.txt: older
+    torch wheels on PyPI pull NVIDIA's CUDA libraries (gigabytes); ``nox -s min-versions-torch`` tests torch's
+    own floor. Not in the default run (about 10 minutes, mostly installing); run it before a release and
+    whenever a lower bound changes (docs/releasing.md).
+    """
+    projects, tests = MIN_ENVS[env]
+    floors = Path(session.create_tmp()) / "min-constraints.txt"
+    # torch: constraints.txt's CPU wheel (see the docstring; the floor itself: nox -s min-versions-torch)
+    session.run("python", "scripts/min_constraints.py", *projects, "--except", "torch", "--output", str(floors))
+    session.install("-c", str(floors), *CONSTRAINTS, *TEST_DEPS, *(f"-e{p}" for p in projects))
+    session.run("python", "-m", "pip", "list", "--format=freeze")
+    session.run("python", "-m", "pip", "check")
+    if env == "torch":
+        assert_not_importable(session, "tensorflow", "transformers")
+    else:
+        assert_not_importable(session, "torch", "transformers")
+    pytest(session, *tests, "-m", "not oracle", "-p", "no:cacheprovider")
+
+
+@nox.session(python=PYTHON, name="min-versions-torch", default=False)
+def min_versions_torch(session: nox.Session) -> None:
+    """rembert-torch on the torch version it declares as its floor, from PyPI (with its CUDA libraries: ~3 GB).
+
+    Not constraints.txt (it pins the CPU wheel of a newer torch); every other dependency at its floor too.
+    """
+    projects = (f"{CORE}[hub,h5]", TORCH, NUMPY_PLUGIN)
+    floors = Path(session.create_tmp()) / "min-constraints.txt"
+    session.run("python", "scripts/min_constraints.py", *projects, "--output", str(floors))
+    session.install("-c", str(floors), *TEST_DEPS, *(f"-e{p}" for p in projects))
+    session.run("python", "-m", "pip", "list", "--format=freeze")
+    assert_not_importable(session, "tensorflow", "transformers")
+    pytest(session, f"{TORCH}/tests", f"{NUMPY_PLUGIN}/tests", "-m", "not oracle", "-p", "no:cacheprovider")

@@ -28,13 +28,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import tensorflow as tf
 
 from rembert_core import ARCHITECTURES, CheckpointError, RemBertConfig, build_schema, save_safetensors
 from rembert_core.checkpoint import match_weights
 from rembert_core.schema import CheckpointSchema, Init, SchemaReport
 from rembert_core.serialization import SafetensorsCheckpoint, TensorInfo, TensorSource, dtype_code
 from rembert_core.tf_names import tf_checkpoint_name
+from rembert_tf._tensorflow import tf
 
 if TYPE_CHECKING:
     from rembert_tf.modeling import TFRemBertPreTrainedModel

@@ -39,11 +39,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from rembert_core import ARCHITECTURES, ConfigError, InputError, RemBertConfig
+from rembert_tf._tensorflow import keras, tf
 from rembert_tf.outputs import (
     BaseModelOutputWithPastAndCrossAttentions,
     BaseModelOutputWithPoolingAndCrossAttentions,
