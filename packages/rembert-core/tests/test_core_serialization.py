@@ -290,3 +290,71 @@ def test_a_hostile_journal_is_refused(tmp_path: Path, journal: object) -> None:
     (tmp_path / SAVE_JOURNAL).write_text(json.dumps(journal))
     with pytest.raises(CheckpointError, match="journal of an interrupted save"):
         recover_interrupted_save(tmp_path)
+
+
+# -- several files as one unit: config.json and the weights ---------------------------------------
+
+
+def _save_unit(directory: Path, tag: int, shard: str | None) -> None:
+    from rembert_core.serialization import save_transaction
+
+    tensors = {f"t{i}": np.full((4, 3), tag * 10 + i, np.float32) for i in range(3)}
+    with save_transaction(directory) as save:
+        save.write_bytes("config.json", json.dumps({"tag": tag}).encode())
+        save_safetensors(tensors, directory, max_shard_size=shard, transaction=save)
+
+
+def _load_unit(directory: Path) -> tuple[int, set[float]]:
+    from rembert_core.formats import detect_format
+
+    detected = detect_format(directory)  # finishes a save interrupted after its commit point, as loaders do
+    tag = json.loads((directory / "config.json").read_text())["tag"]
+    with detected.format.open(detected.path) as weights:
+        values = {float(weights[name][0, 0]) // 10 for name in weights}
+    return tag, values
+
+
+@pytest.mark.parametrize("layouts", [(None, None), (None, "60B"), ("60B", None), ("60B", "60B")])
+def test_a_save_interrupted_before_its_commit_point_leaves_the_previous_unit(tmp_path, monkeypatch, layouts):
+    import rembert_core.serialization as serialization
+
+    first, second = layouts
+    _save_unit(tmp_path, 1, first)
+    real = serialization.atomic_write_bytes
+
+    def killed_at_commit(target, data):
+        if Path(target).name == serialization.SAVE_JOURNAL:
+            raise KeyboardInterrupt  # as if the process died just before the commit point
+        return real(target, data)
+
+    monkeypatch.setattr(serialization, "atomic_write_bytes", killed_at_commit)
+    with pytest.raises(KeyboardInterrupt):
+        _save_unit(tmp_path, 2, second)
+    monkeypatch.undo()
+    assert _load_unit(tmp_path) == (1, {1.0})  # the previous config with the previous weights
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # staged files cleaned up
+
+
+@pytest.mark.parametrize("layouts", [(None, None), (None, "60B"), ("60B", None), ("60B", "60B")])
+def test_a_save_interrupted_after_its_commit_point_is_finished_by_the_next_load(tmp_path, monkeypatch, layouts):
+    import rembert_core.serialization as serialization
+
+    first, second = layouts
+    _save_unit(tmp_path, 1, first)
+    monkeypatch.setattr(serialization, "recover_interrupted_save", lambda directory: None)  # dies after the journal
+    _save_unit(tmp_path, 2, second)
+    monkeypatch.undo()
+    assert (tmp_path / serialization.SAVE_JOURNAL).is_file()
+    assert json.loads((tmp_path / "config.json").read_text())["tag"] == 1  # nothing renamed yet
+    assert _load_unit(tmp_path) == (2, {2.0})  # the load finishes the save: the new config with the new weights
+    assert not (tmp_path / serialization.SAVE_JOURNAL).exists()
+    leftovers = {p.name for p in tmp_path.iterdir()} - {"config.json", SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME}
+    assert all(name.startswith("model-") for name in leftovers), leftovers  # only the new shards remain
+
+
+def test_save_transaction_refuses_files_outside_its_directory(tmp_path):
+    from rembert_core.serialization import save_transaction
+
+    with pytest.raises(CheckpointError, match="not a file of it"), save_transaction(tmp_path) as save:
+        save.write_bytes("../escape.json", b"{}")
+    assert not (tmp_path.parent / "escape.json").exists()

@@ -260,8 +260,11 @@ class RemBertConfig:
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str], **overrides: Any) -> RemBertConfig:
         """Read ``config.json`` from a checkpoint directory, or the JSON file itself."""
+        from rembert_core.serialization import recover_interrupted_save
+
         path = Path(path)
         if path.is_dir():
+            recover_interrupted_save(path)  # a checkpoint save killed after its commit point is finished first
             path = path / CONFIG_NAME
         return cls.from_json_file(path, **overrides)
 

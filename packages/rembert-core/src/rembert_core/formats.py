@@ -117,10 +117,12 @@ class Detected:
 def detect_format(path: str | os.PathLike[str]) -> Detected:
     """The registered format that reads ``path`` (a directory, a file, or a TF checkpoint prefix)."""
     from rembert_core.plugins import get_registry
+    from rembert_core.serialization import recover_interrupted_save
 
     path = Path(path)
     if not path.exists() and not (path.parent.is_dir() and any(path.parent.glob(glob.escape(path.name) + ".*"))):
         raise CheckpointError(f"checkpoint not found: {path}")  # (a TF checkpoint prefix exists only as prefix.*)
+    recover_interrupted_save(path if path.is_dir() else path.parent)  # a save killed after its commit point
     formats = sorted(get_registry().formats.values(), key=lambda f: (f.precedence, f.name))
     hits: list[tuple[CheckpointFormat, Path]] = []
     for fmt in formats:

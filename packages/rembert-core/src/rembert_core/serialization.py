@@ -37,6 +37,7 @@ __all__ = [
     "SAFE_WEIGHTS_INDEX_NAME",
     "SAFE_WEIGHTS_NAME",
     "SafetensorsCheckpoint",
+    "SaveTransaction",
     "TensorInfo",
     "TensorSource",
     "atomic_path",
@@ -49,6 +50,7 @@ __all__ = [
     "recover_interrupted_save",
     "safe_open_file",
     "save_safetensors",
+    "save_transaction",
 ]
 
 SAFE_WEIGHTS_NAME = "model.safetensors"
@@ -135,18 +137,112 @@ def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
 SAVE_JOURNAL = ".rembert-save-journal.json"
 
 
+class SaveTransaction:
+    """Files of one directory that are replaced together, as one unit (see :func:`save_transaction`).
+
+    Renaming one file over another is atomic, renaming several is not: a crash between two renames
+    would leave some old and some new files. So every new file is first written completely under a
+    temporary name beside its target (:meth:`path`, :meth:`write_bytes`); :meth:`commit` fsyncs them,
+    writes a journal (:data:`SAVE_JOURNAL`) naming the renames and removals atomically (the commit
+    point), then does the renames and removals and deletes the journal. A crash before the journal
+    exists leaves the previous files; after, :func:`recover_interrupted_save` (which loaders call
+    first) finishes the renames, giving the new files. Either way what loads is one complete save.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self._staged: dict[str, Path] = {}
+        self._remove: list[str] = []
+        self._done = False
+
+    def _name(self, name: str | os.PathLike[str]) -> str:
+        """``name`` as a plain file name of the directory (a path into it is accepted too)."""
+        path = Path(name)
+        plain = len(path.parts) == 1 and path.name not in ("", ".", "..")
+        if not plain and (path.name in ("", ".", "..") or path.parent.resolve() != self.directory.resolve()):
+            raise CheckpointError(f"a save into {self.directory} cannot write {os.fspath(name)!r}: not a file of it")
+        return path.name
+
+    def path(self, name: str | os.PathLike[str]) -> Path:
+        """A new temporary file that becomes ``directory/name`` at commit (write it completely)."""
+        if self._done:
+            raise CheckpointError(f"the save into {self.directory} is already finished")
+        name = self._name(name)
+        if name in self._staged:
+            raise CheckpointError(f"{name!r} is written twice in one save into {self.directory}")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.directory)
+        os.close(fd)
+        self._staged[name] = Path(tmp_name)
+        return self._staged[name]
+
+    def write_bytes(self, name: str | os.PathLike[str], data: bytes) -> None:
+        """Stage ``data`` as the new ``directory/name``."""
+        self.path(name).write_bytes(data)
+
+    def remove(self, name: str | os.PathLike[str]) -> None:
+        """Remove ``directory/name`` (if it exists) at commit."""
+        self._remove.append(self._name(name))
+
+    def commit(self) -> None:
+        """Make every staged file and removal take effect, as one unit."""
+        if self._done:
+            return
+        try:
+            for tmp in self._staged.values():
+                with open(tmp, "rb+") as fh:
+                    os.fsync(fh.fileno())
+            _fsync_dir(self.directory)
+            remove = [name for name in dict.fromkeys(self._remove) if name not in self._staged]
+            journal = {"replace": {name: tmp.name for name, tmp in self._staged.items()}, "remove": remove}
+            atomic_write_bytes(self.directory / SAVE_JOURNAL, json.dumps(journal).encode("utf-8"))
+        except BaseException:
+            self.abort()  # before the commit point: the previous files stay
+            raise
+        self._done = True
+        recover_interrupted_save(self.directory)
+
+    def abort(self) -> None:
+        """Delete the staged files; the directory keeps its previous files."""
+        for tmp in self._staged.values():
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        self._staged.clear()
+        self._done = True
+
+
+@contextlib.contextmanager
+def save_transaction(directory: str | os.PathLike[str]) -> Iterator[SaveTransaction]:
+    """Stage files of ``directory`` in the body; they replace the previous ones together when it ends.
+
+    If the body raises, nothing in ``directory`` changes. An earlier save that was interrupted after
+    its commit point is finished first. Example::
+
+        with save_transaction(path) as save:
+            save.write_bytes("config.json", config_bytes)
+            save_safetensors(tensors, path, transaction=save)
+    """
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise CheckpointError(f"cannot save into {directory}: it exists and is not a directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    recover_interrupted_save(directory)
+    transaction = SaveTransaction(directory)
+    try:
+        yield transaction
+    except BaseException:
+        transaction.abort()
+        raise
+    transaction.commit()
+
+
 def atomic_write_files(
     files: Mapping[str, bytes] | Mapping[Path, bytes], *, remove: tuple[str | os.PathLike[str], ...] = ()
 ) -> None:
     """Replace several files of one directory that belong together (a tokenizer's) as one unit.
 
-    Renaming one file over another is atomic, renaming several is not: a crash between two renames
-    would leave some old and some new files. So: every file is first written completely under a
-    temporary name beside its target and fsync-ed; then a journal (:data:`SAVE_JOURNAL`) naming the
-    renames and removals is written atomically (the commit point); then the renames and removals
-    are done and the journal deleted. A crash before the journal exists leaves the previous files;
-    after, :func:`recover_interrupted_save` (which loaders call first) finishes the renames, giving
-    the new files. Either way what loads is one complete save.
+    The small-file form of :func:`save_transaction`: every file is staged, then the journal
+    commits them and the removals together.
     """
     targets = [Path(t) for t in files]
     directories = {t.parent for t in targets} | {Path(p).parent for p in remove}
@@ -154,26 +250,11 @@ def atomic_write_files(
         raise CheckpointError(f"atomic_write_files writes into one directory, got {sorted(map(str, directories))}")
     if not targets:
         return
-    directory = targets[0].parent
-    directory.mkdir(parents=True, exist_ok=True)
-    recover_interrupted_save(directory)  # finish an earlier interrupted save before starting this one
-    staged: list[tuple[Path, Path]] = []
-    try:
+    with save_transaction(targets[0].parent) as save:
         for target, data in zip(targets, files.values(), strict=True):
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-            staged.append((Path(tmp_name), target))
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-        journal = {"replace": {t.name: tmp.name for tmp, t in staged}, "remove": [Path(p).name for p in remove]}
-        atomic_write_bytes(directory / SAVE_JOURNAL, json.dumps(journal).encode("utf-8"))
-    except BaseException:
-        for tmp, _ in staged:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-        raise
-    recover_interrupted_save(directory)
+            save.write_bytes(target.name, data)
+        for path in remove:
+            save.remove(Path(path).name)
 
 
 def recover_interrupted_save(directory: str | os.PathLike[str]) -> None:
@@ -532,9 +613,10 @@ def _live_shards(directory: Path) -> set[str]:
         return set()
     try:
         data = json.loads(index.read_text(encoding="utf-8"))
-        return {str(v) for v in data.get("weight_map", {}).values()}
+        names = {str(v) for v in data.get("weight_map", {}).values()}
     except (OSError, ValueError, AttributeError):
         return set()
+    return {n for n in names if n == Path(n).name and n not in ("", ".", "..")}  # only this directory's files
 
 
 _ST_TO_NP: dict[str, Any] = {
@@ -626,6 +708,7 @@ def save_safetensors(
     max_shard_size: int | str | None = None,
     metadata: Mapping[str, str] | None = None,
     progress: Any = None,
+    transaction: SaveTransaction | None = None,
 ) -> list[Path]:
     """Write ``tensors`` into ``directory`` as ``model.safetensors`` or as shards plus an index.
 
@@ -637,12 +720,19 @@ def save_safetensors(
     Every file is written atomically and the files of a previous checkpoint in
     ``directory`` that the new one replaces are removed only once the new one is
     complete. ``progress``, if given, is called with each tensor name as it is
-    written. Returns the written files.
+    written. With ``transaction`` (a :class:`SaveTransaction` of ``directory``) the files
+    are staged into it and take effect, with the caller's other files such as
+    ``config.json``, when it commits; otherwise they take effect together on return.
+    Returns the written files.
     """
     directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise CheckpointError(f"cannot save checkpoint: {directory} exists and is not a directory")
-    directory.mkdir(parents=True, exist_ok=True)
+    if transaction is None:
+        with save_transaction(directory) as own:
+            return save_safetensors(
+                tensors, directory, max_shard_size=max_shard_size, metadata=metadata, progress=progress, transaction=own
+            )
+    if transaction.directory.resolve() != directory.resolve():
+        raise CheckpointError(f"save_safetensors into {directory} was given a save of {transaction.directory}")
     meta = {**DEFAULT_METADATA, **(metadata or {})}
     streaming = isinstance(tensors, TensorSource)
     infos: dict[str, tuple[tuple[int, ...], str]] = {}
@@ -680,12 +770,9 @@ def save_safetensors(
             save_file({k: fetch(k) for k in names}, str(path), metadata=meta)
 
     if len(plan) == 1:
-        with atomic_path(single) as tmp:
-            write(tmp, plan[0])
-        # The single file now takes precedence; the old sharded layout can go.
-        _remove_files(directory, old_live, keep=set())
-        with contextlib.suppress(FileNotFoundError):
-            index_path.unlink()
+        write(transaction.path(single.name), plan[0])
+        for name in [*old_live, index_path.name]:  # the old sharded layout goes with the commit
+            transaction.remove(name)
         return [single]
 
     n = len(plan)
@@ -696,25 +783,12 @@ def save_safetensors(
     written: list[Path] = []
     weight_map: dict[str, str] = {}
     for shard_names, file_name in zip(plan, names, strict=True):
-        target = directory / file_name
-        with atomic_path(target) as tmp:
-            write(tmp, shard_names)
-        written.append(target)
+        write(transaction.path(file_name), shard_names)
+        written.append(directory / file_name)
         weight_map.update(dict.fromkeys(shard_names, file_name))
     index = {"metadata": {"total_size": sum(sizes.values())}, "weight_map": weight_map}
-    atomic_write_bytes(index_path, (json.dumps(index, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-    # A previous single file shadows the index (see find_safetensors), so until it is removed a
-    # crash leaves the previous complete checkpoint in force; remove it only now.
-    with contextlib.suppress(FileNotFoundError):
-        single.unlink()
-    _remove_files(directory, old_live, keep=set(names))
+    transaction.write_bytes(index_path.name, (json.dumps(index, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    # A previous single file shadows the index (see find_safetensors): it goes with the commit.
+    for name in [single.name, *(old_live - set(names))]:
+        transaction.remove(name)
     return [*written, index_path]
-
-
-def _remove_files(directory: Path, names: set[str], keep: set[str]) -> None:
-    root = directory.resolve()
-    for name in names - keep:
-        path = (directory / name).resolve()
-        if root in path.parents:
-            with contextlib.suppress(OSError):
-                path.unlink()

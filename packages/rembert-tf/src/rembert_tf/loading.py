@@ -31,8 +31,15 @@ import numpy as np
 
 from rembert_core import ARCHITECTURES, CheckpointError, RemBertConfig, build_schema, save_safetensors
 from rembert_core.checkpoint import match_weights
+from rembert_core.config import CONFIG_NAME
 from rembert_core.schema import CheckpointSchema, Init, SchemaReport
-from rembert_core.serialization import SafetensorsCheckpoint, TensorInfo, TensorSource, dtype_code
+from rembert_core.serialization import (
+    SafetensorsCheckpoint,
+    TensorInfo,
+    TensorSource,
+    dtype_code,
+    save_transaction,
+)
 from rembert_core.tf_names import tf_checkpoint_name
 from rembert_tf._tensorflow import tf
 
@@ -310,9 +317,14 @@ def save_pretrained(
     if missing:  # pragma: no cover - the walk and the schema disagree: a bug
         raise CheckpointError(f"model variables not in the schema: {missing}")
     config = model.config.copy(architectures=[ARCHITECTURES[model.task]])
-    config_path = config.save_pretrained(directory)
-    files = save_safetensors(ordered, directory, max_shard_size=max_shard_size, metadata={"format": "pt"})
-    return [config_path, *files]
+    # config.json and the weights replace the previous ones together: a save killed at any point leaves
+    # the previous complete checkpoint or the new one, never a new config with old weights.
+    with save_transaction(directory) as save:
+        save.write_bytes(CONFIG_NAME, config.to_json_string().encode("utf-8"))
+        files = save_safetensors(
+            ordered, directory, max_shard_size=max_shard_size, metadata={"format": "pt"}, transaction=save
+        )
+    return [directory / CONFIG_NAME, *files]
 
 
 # -- Google's original TensorFlow checkpoints ---------------------------------------------------------

@@ -16,7 +16,6 @@ weights as safetensors with ``{"format": "pt"}`` metadata via
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -30,6 +29,7 @@ from torch import nn
 
 from rembert_core import CheckpointError, ConfigError, RemBertConfig, build_schema
 from rembert_core.checkpoint import PT_WEIGHTS_INDEX_NAME, PT_WEIGHTS_NAME, iter_matched, match_weights, open_weights
+from rembert_core.config import CONFIG_NAME
 from rembert_core.hub import resolve_checkpoint
 from rembert_core.schema import CheckpointSchema, Init, SchemaReport
 from rembert_core.serialization import (
@@ -38,9 +38,9 @@ from rembert_core.serialization import (
     SafetensorsCheckpoint,
     TensorInfo,
     TensorSource,
-    atomic_path,
     read_weight_map,
     save_safetensors,
+    save_transaction,
 )
 
 if TYPE_CHECKING:
@@ -485,30 +485,37 @@ def save_pretrained(
     config = model.config.copy(architectures=[_architecture(model)])
     config.extra["dtype"] = _torch_dtype_name(model.dtype)
     config.extra.pop("torch_dtype", None)
-    config.save_pretrained(directory)
-    if safe_serialization:
-        save_safetensors(
-            {name: torch_to_numpy(t) for name, t in state.items()},
-            directory,
-            max_shard_size=max_shard_size,
-            metadata={"format": "pt"},
-        )
-        _remove(directory / PT_WEIGHTS_NAME)
-        _remove(directory / PT_WEIGHTS_INDEX_NAME)
-    else:
-        target = directory / PT_WEIGHTS_NAME
-        with atomic_path(target) as tmp:
-            torch.save({name: t.detach().cpu().contiguous() for name, t in state.items()}, tmp)
-        _remove(directory / SAFE_WEIGHTS_NAME)  # it would take precedence over the new file
-        index = directory / SAFE_WEIGHTS_INDEX_NAME
-        if index.is_file():
-            try:
-                shards = set(json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}).values())
-            except (OSError, ValueError, AttributeError):
-                shards = set()
-            for shard in shards:
-                _remove(directory / str(shard))
-            _remove(index)
+    # config.json and the weights replace the previous ones together (a save killed at any point
+    # leaves the previous complete checkpoint or the new one, never a new config with old weights).
+    with save_transaction(directory) as save:
+        save.write_bytes(CONFIG_NAME, config.to_json_string().encode("utf-8"))
+        if safe_serialization:
+            save_safetensors(
+                {name: torch_to_numpy(t) for name, t in state.items()},
+                directory,
+                max_shard_size=max_shard_size,
+                metadata={"format": "pt"},
+                transaction=save,
+            )
+            save.remove(PT_WEIGHTS_NAME)
+            save.remove(PT_WEIGHTS_INDEX_NAME)
+        else:
+            torch.save({name: t.detach().cpu().contiguous() for name, t in state.items()}, save.path(PT_WEIGHTS_NAME))
+            save.remove(SAFE_WEIGHTS_NAME)  # it would take precedence over the new file
+            index = directory / SAFE_WEIGHTS_INDEX_NAME
+            if index.is_file():
+                for shard in _index_shards(index):
+                    save.remove(shard)
+                save.remove(SAFE_WEIGHTS_INDEX_NAME)
+
+
+def _index_shards(index: Path) -> set[str]:
+    """The shard file names an index lists (those of its own directory), or none if it is unreadable."""
+    try:
+        shards = json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}).values()
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return {str(s) for s in shards if str(s) == Path(str(s)).name}
 
 
 def _architecture(model: RemBertPreTrainedModel) -> str:
@@ -517,8 +524,3 @@ def _architecture(model: RemBertPreTrainedModel) -> str:
         if not cls.__module__.startswith("torch."):
             return cls.__name__
     return type(model).__name__  # pragma: no cover - every RemBERT class is defined outside torch
-
-
-def _remove(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
