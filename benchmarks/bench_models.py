@@ -131,6 +131,13 @@ def interleaved(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, flo
 
 
 def peak_rss_mb() -> float:
+    """This process's peak RSS in MiB: VmHWM, which (unlike ru_maxrss) does not inherit the parent's RSS."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
