@@ -379,8 +379,7 @@ def tf_section(directory: Path, layers: int, repeat: int, results: list[dict[str
     ours = Worker("ours", directory, legacy_keras=False)
     ref = Worker("reference", directory, legacy_keras=True)
     compile_s: dict[str, float] = {}
-    mfu: list[dict[str, Any]] = []
-    peak = extra.get("gemm_peak", {}).get("gflops", {})
+    # No MFU here: the GEMM peak is measured in the PyTorch rounds, minutes earlier, under another machine load.
     try:
         for batch, seq in SHAPES:
             shape = f"{batch}x{seq}"
@@ -433,26 +432,10 @@ def tf_section(directory: Path, layers: int, repeat: int, results: list[dict[str
                     continue
                 add_result(results, name, "tf", dtype, shape, mine, base, target)
                 print_last(results)
-            flops = forward_flops(batch, seq, layers)
-            for key, dtype in (("ours XLA", "float32"), ("ours tf.function bf16", "bfloat16")):
-                if dtype in peak and key in t:
-                    mfu.append(
-                        {
-                            "name": f"forward {key.removeprefix('ours ')}",
-                            "framework": "tf",
-                            "dtype": dtype,
-                            "shape": shape,
-                            "gemm_peak_gflops": peak[dtype],
-                            "ours": flops / t[key] / (peak[dtype] * 1e9),
-                            "reference": flops / t["reference tf.function"] / (peak[dtype] * 1e9),
-                            "target": None,
-                        }
-                    )
     finally:
         ours.close()
         ref.close()
     extra["tf_first_call_s"] = compile_s
-    extra.setdefault("mfu", []).extend(mfu)
 
 
 # -- peak memory (fresh process per measurement) -----------------------------------------------------
@@ -599,7 +582,9 @@ def sub_benchmarks(
             )
     out = reports / "bench-tokenizers.json"
     subprocess.run(
-        [sys.executable, str(HERE / "bench_tokenizers.py"), "--json", str(out)], check=True, env=without_use_tf()
+        [sys.executable, str(HERE / "bench_tokenizers.py"), "--repeat", str(args.repeat), "--json", str(out)],
+        check=True,
+        env=without_use_tf(),
     )
     tok = json.loads(out.read_text())
     extra["tokenizers"] = tok
