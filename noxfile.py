@@ -218,15 +218,14 @@ def robustness(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks side by side with the reference (transformers 4.57, and tf-keras for its TF classes).
 
-    Writes JSON to ``reports/``. Arguments after ``--`` go to the checkpoint benchmark
-    (e.g. ``nox -s bench -- --layers 8``).
+    One run of ``benchmarks/bench_models.py``: model speed (PyTorch, TensorFlow), MFU against the measured
+    GEMM peak, peak memory, and as its sub-steps the checkpoint and tokenizer benchmarks. Writes JSON to
+    ``reports/``, ``docs/_data/bench.json`` and ``docs/bench/latest.md``. Arguments after ``--`` go to it
+    (e.g. ``nox -s bench -- --layers 32`` for the full model, ``--repeat 5``).
     """
     install(session, CORE, TORCH, TF, TOKENIZERS, extra=("torch", *TF_RUNTIME, *ORACLE, "tf-keras"))
     (ROOT / "reports").mkdir(exist_ok=True)
-    session.run("python", "benchmarks/bench_tokenizers.py")
-    session.run(
-        "python", "benchmarks/bench_checkpoints.py", "--json", "reports/bench-checkpoints.json", *session.posargs
-    )
+    session.run("python", "benchmarks/bench_models.py", "--docs", *session.posargs)
 
 
 # -- release: build, check, install from the wheels only --------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_tokenizers.py [--repeat 7] [--batch-size 256]
+    python benchmarks/bench_tokenizers.py [--repeat 7] [--batch-size 256] [--json out.json]
 
 For each fixture corpus (English botchan.txt, Japanese wagahaiwa_nekodearu.txt) and
 its SentencePiece model, the script times, on the same lines and in the same process:
@@ -22,6 +22,7 @@ not a test: numbers depend on the machine; nothing is asserted.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -67,6 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=9, help="timed repetitions (best reported)")
     parser.add_argument("--batch-size", type=int, default=256, help="lines per tokenizer call")
+    parser.add_argument("--json", help="write the results here as JSON (seconds per pass over the corpus)")
     args = parser.parse_args()
 
     import transformers
@@ -81,6 +83,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     notes = []
+    rows: list[dict[str, Any]] = []
     for name, (model_file, corpus_file) in CORPORA.items():
         model = str(FIXTURES / model_file)
         lines = (FIXTURES / corpus_file).read_text(encoding="utf-8").split("\n")
@@ -94,11 +97,21 @@ def main() -> None:
                 _batched(reference, lines, args.batch_size, **kwargs),
                 args.repeat,
             )
+            rows.append({"corpus": name, "call": label, "lines": len(lines), "ours_s": t_ours, "reference_s": t_ref})
             print(f"{name:14} {label:22} {len(lines) / t_ours:13.0f} {len(lines) / t_ref:12.0f} {t_ref / t_ours:8.2f}x")
         whole_ours, whole_ref = _time_pair(
             _batched(ours, lines, len(lines), padding=True, return_tensors="np"),
             _batched(reference, lines, len(lines), padding=True, return_tensors="np"),
             args.repeat,
+        )
+        rows.append(
+            {
+                "corpus": name,
+                "call": "whole corpus, np",
+                "lines": len(lines),
+                "ours_s": whole_ours,
+                "reference_s": whole_ref,
+            }
         )
         print(
             f"{name:14} {'whole corpus, np':22} {len(lines) / whole_ours:13.0f} {len(lines) / whole_ref:12.0f} "
@@ -114,6 +127,8 @@ def main() -> None:
     print()
     for note in notes:
         print(note)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"repeat": args.repeat, "results": rows, "notes": notes}, indent=2))
 
 
 if __name__ == "__main__":

@@ -200,3 +200,59 @@ def test_output_flags_default_from_config_and_outputs_behave_like_model_output(
     ]
     tup = model(**inputs, return_dict=False)
     assert isinstance(tup, tuple) and torch.equal(tup[0], out.last_hidden_state)
+
+
+def test_packed_qkv_projection_keeps_parameters_names_and_training(
+    batch_factory: Any, close: Any, configs: Any, tmp_path: Any
+) -> None:
+    """Inference packs query/key/value into one matmul without changing what the parameters are."""
+    torch.manual_seed(0)
+    model = RemBertModel(_config(configs, "wide")).eval()
+    inputs = batch_factory(configs["wide"], batch=3, seq=7)
+    names = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    params = dict(model.named_parameters())
+    attention = model.encoder.layer[0].attention.self
+    with torch.no_grad():
+        unpacked = model(**inputs).last_hidden_state  # first call packs
+    assert attention._qkv is not None
+    weight, bias = attention._qkv
+    assert attention.key.weight.data_ptr() == weight[attention.all_head_size :].data_ptr()  # shared, not copied
+    assert attention.value.bias.data_ptr() == bias[2 * attention.all_head_size :].data_ptr()
+    assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == names
+    assert all(p is params[n] for n, p in model.named_parameters())  # same Parameter objects (optimizers)
+    # The packed matmul gives the separate projections' numbers (the eager kernel computes them separately).
+    with torch.no_grad():
+        packed = model(**inputs).last_hidden_state
+        with torch.enable_grad():
+            separate = model(**inputs).last_hidden_state  # grads flow: three separate projections
+    close(packed, unpacked, name="packed vs first call")
+    close(packed, separate.detach(), name="packed vs separate projections")
+    # In-place loads reach the packed weight; save/load keeps names and numbers.
+    other = RemBertModel(_config(configs, "wide")).eval()
+    model.load_state_dict(other.state_dict())
+    assert attention.key.weight.data_ptr() == weight[attention.all_head_size :].data_ptr()
+    with torch.no_grad():
+        close(model(**inputs).last_hidden_state, other(**inputs).last_hidden_state, name="after load_state_dict")
+    model.save_pretrained(tmp_path)
+    again = RemBertModel.from_pretrained(tmp_path)
+    with torch.no_grad():
+        close(again(**inputs).last_hidden_state, other(**inputs).last_hidden_state, name="after save/load")
+    # Training after packed inference (even under inference_mode): gradients reach every projection.
+    with torch.inference_mode():
+        model(**inputs)
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    model(**inputs).last_hidden_state.pow(2).mean().backward()
+    for name in ("query", "key", "value"):
+        grad = getattr(attention, name).weight.grad
+        assert grad is not None and grad.abs().sum() > 0, name
+    before = attention.value.weight.detach().clone()
+    optimizer.step()
+    assert not torch.equal(attention.value.weight, before)
+    # A dtype change gives new parameters: the next inference call repacks them.
+    model.eval().to(torch.bfloat16)
+    with torch.no_grad():
+        out = model(**inputs).last_hidden_state
+    assert out.dtype == torch.bfloat16 and attention._qkv is not None
+    assert attention._qkv[0].dtype == torch.bfloat16
+    assert attention.query.weight.data_ptr() == attention._qkv[0].data_ptr()

@@ -272,7 +272,12 @@ class Linear(keras.layers.Layer):
 
     def call(self, x: tf.Tensor) -> tf.Tensor:
         """``x`` (..., in_features) -> (..., out_features)."""
-        return tf.matmul(x, self.kernel) + self.bias  # (..., out_features)
+        if x.shape.rank == 2:
+            return tf.nn.bias_add(tf.matmul(x, self.kernel), self.bias)  # (rows, out_features)
+        # A 2-D MatMul + BiasAdd (one fused oneDNN kernel under tf.function) rather than a broadcast batch matmul.
+        lead = tf.shape(x)[:-1]
+        y = tf.nn.bias_add(tf.matmul(tf.reshape(x, [-1, self.in_features]), self.kernel), self.bias)  # (rows, out)
+        return tf.reshape(y, tf.concat([lead, [self.out_features]], axis=0))  # (..., out_features)
 
     def canonical_params(self) -> dict[str, tuple[Any, bool]]:
         """``{canonical suffix: (variable, transposed)}``."""

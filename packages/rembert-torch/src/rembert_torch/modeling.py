@@ -175,6 +175,18 @@ def _normalize_past(past_key_values: Any) -> tuple[LayerPast, ...] | None:
     return tuple(layers)
 
 
+def _has_fully_masked_row(bias: Tensor | None) -> bool:
+    """Whether an additive attention mask hides every key from some query (the SDPA backward differs there).
+
+    While tracing/compiling it answers True (keep the eager kernel: no data-dependent branch).
+    """
+    if bias is None:
+        return False
+    if not _checking_values():
+        return True
+    return bool((bias.amax(dim=-1) <= torch.finfo(bias.dtype).min).any())
+
+
 # -- embeddings ----------------------------------------------------------------------------------
 
 
@@ -217,8 +229,8 @@ class RemBertSelfAttention(nn.Module):
 
     ``attn_implementation`` selects the kernel: ``"sdpa"`` uses
     ``torch.nn.functional.scaled_dot_product_attention``; ``"eager"`` the explicit
-    softmax of the reference; ``"auto"`` (default) uses SDPA when no gradient flows
-    through the attention and eager otherwise. Attention probabilities or a head
+    softmax of the reference; ``"auto"`` (default) uses SDPA except when gradients
+    flow and the mask hides every key from some query (eager there). Attention probabilities or a head
     mask always take the eager path. The forward numbers agree; the default keeps
     gradients identical to the reference even for fully padded rows, where the
     fused SDPA backward differs from the reference's softmax backward.
@@ -235,6 +247,54 @@ class RemBertSelfAttention(nn.Module):
         self.key = nn.Linear(config.hidden_size, self.all_head_size)
         self.value = nn.Linear(config.hidden_size, self.all_head_size)
         self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
+        # Inference runs the three projections as one matmul on a packed (3 * all_head_size, hidden) weight
+        # whose row blocks *are* the storage of query/key/value (see _packed_qkv); not module state.
+        self._qkv: tuple[Tensor, Tensor] | None = None
+
+    def _packed_qkv(self) -> tuple[Tensor, Tensor]:
+        """The query/key/value weight (3 * all_head_size, hidden) and bias (3 * all_head_size,), packed.
+
+        The first call (and any call after the parameters were replaced, e.g. by ``.to(dtype)`` or
+        ``load_state_dict(assign=True)``) copies them into one buffer and points each parameter's
+        ``.data`` at its row block, so parameters, ``state_dict`` names and in-place updates
+        (``load_state_dict``, optimizers) stay as they were and no weight is held twice.
+        """
+        linears = (self.query, self.key, self.value)
+        packed = self._qkv
+        if packed is not None:
+            weight, bias = packed
+            rows = weight.shape[0] // 3
+            w_step, b_step = rows * weight.shape[1] * weight.element_size(), rows * bias.element_size()
+            if all(
+                lin.weight.dtype == weight.dtype
+                and lin.weight.shape == (rows, weight.shape[1])
+                and lin.weight.data_ptr() == weight.data_ptr() + i * w_step
+                and lin.bias is not None
+                and lin.bias.dtype == bias.dtype
+                and lin.bias.data_ptr() == bias.data_ptr() + i * b_step
+                for i, lin in enumerate(linears)
+            ):
+                return packed
+        with torch.inference_mode(False), torch.no_grad():  # a normal tensor: parameters may train later
+            weight = torch.cat([lin.weight for lin in linears])  # (3 * all_head_size, hidden)
+            bias = torch.cat([lin.bias for lin in linears])  # (3 * all_head_size,)
+            for lin, w, b in zip(linears, weight.chunk(3), bias.chunk(3), strict=True):
+                lin.weight.data = w
+                lin.bias.data = b
+        self._qkv = (weight, bias)
+        return weight, bias
+
+    def _can_pack(self, hidden_states: Tensor) -> bool:
+        """Packed projections: no gradient to the projections, plain ``nn.Linear``, not while tracing/compiling."""
+        linears = (self.query, self.key, self.value)
+        if torch.is_grad_enabled() and any(p.requires_grad for lin in linears for p in lin.parameters()):
+            return False
+        if any(
+            lin.bias is None or type(lin) is not nn.Linear or lin._forward_hooks or lin._forward_pre_hooks
+            for lin in linears
+        ):
+            return False
+        return hidden_states.device.type != "meta" and _checking_values()
 
     def _split_heads(self, x: Tensor) -> Tensor:
         batch, seq, _ = x.shape
@@ -256,10 +316,18 @@ class RemBertSelfAttention(nn.Module):
         is reused as is; for self-attention the new keys/values are appended to it.
         """
         batch, seq, _ = hidden_states.shape
-        query = self._split_heads(self.query(hidden_states))  # (batch, heads, seq, head_dim)
-        if encoder_hidden_states is not None and past_key_value is not None:
+        if encoder_hidden_states is None and self._can_pack(hidden_states):
+            qkv = F.linear(hidden_states, *self._packed_qkv())  # (batch, seq, 3 * all_head_size)
+            qkv = qkv.view(batch, seq, 3, self.num_attention_heads, self.attention_head_size)
+            query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, heads, seq, head_dim)
+            if past_key_value is not None:
+                key = torch.cat([past_key_value[0], key], dim=2)  # (batch, heads, past + seq, head_dim)
+                value = torch.cat([past_key_value[1], value], dim=2)
+        elif encoder_hidden_states is not None and past_key_value is not None:
+            query = self._split_heads(self.query(hidden_states))  # (batch, heads, seq, head_dim)
             key, value = past_key_value  # cross-attention keys/values computed at the first step
         else:
+            query = self._split_heads(self.query(hidden_states))  # (batch, heads, seq, head_dim)
             source = hidden_states if encoder_hidden_states is None else encoder_hidden_states
             key = self._split_heads(self.key(source))  # (batch, heads, kv_seq, head_dim)
             value = self._split_heads(self.value(source))
@@ -271,7 +339,9 @@ class RemBertSelfAttention(nn.Module):
         use_sdpa = head_mask is None and not output_attentions
         if use_sdpa and self.attn_implementation != "sdpa":
             grads_flow = torch.is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad)
-            use_sdpa = self.attn_implementation == "auto" and not grads_flow
+            use_sdpa = self.attn_implementation == "auto" and (
+                not grads_flow or not _has_fully_masked_row(attention_mask)
+            )
         if use_sdpa:
             context = F.scaled_dot_product_attention(
                 query,
