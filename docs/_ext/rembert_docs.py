@@ -8,7 +8,7 @@
   from ``docs/_data/bench.json`` (config value ``rembert_bench_json``), schema::
 
       {"command": str, "machine": str, "date": str,
-       "results": [{"name": str, "framework": "torch" | "tf", "dtype": str, "shape": str,
+       "results": [{"name": str, "framework": "torch" | "tf" | "tokenizers", "dtype": str, "shape": str,
                     "ours_ms": float, "reference_ms": float, "speedup": float,
                     "target": float | null, "met": bool | null}]}
 
@@ -36,6 +36,7 @@ from sphinx.util.docutils import SphinxDirective
 GENERATED = "_generated"
 PARITY_COMMAND = ["parity", "--config", "tiny", "--no-tokenizers", "--no-progress"]
 BENCH_KEYS = {"command", "machine", "date", "results"}
+FRAMEWORKS = ("torch", "tf", "tokenizers")
 RESULT_KEYS = {"name", "framework", "dtype", "shape", "ours_ms", "reference_ms", "speedup", "target", "met"}
 
 
@@ -57,8 +58,10 @@ def load_bench(path: Path) -> dict[str, Any]:
         absent = RESULT_KEYS - set(row)
         if absent:
             raise ExtensionError(f"{path}: results[{i}] lacks {sorted(absent)}")
-        if row["framework"] not in ("torch", "tf"):
-            raise ExtensionError(f"{path}: results[{i}].framework must be 'torch' or 'tf', got {row['framework']!r}")
+        if row["framework"] not in FRAMEWORKS:
+            raise ExtensionError(
+                f"{path}: results[{i}].framework must be one of {FRAMEWORKS}, got {row['framework']!r}"
+            )
     return data
 
 
@@ -152,7 +155,13 @@ def plot_bench(data: dict[str, Any], out: Path) -> None:
     colors = ["tab:green" if r["met"] else ("tab:red" if r["met"] is False else "tab:blue") for r in rows]
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.6), dpi=110)
     ys = range(len(rows))
-    ax.barh(list(ys), [r["speedup"] for r in rows], color=colors)
+    speedups = [r["speedup"] for r in rows]
+    # A log axis when the ratios span a decade (tokenizers reach 60x, models 1-2x): 1x stays in the middle.
+    log = max(speedups) / max(min(speedups), 1e-9) > 10
+    # On the log axis bars start at 1x (a bar left of it: slower than the reference).
+    ax.barh(list(ys), [s - 1.0 for s in speedups] if log else speedups, left=1.0 if log else 0.0, color=colors)
+    if log:
+        ax.set_xscale("log")
     for y, r in zip(ys, rows, strict=True):
         if r["target"] is not None:
             ax.plot([r["target"], r["target"]], [y - 0.4, y + 0.4], color="black", linewidth=1.5)
@@ -161,7 +170,9 @@ def plot_bench(data: dict[str, Any], out: Path) -> None:
     ax.margins(x=0.12)
     ax.set_yticks(list(ys), labels, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("speed-up over the reference (reference time / our time; > 1 is faster; black tick: target)")
+    ax.set_xlabel(
+        "speed-up = reference time / our time (> 1: faster; black tick: target" + ("; log scale)" if log else ")")
+    )
     ax.set_title(f"{data['machine']}, {data['date']}", fontsize=9)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
