@@ -22,7 +22,7 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "_generated", "_data", "tests", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "_generated", "_data", "bench", "tests", "Thumbs.db", ".DS_Store"]  # bench/: included
 
 # -- MyST ----------------------------------------------------------------------------------------
 myst_enable_extensions = ["colon_fence", "deflist"]

@@ -97,7 +97,7 @@ def _torch_states(scratch: Path) -> tuple[list[State], Callable[[Path], Any], Ca
     for name, seed, shard in (("A", 0, None), ("B", 1, SHARD)):
         torch.manual_seed(seed)
         # The two saves differ in config.json too, so a new config beside old weights would be caught.
-        model = RemBertForMaskedLM(RemBertConfig(**{**CONFIG, "classifier_dropout": 0.1 * seed})).eval()
+        model = RemBertForMaskedLM(RemBertConfig(**{**CONFIG, "initializer_range": 0.02 + 0.01 * seed})).eval()
 
         def save(directory: Path, model: Any = model, shard: Any = shard) -> None:
             model.save_pretrained(directory, max_shard_size=shard or "5GB")
@@ -116,7 +116,7 @@ def _tf_states(scratch: Path) -> tuple[list[State], Callable[[Path], Any], Calla
     for name, seed, shard in (("A", 0, None), ("B", 1, SHARD)):
         tf.keras.utils.set_random_seed(seed)
         # The two saves differ in config.json too, so a new config beside old weights would be caught.
-        model = TFRemBertForMaskedLM(RemBertConfig(**{**CONFIG, "classifier_dropout": 0.1 * seed}))
+        model = TFRemBertForMaskedLM(RemBertConfig(**{**CONFIG, "initializer_range": 0.02 + 0.01 * seed}))
         model(input_ids=tf.ones((1, 3), tf.int32))
 
         def save(directory: Path, model: Any = model, shard: Any = shard) -> None:
