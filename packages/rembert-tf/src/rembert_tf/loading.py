@@ -68,6 +68,20 @@ def model_schema(model: TFRemBertPreTrainedModel) -> CheckpointSchema:
     return build_schema(model.config, model.task, add_pooling_layer=pooler)
 
 
+class _DLPackCapsule:
+    """A DLPack capsule from ``tf.experimental.dlpack.to_dlpack`` in the protocol ``np.from_dlpack`` reads
+    (TensorFlow's tensors only implement ``__dlpack__`` themselves from 2.17 on)."""
+
+    def __init__(self, capsule: Any) -> None:
+        self._capsule = capsule
+
+    def __dlpack__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._capsule
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (1, 0)  # kDLCPU: to_dlpack of a tensor on another device is refused by from_dlpack below
+
+
 def host_buffer(var: Any) -> np.ndarray | None:
     """The writable NumPy array that holds ``var``'s values, when it is one of the model's lazy buffers.
 
@@ -84,9 +98,9 @@ def host_buffer(var: Any) -> np.ndarray | None:
     variable = getattr(var, "value", var)  # a Keras variable's backing tf.Variable
     if isinstance(variable, tf.distribute.DistributedValues):
         return None  # one buffer per replica: written through TensorFlow ops, every copy
-    try:
-        current = np.from_dlpack(variable.read_value())  # shares the variable's buffer (no copy on read)
-    except (AttributeError, BufferError, RuntimeError, TypeError, ValueError):
+    try:  # the current value shares the variable's buffer (no copy on read)
+        current = np.from_dlpack(_DLPackCapsule(tf.experimental.dlpack.to_dlpack(variable.read_value())))
+    except (AttributeError, BufferError, RuntimeError, TypeError, ValueError, tf.errors.OpError):
         return None
     array = LAZY_BUFFERS.get(current.ctypes.data)
     if array is None or array.shape != current.shape or array.dtype != current.dtype:
