@@ -43,6 +43,11 @@ def test_no_python_escapes_the_runner(page: Path) -> None:
             directive = info
             if directive in ("{toctree}", "{figure}", "{bench-table}", "{parity-summary}", "{note}", "{warning}"):
                 continue
+            if directive == "{include}":  # an included page (the bench output) must not carry Python either
+                included = page.parent / block.info.split()[1]
+                assert included.is_file(), f"{page.name}:{block.line}: {included} does not exist"
+                assert "```python" not in included.read_text(encoding="utf-8"), f"{included} has Python blocks"
+                continue
             assert directive == "{code-block}", f"{page.name}:{block.line}: unexpected directive {directive}"
             body = [line for line in block.body.splitlines() if line.strip() and not line.startswith(":")]
             assert body and body[0].lstrip().startswith("# not run:"), (
