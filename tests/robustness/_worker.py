@@ -116,19 +116,6 @@ def op_tokenizer_from_pretrained(kind: str, path: str) -> Any:
     return cls.from_pretrained(path)("hello world")["input_ids"]
 
 
-TINY = {
-    "vocab_size": 64,
-    "hidden_size": 16,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "input_embedding_size": 8,
-    "output_embedding_size": 12,
-    "intermediate_size": 24,
-    "max_position_embeddings": 32,
-    "type_vocab_size": 2,
-}
-
-
 def _array(spec: dict[str, Any]) -> Any:
     import numpy as np
 
@@ -137,6 +124,7 @@ def _array(spec: dict[str, Any]) -> Any:
 
 def op_torch_forward(inputs: dict[str, Any], task: str = "base") -> Any:
     import torch
+    from _util import TINY
 
     import rembert_torch
     from rembert_core import RemBertConfig
@@ -156,6 +144,7 @@ def op_torch_forward(inputs: dict[str, Any], task: str = "base") -> Any:
 
 def op_tf_forward(inputs: dict[str, Any], task: str = "base") -> Any:
     import tensorflow as tf
+    from _util import TINY
 
     import rembert_tf
     from rembert_core import RemBertConfig
