@@ -247,11 +247,26 @@ def test_large_tensors_stream_in_blocks(tmp_path, monkeypatch, config_factory, b
         np.testing.assert_array_equal(value, np.asarray(tensors[name], dtype=np.float32), err_msg=name)
 
 
-def test_loaded_variables_live_in_lazy_buffers(tmp_path, monkeypatch, config_factory, batch_factory):
+@pytest.mark.parametrize("anonymous_mmap", [True, False], ids=["mmap", "np.zeros fallback"])
+def test_loaded_variables_live_in_lazy_buffers(tmp_path, monkeypatch, config_factory, batch_factory, anonymous_mmap):
     """Large float32 variables are written in place into NumPy buffers TF adopted (no TF-allocated copy)."""
+    import mmap
+
     import rembert_tf.loading
     import rembert_tf.modeling
     from rembert_tf.loading import host_buffer
+
+    mapping_type = mmap.mmap
+    if not anonymous_mmap:
+
+        def no_mmap(*args, **kwargs):
+            raise OSError("anonymous mappings unavailable")
+
+        monkeypatch.setattr(mmap, "mmap", no_mmap)
+    pages = rembert_tf.modeling._zero_pages(4096)
+    assert pages.shape == (4096,) and pages.ctypes.data % 64 == 0 and not pages.any() and pages.flags.writeable
+    owner = pages.base.obj if isinstance(pages.base, memoryview) else pages.base  # what holds the bytes
+    assert isinstance(owner, mapping_type) is anonymous_mmap
 
     config = config_factory("odd", num_labels=3)
     model = TFRemBertForSequenceClassification(config)
