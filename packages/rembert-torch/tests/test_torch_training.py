@@ -256,3 +256,102 @@ def test_packed_qkv_projection_keeps_parameters_names_and_training(
     assert out.dtype == torch.bfloat16 and attention._qkv is not None
     assert attention._qkv[0].dtype == torch.bfloat16
     assert attention.query.weight.data_ptr() == attention._qkv[0].data_ptr()
+
+
+def _count_onednn_calls(monkeypatch: Any) -> list[int]:
+    """Wrap the oneDNN linear op so a test sees how many dense layers went through it."""
+    import rembert_torch.modeling as modeling
+
+    op = modeling._onednn_linear()
+    if op is None:
+        pytest.skip("this torch build has no working torch.ops.mkldnn._linear_pointwise")
+    calls = [0]
+
+    def counting(*args: Any) -> torch.Tensor:
+        calls[0] += 1
+        return op(*args)
+
+    monkeypatch.setattr(modeling, "_onednn_linear", lambda: counting)
+    return calls
+
+
+def test_onednn_inference_matches_nn_linear_and_covers_every_dense_layer(
+    batch_factory: Any, close: Any, configs: Any, monkeypatch: Any
+) -> None:
+    """Float32 CPU inference runs each dense layer as one oneDNN call (GELU fused), with nn.Linear's numbers."""
+    import rembert_torch.modeling as modeling
+
+    calls = _count_onednn_calls(monkeypatch)
+    config = _config(configs, "wide")
+    torch.manual_seed(0)
+    model = RemBertForMaskedLM(config).eval()
+    inputs = batch_factory(configs["wide"], batch=3, seq=7)
+    with torch.inference_mode():
+        fast = model(**inputs).logits
+    # mapping_in, per layer packed QKV + attention output + intermediate + output, LM dense + decoder
+    assert calls[0] == 1 + 4 * config.num_hidden_layers + 2
+    monkeypatch.setattr(modeling, "ONEDNN_INFERENCE", False)
+    with torch.inference_mode():
+        plain = model(**inputs).logits
+    assert calls[0] == 1 + 4 * config.num_hidden_layers + 2  # switched off: no further calls
+    close(fast, plain, name="oneDNN vs F.linear logits")
+    assert not torch.equal(fast, plain) or config.hidden_act != "gelu"  # it really ran another kernel
+
+
+@pytest.mark.parametrize("case", ["grad", "hook", "bfloat16", "broken op"])
+def test_onednn_inference_steps_aside(
+    case: str, batch_factory: Any, close: Any, configs: Any, monkeypatch: Any
+) -> None:
+    """Gradients, hooks, other dtypes and a torch build whose op is missing or wrong take nn.Linear's path."""
+    import rembert_torch.modeling as modeling
+
+    calls = _count_onednn_calls(monkeypatch)
+    torch.manual_seed(0)
+    model = RemBertModel(_config(configs, "wide")).eval()
+    inputs = batch_factory(configs["wide"], batch=2, seq=5)
+    with torch.no_grad():
+        expected = model(**inputs).last_hidden_state
+    calls[0] = 0
+    if case == "grad":
+        out = model(**inputs).last_hidden_state
+        out.pow(2).mean().backward()
+        assert model.encoder.layer[0].intermediate.dense.weight.grad is not None
+        assert model.encoder.embedding_hidden_mapping_in.weight.grad.abs().sum() > 0
+    elif case == "hook":
+        seen: list[tuple[int, ...]] = []
+        model.encoder.layer[1].output.dense.register_forward_hook(lambda m, a, o: seen.append(tuple(o.shape)))
+        with torch.no_grad():
+            out = model(**inputs).last_hidden_state
+        assert seen == [(2, 5, model.config.hidden_size)]
+        assert calls[0] > 0  # the other layers still take the fast path
+    elif case == "bfloat16":
+        model.to(torch.bfloat16)
+        with torch.no_grad():
+            out = model(**inputs).last_hidden_state
+        assert calls[0] == 0
+        expected = expected.to(torch.bfloat16)
+    else:
+        monkeypatch.setattr(modeling, "_onednn_linear", lambda: None)
+        with torch.no_grad():
+            out = model(**inputs).last_hidden_state
+    if case != "hook":
+        assert calls[0] == 0
+    close(out.detach().float(), expected.float(), dtype="bfloat16" if case == "bfloat16" else "float32", name=case)
+
+
+def test_onednn_probe_rejects_an_op_that_disagrees(monkeypatch: Any) -> None:
+    """The op is internal to PyTorch: a build where it computes something else is never used."""
+    import rembert_torch.modeling as modeling
+
+    class WrongOps:
+        @staticmethod
+        def _linear_pointwise(x: torch.Tensor, weight: torch.Tensor, bias: Any, *args: Any) -> torch.Tensor:
+            return torch.nn.functional.linear(x, weight, bias)  # ignores the GELU epilogue
+
+    modeling._onednn_linear.cache_clear()
+    try:
+        monkeypatch.setattr(torch.ops, "mkldnn", WrongOps(), raising=False)
+        assert modeling._onednn_linear() is None
+    finally:
+        monkeypatch.undo()
+        modeling._onednn_linear.cache_clear()
