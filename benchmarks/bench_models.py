@@ -13,7 +13,7 @@ padded batches (rows of decreasing length, down to half the sequence).
 * PyTorch (this process): forward of the bare model at batch 8 x seq 128 and batch 2 x seq 512 in
   float32 and bfloat16, the masked-LM head forward, and a sequence-classification training step
   (forward + backward + AdamW). Ours and the reference are timed alternately, with the float32/bfloat16
-  GEMM peak at the model's shapes (the faster of ``F.linear`` and the oneDNN linear op on the model's
+  GEMM peak at the model's shapes (the faster of ``torch.mm`` and the oneDNN linear op on the model's
   1024-token activations and weights) timed in the same rounds, so machine load hits all alike.
   MFU = the model's matmul FLOPs / time / measured GEMM peak.
 * TensorFlow: ours (Keras 3) and the reference TF classes (tf-keras, ``TF_USE_LEGACY_KERAS=1``) cannot
@@ -149,12 +149,11 @@ def gemm_callables(dtype: Any, layers: int) -> tuple[dict[str, Callable[[], None
 
     ``layers`` times one layer's six matmuls, so the peak is measured over seconds, in the same rounds
     (and under the same machine load) as the model itself. Timed with each GEMM PyTorch offers on CPU:
-    ``F.linear`` (MKL in float32) and, where present, the oneDNN op our float32 inference uses; the peak
+    ``F.linear``'s ``torch.mm`` (MKL in float32) and, where present, the oneDNN op our float32 inference uses; the peak
     is the faster of the two, so MFU is against the best GEMM this machine gives, not the one we happen
-    to call.
+    to call. (The oneDNN op allocates its output; ``torch.mm`` writes into preallocated ones.)
     """
     import torch
-    import torch.nn.functional as F
 
     gen = torch.Generator().manual_seed(0)
     pairs = [
@@ -163,16 +162,19 @@ def gemm_callables(dtype: Any, layers: int) -> tuple[dict[str, Callable[[], None
     ]
     flops = sum(2.0 * m * k * n for m, k, n in linear_shapes(1024))
 
-    def run(linear: Callable[[Any, Any], Any]) -> Callable[[], None]:
+    def run(linear: Callable[[Any, Any, int], Any]) -> Callable[[], None]:
         def call() -> None:
             with torch.inference_mode():
                 for _ in range(layers):
-                    for x, w in pairs:
-                        linear(x, w)
+                    for i, (x, w) in enumerate(pairs):
+                        linear(x, w, i)
 
         return call
 
-    kernels = {"gemm F.linear": run(F.linear)}
+    # F.linear's kernel (MKL in float32) writing into preallocated outputs: fresh output pages cost page
+    # faults that can take a third of the time of a (1024, 4608) GEMM on a VM, and are not the GEMM's.
+    outs = [torch.empty(m, n, dtype=dtype) for m, _, n in linear_shapes(1024)]
+    kernels = {"gemm torch.mm": run(lambda x, w, i: torch.mm(x, w.t(), out=outs[i]))}
     try:
         onednn = torch.ops.mkldnn._linear_pointwise
         with torch.inference_mode():
@@ -180,7 +182,7 @@ def gemm_callables(dtype: Any, layers: int) -> tuple[dict[str, Callable[[], None
     except (AttributeError, RuntimeError, TypeError):
         pass
     else:
-        kernels["gemm oneDNN"] = run(lambda x, w: onednn(x, w, None, "none", [], ""))
+        kernels["gemm oneDNN"] = run(lambda x, w, i: onednn(x, w, None, "none", [], ""))
     return kernels, flops * layers
 
 
