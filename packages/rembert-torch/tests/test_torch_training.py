@@ -298,7 +298,7 @@ def test_onednn_inference_matches_nn_linear_and_covers_every_dense_layer(
     assert not torch.equal(fast, plain) or config.hidden_act != "gelu"  # it really ran another kernel
 
 
-@pytest.mark.parametrize("case", ["grad", "hook", "bfloat16", "broken op"])
+@pytest.mark.parametrize("case", ["grad", "hook", "bfloat16", "autocast", "broken op"])
 def test_onednn_inference_steps_aside(
     case: str, batch_factory: Any, close: Any, configs: Any, monkeypatch: Any
 ) -> None:
@@ -330,13 +330,21 @@ def test_onednn_inference_steps_aside(
             out = model(**inputs).last_hidden_state
         assert calls[0] == 0
         expected = expected.to(torch.bfloat16)
+    elif case == "autocast":  # bfloat16 GEMMs as F.linear under autocast gives them, not float32 ones
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(**inputs).last_hidden_state
+        monkeypatch.setattr(modeling, "ONEDNN_INFERENCE", False)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            expected = model(**inputs).last_hidden_state
+        assert out.dtype == torch.bfloat16 and torch.equal(out, expected)
     else:
         monkeypatch.setattr(modeling, "_onednn_linear", lambda: None)
         with torch.no_grad():
             out = model(**inputs).last_hidden_state
     if case != "hook":
         assert calls[0] == 0
-    close(out.detach().float(), expected.float(), dtype="bfloat16" if case == "bfloat16" else "float32", name=case)
+    low = case in ("bfloat16", "autocast")
+    close(out.detach().float(), expected.float(), dtype="bfloat16" if low else "float32", name=case)
 
 
 def test_onednn_probe_rejects_an_op_that_disagrees(monkeypatch: Any) -> None:
@@ -354,4 +362,17 @@ def test_onednn_probe_rejects_an_op_that_disagrees(monkeypatch: Any) -> None:
         assert modeling._onednn_linear() is None
     finally:
         monkeypatch.undo()
+        modeling._onednn_linear.cache_clear()
+
+
+def test_onednn_probe_under_autocast_still_finds_the_op() -> None:
+    """The one-time check may first run inside a user's autocast region; it must not raise or give up there."""
+    import rembert_torch.modeling as modeling
+
+    working = modeling._onednn_linear()
+    modeling._onednn_linear.cache_clear()
+    try:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            assert modeling._onednn_linear() is working
+    finally:
         modeling._onednn_linear.cache_clear()

@@ -194,7 +194,7 @@ def _has_fully_masked_row(bias: Tensor | None) -> bool:
 #: ReLU, the activation as the GEMM's epilogue) instead of ``F.linear`` (MKL) followed by the activation.
 #: The bench measured oneDNN's GEMMs 5-18% faster at RemBERT's widths, and the epilogue saves a pass over
 #: the (tokens, intermediate_size) activations. Training, other dtypes and devices, hooked or subclassed
-#: layers and torch.compile always use ``nn.Linear``'s own forward. Set to False to do so everywhere.
+#: layers, CPU autocast and torch.compile always use ``nn.Linear``'s own forward. Set to False to do so everywhere.
 ONEDNN_INFERENCE = True
 
 #: Activations oneDNN computes exactly as ``ACTIVATIONS`` does, as (post-op, algorithm); "none" is erf GELU.
@@ -214,13 +214,20 @@ def _onednn_linear() -> Callable[..., Tensor] | None:
         op = torch.ops.mkldnn._linear_pointwise
         gen = torch.Generator().manual_seed(0)
         x, weight, bias = (torch.randn(shape, generator=gen) for shape in ((2, 3, 16), (8, 16), (8,)))
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast("cpu", enabled=False):  # the probe may first run under autocast
             fused, plain = op(x, weight, bias, "gelu", [], "none"), F.gelu(F.linear(x, weight, bias))
+        agrees = fused.shape == plain.shape and torch.allclose(fused, plain, rtol=1e-5, atol=1e-5)
     except (AttributeError, RuntimeError, TypeError):
         return None
-    if fused.shape != plain.shape or not torch.allclose(fused, plain, rtol=1e-5, atol=1e-5):
-        return None
-    return op
+    return op if agrees else None
+
+
+def _cpu_autocast() -> bool:
+    """Whether ``torch.autocast("cpu")`` is on here."""
+    try:
+        return bool(torch.is_autocast_enabled("cpu"))
+    except TypeError:  # PyTorch before 2.4 has no device argument
+        return bool(torch.is_autocast_cpu_enabled())
 
 
 def _linear_act(
@@ -232,6 +239,7 @@ def _linear_act(
     """
     if (
         ONEDNN_INFERENCE
+        and not _cpu_autocast()  # autocast would run F.linear in its lower dtype: keep that
         and x.dtype == weight.dtype == torch.float32
         and x.device.type == weight.device.type == "cpu"
         and weight.is_contiguous()
