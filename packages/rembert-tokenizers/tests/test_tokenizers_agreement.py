@@ -114,3 +114,24 @@ def test_custom_charsmap_rules_apply(derived_models, tokenizers_for, en_model):
     assert not charsmap_keeps_ascii(model.charsmap_normalizer(), model.charsmap)
     nfkc = load_model_file(en_model)
     assert charsmap_keeps_ascii(nfkc.charsmap_normalizer(), nfkc.charsmap)
+
+
+def test_fast_plain_call_defers_unknown_surfaces_until_asked(fixtures_dir, corpus, monkeypatch):
+    """A plain call encodes each row once; the surfaces of unknown pieces (for tokens() and word_ids()) are
+    computed when first asked for, and then equal what tokenize() gives."""
+    from rembert_tokenizers import RemBertTokenizerFast
+
+    tok = RemBertTokenizerFast(fixtures_dir / "test_ja_model.model")
+    lines = corpus("ja")[:400]
+    calls: list[str] = []
+    surfaces = tok._surfaces
+    monkeypatch.setattr(tok, "_surfaces", lambda text: calls.append(text) or surfaces(text))
+    encoding = tok(lines)
+    assert calls == []  # ids alone: no second encoding
+    with_unknown = [i for i, ids in enumerate(encoding["input_ids"]) if tok._sp_unk_id in ids]
+    assert len(with_unknown) >= 20  # the corpus has plenty of characters the model does not know
+    for i, line in enumerate(lines):
+        assert encoding.tokens(i) == [tok.cls_token, *tok.tokenize(line), tok.sep_token], line
+    assert len(calls) == len(with_unknown)  # each such row encoded once more, when its tokens were asked for
+    word_ids = encoding.word_ids(with_unknown[0])
+    assert word_ids == tok(lines[with_unknown[0]]).word_ids()

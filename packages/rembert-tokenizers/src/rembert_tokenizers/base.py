@@ -24,7 +24,7 @@ import os
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
@@ -155,6 +155,15 @@ class _Sequence:
     words: list[int] | None = None  # explicit word index per token (is_split_into_words)
     offsets: list[tuple[int, int]] | None = None  # (start, end) characters in the original text
     pieces: list[str] | None = None
+    deferred: Callable[[], list[str]] | None = None  # computes ``pieces`` on first use (see _resolved)
+
+
+def _resolved(seq: _Sequence) -> list[str] | None:
+    """``seq.pieces``, computed now if the encoder deferred them (most calls never look at them)."""
+    if seq.pieces is None and seq.deferred is not None:
+        seq.pieces = seq.deferred()
+        seq.deferred = None
+    return seq.pieces
 
 
 @dataclass(slots=True)
@@ -791,7 +800,7 @@ class RemBertTokenizerBase(abc.ABC):
                     part = encoded[cursor]
                     cursor += 1
                     seq.ids.extend(part.ids)
-                    surfaces = surfaces or part.pieces is not None
+                    surfaces = surfaces or _resolved(part) is not None
                     seq.pieces.extend(self._pieces_of(part))
                     if seq.offsets is not None and part.offsets is not None:
                         seq.offsets.extend((s + start, e + start) for s, e in part.offsets)
@@ -1223,7 +1232,7 @@ class RemBertTokenizerBase(abc.ABC):
             parts = encoded[cursor : cursor + len(words)]
             cursor += len(words)
             # Pieces when some word has them (an unknown piece's surface); the others' come from their ids.
-            have_pieces = any(part.pieces is not None for part in parts)
+            have_pieces = any(_resolved(part) is not None for part in parts)
             seq = _Sequence([], words=[], offsets=[] if offsets else None, pieces=[] if have_pieces else None)
             for index, part in enumerate(parts):
                 seq.ids.extend(part.ids)
@@ -1619,12 +1628,13 @@ class RemBertTokenizerBase(abc.ABC):
         words: list[int] = []
         current = -1
         previous_added = True
+        pieces = _resolved(seq)
         for index, token_id in enumerate(seq.ids):
-            is_added = token_id in self._added_tokens and (seq.pieces is None or seq.pieces[index] in self._added_ids)
+            is_added = token_id in self._added_tokens and (pieces is None or pieces[index] in self._added_ids)
             if is_added:
                 piece = ""
-            elif seq.pieces is not None:
-                piece = seq.pieces[index]
+            elif pieces is not None:
+                piece = pieces[index]
             else:
                 piece = self._pieces[token_id] if 0 <= token_id < len(self._pieces) else ""
             if is_added or previous_added or piece.startswith(SPIECE_UNDERLINE):
@@ -1645,7 +1655,8 @@ class RemBertTokenizerBase(abc.ABC):
         return self._row_parts(row, lambda s: s.offsets or [], (0, 0), (0, 0), (0, 0))
 
     def _pieces_of(self, seq: _Sequence) -> list[str]:
-        return seq.pieces if seq.pieces is not None else [self._id_to_token(i) for i in seq.ids]
+        pieces = _resolved(seq)
+        return pieces if pieces is not None else [self._id_to_token(i) for i in seq.ids]
 
     def _alignment(self, rows: list[_Row]) -> tuple[list[list[int | None]], list[list[str]]]:
         words = [self._row_parts(r, self._words_of, None, None, None) for r in rows]

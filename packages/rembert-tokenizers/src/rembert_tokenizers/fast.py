@@ -9,6 +9,7 @@ Viterbi in Rust, in parallel); padding goes straight into NumPy arrays. See
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from typing import Any, ClassVar
@@ -169,15 +170,25 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
                     prepared = [whitespace(normalize(c)) for c in chunks]
             encodings = self._core_ids.encode_batch_fast(prepared, add_special_tokens=False)
             all_ids = [e.ids for e in encodings]
-            # encode_batch_fast gives no token strings; the rows that need them are encoded again with them:
-            # rows with unknown pieces (whose surface may be an added token's text, and is what tokens()
-            # shows, as the reference does), or every row when added tokens can replace any piece.
+            results = [_Sequence(ids) for ids in all_ids]
+            # encode_batch_fast gives no token strings. Rows whose ids depend on them are encoded again now:
+            # every row when added tokens can replace any piece, else the rows with an unknown piece whose
+            # text contains an added token's (the piece's surface may be that text, which maps to the added
+            # token's id). Other rows with unknown pieces need their surfaces only for tokens() and word_ids(),
+            # as the reference shows them: those are encoded again on first use.
             unk = self._sp_unk_id
             if self._remap_all_pieces:
                 redo = list(range(len(all_ids)))
             else:
-                redo = [i for i, ids in enumerate(all_ids) if unk in ids]
-            results = [_Sequence(ids) for ids in all_ids]
+                contents = tuple(self._added_ids)
+                redo = []
+                for i, ids in enumerate(all_ids):
+                    if unk not in ids:
+                        continue
+                    if any(content in prepared[i] for content in contents):  # pieces are substrings of it
+                        redo.append(i)
+                    else:
+                        results[i].deferred = functools.partial(self._surfaces, prepared[i])
             if redo:
                 again = self._core_ids.encode_batch([prepared[i] for i in redo], add_special_tokens=False)
                 for i, encoding in zip(redo, again, strict=True):
@@ -193,6 +204,10 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
                 seq.offsets = self._original_offsets(chunk, norm, encoding.offsets)
             results.append(seq)
         return results
+
+    def _surfaces(self, prepared: str) -> list[str]:
+        """The pieces of a prepared chunk (unknown pieces as their text), for a row encoded without them."""
+        return list(self._core_ids.encode(prepared, add_special_tokens=False).tokens)
 
     def _original_offsets(self, chunk: str, norm: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """Map character spans in the charsmap-normalized chunk back to the chunk."""
