@@ -239,11 +239,11 @@ def _linear_act(
     """
     if (
         ONEDNN_INFERENCE
-        and not _cpu_autocast()  # autocast would run F.linear in its lower dtype: keep that
         and x.dtype == weight.dtype == torch.float32
         and x.device.type == weight.device.type == "cpu"
         and weight.is_contiguous()
         and (bias is None or (bias.dtype == torch.float32 and bias.is_contiguous()))
+        and not _cpu_autocast()  # autocast would run F.linear in its lower dtype: keep that
         and _checking_values()
     ):
         op = _onednn_linear()
@@ -255,15 +255,16 @@ def _linear_act(
     return out if activation is None else activation(out)
 
 
+def _customized(module: nn.Linear) -> bool:
+    """Whether ``module`` is a subclass of ``nn.Linear`` or has forward hooks: its own forward must run."""
+    return type(module) is not nn.Linear or bool(module._forward_hooks or module._forward_pre_hooks)
+
+
 def _linear(module: nn.Linear, x: Tensor, activation: Callable[[Tensor], Tensor] | None = None) -> Tensor:
     """``activation(module(x))``: through :func:`_linear_act` when ``module`` is a plain ``nn.Linear`` and no
     gradient flows to it, through the module's own forward (hooks, subclasses, autograd) otherwise."""
     hooked = (
-        type(module) is not nn.Linear
-        or module._forward_hooks
-        or module._forward_pre_hooks
-        or nn.modules.module._global_forward_hooks
-        or nn.modules.module._global_forward_pre_hooks
+        _customized(module) or nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks
     )
     grads = torch.is_grad_enabled() and (
         x.requires_grad or any(p.requires_grad for p in (module.weight, module.bias) if p is not None)
@@ -376,10 +377,7 @@ class RemBertSelfAttention(nn.Module):
         linears = (self.query, self.key, self.value)
         if torch.is_grad_enabled() and any(p.requires_grad for lin in linears for p in lin.parameters()):
             return False
-        if any(
-            lin.bias is None or type(lin) is not nn.Linear or lin._forward_hooks or lin._forward_pre_hooks
-            for lin in linears
-        ):
+        if any(lin.bias is None or _customized(lin) for lin in linears):
             return False
         return hidden_states.device.type != "meta" and _checking_values()
 
