@@ -47,12 +47,16 @@ def test_fit_with_a_user_loss_on_logits(config_factory):
     model = TFRemBertForSequenceClassification(config)
     ids, labels = _classification_data(config, seed=1)
     model.compile(
-        optimizer=keras.optimizers.SGD(0.1),
+        optimizer=keras.optimizers.Adam(3e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=False,
     )
-    history = model.fit(ids, labels, batch_size=8, epochs=4, verbose=0)
-    assert history.history["loss"][-1] < history.history["loss"][0]
+    # Eight epochs of Adam memorise the 32 examples (the loss falls from ln 2 to below 0.1 for every seed tried);
+    # four epochs of SGD barely moved it, so whether it fell was down to the seed and the TF version.
+    history = model.fit(ids, labels, batch_size=8, epochs=8, verbose=0, shuffle=False)
+    losses = history.history["loss"]
+    assert losses[0] == pytest.approx(np.log(2), abs=0.05)
+    assert losses[-1] < 0.25 * losses[0], losses
 
 
 def test_fit_masked_lm_and_causal_lm(config_factory, batch_factory):
