@@ -9,10 +9,14 @@ Viterbi in Rust, in parallel); padding goes straight into NumPy arrays. See
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import json
 import os
 from typing import Any, ClassVar
+
+import numpy as np
 
 from rembert_core import CheckpointError, InputError
 from rembert_core.serialization import recover_interrupted_save
@@ -24,11 +28,64 @@ from rembert_tokenizers.convert import (
     model_from_tokenizer_json,
     whitespace_function,
 )
-from rembert_tokenizers.spmodel import SentencePieceModel, charsmap_keeps_ascii, load_model_file
+from rembert_tokenizers.spmodel import (
+    PIECE_NORMAL,
+    PIECE_USER_DEFINED,
+    SentencePieceModel,
+    charsmap_keeps_ascii,
+    load_model_file,
+)
 
 __all__ = ["TOKENIZER_FILE", "RemBertTokenizerFast"]
 
 TOKENIZER_FILE = "tokenizer.json"
+
+
+def _commuting_groups(model: SentencePieceModel) -> np.ndarray:
+    """Per piece id: the group of pieces that are powers of the same string (``"0"``, ``"00"``), else -1.
+
+    Two pieces commute (``a + b == b + a``) exactly when they are powers of one primitive string; only
+    groups with at least two such pieces are numbered.
+    """
+    members: dict[str, list[int]] = {}
+    for index, (piece, kind) in enumerate(zip(model.pieces, model.types, strict=True)):
+        if kind not in (PIECE_NORMAL, PIECE_USER_DEFINED) or not piece:
+            continue
+        period = (piece + piece).find(piece, 1)  # the smallest period; len(piece) when it has none
+        members.setdefault(piece[:period], []).append(index)
+    groups = np.full(len(model.pieces), -1, dtype=np.intp)
+    for number, ids in enumerate(ids for ids in members.values() if len(ids) > 1):
+        groups[ids] = number
+    return groups
+
+
+def _respan(tokens: list[str], spans: list[tuple[int, int]], pieces: list[str]) -> list[tuple[int, int]]:
+    """Spans of ``pieces`` from those of ``tokens``, another segmentation of the same text.
+
+    A boundary both share keeps its span; one inside a token moves by its distance from the token's
+    start when the token's span is as long as its text (otherwise it takes the token's edge).
+    """
+    if "".join(tokens) != "".join(pieces):  # not the same text: keep whole-row spans rather than guess
+        start = spans[0][0] if spans else 0
+        end = spans[-1][1] if spans else 0
+        return [(start, end)] * len(pieces)
+    starts = list(itertools.accumulate((len(t) for t in tokens), initial=0))
+
+    def position(at: int, *, end: bool) -> int:
+        found = bisect.bisect_left(starts, at) if end else bisect.bisect_right(starts, at)
+        k = max(0, min(len(tokens) - 1, found - 1))
+        s, e = spans[k]
+        inside = at - starts[k]
+        if e - s == len(tokens[k]):
+            return int(s + inside)
+        return int(e if end and inside > 0 else s)
+
+    result = []
+    at = 0
+    for piece in pieces:
+        result.append((position(at, end=False), position(at + len(piece), end=True)))
+        at += len(piece)
+    return result
 
 
 class RemBertTokenizerFast(RemBertTokenizerBase):
@@ -129,7 +186,11 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
         self._whitespace = whitespace_function(self._model, remove_space=self.remove_space)
         processor = sentencepiece.SentencePieceProcessor()
         processor.LoadFromSerializedProto(self._model.proto_bytes)
-        self._sp = processor  # detokenization only, so decode() is exactly the slow tokenizer's
+        self._sp = processor  # detokenization, so decode() is exactly the slow tokenizer's
+        exact = sentencepiece.SentencePieceProcessor()
+        exact.LoadFromSerializedProto(self._model.processor_bytes(remove_space=self.remove_space))
+        self._sp_exact = exact  # the slow tokenizer's encoder, for the rows whose segmentation is a tie
+        self._tie_groups = _commuting_groups(self._model)
         self._pieces = list(self._model.pieces)
         self._piece_ids = {}
         for index, piece in enumerate(self._pieces):
@@ -171,6 +232,9 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
             encodings = self._core_ids.encode_batch_fast(prepared, add_special_tokens=False)
             all_ids = [e.ids for e in encodings]
             results = [_Sequence(ids) for ids in all_ids]
+            ties = self._tie_rows(all_ids)
+            for i in ties:
+                results[i] = self._exact_sequence(chunks[i])
             # encode_batch_fast gives no token strings. Rows whose ids depend on them are encoded again now:
             # every row when added tokens can replace any piece, else the rows with an unknown piece whose
             # text contains an added token's (the piece's surface may be that text, which maps to the added
@@ -178,12 +242,12 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
             # as the reference shows them: those are encoded again on first use.
             unk = self._sp_unk_id
             if self._remap_all_pieces:
-                redo = list(range(len(all_ids)))
+                redo = [i for i in range(len(all_ids)) if i not in ties]
             else:
                 contents = tuple(self._added_ids)
                 redo = []
                 for i, ids in enumerate(all_ids):
-                    if unk not in ids:
+                    if unk not in ids or i in ties:
                         continue
                     if any(content in prepared[i] for content in contents):  # pieces are substrings of it
                         redo.append(i)
@@ -196,14 +260,49 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
             return results
         normalized = self._normalize(chunks)
         encodings = self._core.encode_batch(normalized, add_special_tokens=False)
+        ties = self._tie_rows([e.ids for e in encodings])
         results = []
-        for chunk, norm, encoding in zip(chunks, normalized, encodings, strict=True):
-            tokens = encoding.tokens
-            seq = _Sequence(self._piece_ids_of(encoding.ids, tokens), pieces=tokens)
+        for i, (chunk, norm, encoding) in enumerate(zip(chunks, normalized, encodings, strict=True)):
+            tokens, spans = encoding.tokens, encoding.offsets
+            if i in ties:
+                seq = self._exact_sequence(chunk)
+                assert seq.pieces is not None
+                spans = _respan(tokens, spans, seq.pieces)
+            else:
+                seq = _Sequence(self._piece_ids_of(encoding.ids, tokens), pieces=tokens)
             if offsets:
-                seq.offsets = self._original_offsets(chunk, norm, encoding.offsets)
+                seq.offsets = self._original_offsets(chunk, norm, spans)
             results.append(seq)
         return results
+
+    def _tie_rows(self, all_ids: list[list[int]]) -> set[int]:
+        """Rows whose segmentation has two adjacent, different pieces that commute (``"0" "00"``).
+
+        Swapping them gives a segmentation with exactly the same score. SentencePiece sums the scores
+        along the lattice in float32, so which of the tied segmentations it returns depends on rounding
+        (and on everything before the run, e.g. an unknown character's penalty); ``tokenizers`` sums in
+        float64 and may return the other. Those rows are encoded again by SentencePiece itself.
+        """
+        if not all_ids:
+            return set()
+        lengths = np.fromiter(map(len, all_ids), dtype=np.intp, count=len(all_ids))
+        flat = np.fromiter(itertools.chain.from_iterable(all_ids), dtype=np.intp, count=int(lengths.sum()))
+        if flat.size < 2:
+            return set()
+        groups = self._tie_groups[flat]  # (tokens,) group of each piece, -1: commutes with no other piece
+        hit = (groups[:-1] >= 0) & (groups[:-1] == groups[1:]) & (flat[:-1] != flat[1:])  # (tokens - 1,)
+        ends = np.cumsum(lengths)
+        inner = ends[:-1][(ends[:-1] > 0) & (ends[:-1] < flat.size)]  # where a row ends and a later one starts
+        hit[inner - 1] = False  # pairs that straddle two rows
+        if not hit.any():
+            return set()
+        return {int(r) for r in np.searchsorted(ends, np.flatnonzero(hit), side="right")}
+
+    def _exact_sequence(self, chunk: str) -> _Sequence:
+        """``chunk`` as the slow tokenizer encodes it: SentencePiece's own pieces."""
+        pieces = list(self._sp_exact.EncodeAsPieces(chunk))
+        piece_ids, unk = self._piece_ids, self._sp_unk_id
+        return _Sequence(self._piece_ids_of([piece_ids.get(p, unk) for p in pieces], pieces), pieces=pieces)
 
     def _surfaces(self, prepared: str) -> list[str]:
         """The pieces of a prepared chunk (unknown pieces as their text), for a row encoded without them."""
