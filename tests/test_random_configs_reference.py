@@ -20,21 +20,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from rembert_core import ARCHITECTURES
 from rembert_core.tolerances import assert_close
 
 transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.oracle
 
-CLASS_NAMES = {
-    "base": "RemBertModel",
-    "masked_lm": "RemBertForMaskedLM",
-    "causal_lm": "RemBertForCausalLM",
-    "sequence_classification": "RemBertForSequenceClassification",
-    "multiple_choice": "RemBertForMultipleChoice",
-    "token_classification": "RemBertForTokenClassification",
-    "question_answering": "RemBertForQuestionAnswering",
-}
+CLASS_NAMES = ARCHITECTURES  # task -> reference class name (ours: the same, with "TF" in front in rembert-tf)
 ACTIVATIONS = ["gelu", "relu", "gelu_new", "silu", "gelu_pytorch_tanh", "swish"]
 PROBLEM_TYPES = [None, "single_label_classification", "multi_label_classification", "regression"]
 
