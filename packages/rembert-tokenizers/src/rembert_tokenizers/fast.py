@@ -335,7 +335,7 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for key in ("_sp", "_lock", "_core", "_core_ids", "_whitespace", "_charsmap"):
+        for key in ("_sp", "_sp_exact", "_tie_groups", "_lock", "_core", "_core_ids", "_whitespace", "_charsmap"):
             state.pop(key, None)
         return state
 
