@@ -730,6 +730,12 @@ class RemBertTokenizerBase(abc.ABC):
                 parts[i] = ""
         return text, [(part, added_ids.get(part, -1)) for part in parts if part]
 
+    def _sequence_of_pieces(self, pieces: list[str]) -> _Sequence:
+        """A chunk as SentencePiece's ``EncodeAsPieces`` gave it: each piece's id (unknown surfaces -> the
+        unknown piece), then the added tokens' ids, as the reference does."""
+        piece_ids, unk = self._piece_ids, self._sp_unk_id
+        return _Sequence(self._piece_ids_of([piece_ids.get(p, unk) for p in pieces], pieces), pieces=pieces)
+
     def _piece_ids_of(self, ids: list[int], pieces: Sequence[str]) -> list[int]:
         """Final ids of encoded pieces, mapped through the added tokens as the reference does."""
         added = self._added_ids

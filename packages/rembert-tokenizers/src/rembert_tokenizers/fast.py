@@ -41,18 +41,26 @@ __all__ = ["TOKENIZER_FILE", "RemBertTokenizerFast"]
 TOKENIZER_FILE = "tokenizer.json"
 
 
-def _commuting_groups(model: SentencePieceModel) -> np.ndarray:
+def _commuting_groups(model: SentencePieceModel, piece_ids: dict[str, int]) -> np.ndarray:
     """Per piece id: the group of pieces that are powers of the same string (``"0"``, ``"00"``), else -1.
 
     Two pieces commute (``a + b == b + a``) exactly when they are powers of one primitive string; only
-    groups with at least two such pieces are numbered.
+    groups with at least two such pieces are numbered. A group is its repeated pieces plus their root
+    when the root is a piece too, so only pieces that repeat their first character are examined.
     """
+    reachable = (PIECE_NORMAL, PIECE_USER_DEFINED)
+    types = model.types
     members: dict[str, list[int]] = {}
-    for index, (piece, kind) in enumerate(zip(model.pieces, model.types, strict=True)):
-        if kind not in (PIECE_NORMAL, PIECE_USER_DEFINED) or not piece:
-            continue
+    for index, piece in enumerate(model.pieces):
+        if len(piece) < 2 or piece.count(piece[0]) < 2 or types[index] not in reachable:
+            continue  # not a power of a shorter string
         period = (piece + piece).find(piece, 1)  # the smallest period; len(piece) when it has none
-        members.setdefault(piece[:period], []).append(index)
+        if period < len(piece):
+            members.setdefault(piece[:period], []).append(index)
+    for root, ids in members.items():
+        root_id = piece_ids.get(root)
+        if root_id is not None and types[root_id] in reachable:
+            ids.append(root_id)
     groups = np.full(len(model.pieces), -1, dtype=np.intp)
     for number, ids in enumerate(ids for ids in members.values() if len(ids) > 1):
         groups[ids] = number
@@ -184,18 +192,16 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
         self._core = build_core_tokenizer(self._model, remove_space=self.remove_space)
         self._core_ids = build_core_tokenizer(self._model, remove_space=self.remove_space, whitespace=False)
         self._whitespace = whitespace_function(self._model, remove_space=self.remove_space)
+        # The slow tokenizer's processor: decode() is exactly its, and so are the rows whose segmentation is a tie.
         processor = sentencepiece.SentencePieceProcessor()
-        processor.LoadFromSerializedProto(self._model.proto_bytes)
-        self._sp = processor  # detokenization, so decode() is exactly the slow tokenizer's
-        exact = sentencepiece.SentencePieceProcessor()
-        exact.LoadFromSerializedProto(self._model.processor_bytes(remove_space=self.remove_space))
-        self._sp_exact = exact  # the slow tokenizer's encoder, for the rows whose segmentation is a tie
-        self._tie_groups = _commuting_groups(self._model)
+        processor.LoadFromSerializedProto(self._model.processor_bytes(remove_space=self.remove_space))
+        self._sp = processor
         self._pieces = list(self._model.pieces)
         self._piece_ids = {}
         for index, piece in enumerate(self._pieces):
             self._piece_ids.setdefault(piece, index)
         self._sp_unk_id = self._model.unk_id
+        self._tie_groups = _commuting_groups(self._model, self._piece_ids)
 
     @property
     def backend_tokenizer(self) -> Any:
@@ -300,9 +306,7 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
 
     def _exact_sequence(self, chunk: str) -> _Sequence:
         """``chunk`` as the slow tokenizer encodes it: SentencePiece's own pieces."""
-        pieces = list(self._sp_exact.EncodeAsPieces(chunk))
-        piece_ids, unk = self._piece_ids, self._sp_unk_id
-        return _Sequence(self._piece_ids_of([piece_ids.get(p, unk) for p in pieces], pieces), pieces=pieces)
+        return self._sequence_of_pieces(list(self._sp.EncodeAsPieces(chunk)))
 
     def _surfaces(self, prepared: str) -> list[str]:
         """The pieces of a prepared chunk (unknown pieces as their text), for a row encoded without them."""
@@ -335,7 +339,7 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for key in ("_sp", "_sp_exact", "_tie_groups", "_lock", "_core", "_core_ids", "_whitespace", "_charsmap"):
+        for key in ("_sp", "_tie_groups", "_lock", "_core", "_core_ids", "_whitespace", "_charsmap"):
             state.pop(key, None)
         return state
 

@@ -94,15 +94,7 @@ class RemBertTokenizer(RemBertTokenizerBase):
         self._sp_unk_id = self._model.unk_id
 
     def _encode_chunks(self, chunks: list[str], *, offsets: bool = False, pieces: bool = True) -> list[_Sequence]:
-        # As the reference: EncodeAsPieces, then each piece's id (added tokens first; unknown surfaces -> the
-        # unknown piece).
-        piece_ids = self._piece_ids
-        unk = self._sp_unk_id
-        results = []
-        for encoded in self._sp.EncodeAsPieces(chunks):
-            ids = self._piece_ids_of([piece_ids.get(p, unk) for p in encoded], encoded)
-            results.append(_Sequence(ids, pieces=list(encoded)))
-        return results
+        return [self._sequence_of_pieces(list(encoded)) for encoded in self._sp.EncodeAsPieces(chunks)]
 
     def _decode_pieces(self, pieces: list[str]) -> str:
         return str(self._sp.DecodePieces(pieces))
