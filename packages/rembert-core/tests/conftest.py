@@ -10,25 +10,13 @@ import pytest
 
 from rembert_core import RemBertConfig, build_schema, save_safetensors
 from rembert_core.plugins import reset_plugins
+from rembert_core.testing import tiny_config as make_tiny_config
 
 
 @pytest.fixture
 def tiny_config() -> RemBertConfig:
     """Odd sizes on purpose: hidden 48 with 6 heads, decoupled 20/36 embeddings, vocab 301."""
-    return RemBertConfig(
-        vocab_size=301,
-        hidden_size=48,
-        num_hidden_layers=2,
-        num_attention_heads=6,
-        input_embedding_size=20,
-        output_embedding_size=36,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        type_vocab_size=3,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-    )
+    return make_tiny_config(pad_token_id=0, num_labels=2)
 
 
 def random_tensors(config: RemBertConfig, task: str, seed: int = 0, dtype: type = np.float32) -> dict[str, np.ndarray]:

@@ -19,34 +19,13 @@ import numpy as np
 import pytest
 
 from rembert_core import RemBertConfig
+from rembert_core.testing import TEST_CONFIGS
 
 _ERF = np.vectorize(math.erf, otypes=[np.float64])
 
-#: Small configs; "odd" has the awkward sizes (head_dim 8 over 6 heads, widths 20/36, vocab 301, 3 types).
-CONFIGS: dict[str, dict[str, Any]] = {
-    "tiny": dict(
-        vocab_size=97,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        input_embedding_size=16,
-        output_embedding_size=24,
-        intermediate_size=37,
-        max_position_embeddings=40,
-        type_vocab_size=2,
-    ),
-    "odd": dict(
-        vocab_size=301,
-        hidden_size=48,
-        num_hidden_layers=3,
-        num_attention_heads=6,
-        input_embedding_size=20,
-        output_embedding_size=36,
-        intermediate_size=52,
-        max_position_embeddings=64,
-        type_vocab_size=3,
-    ),
-}
+#: Small configs ("odd": head_dim 8 over 6 heads, widths 20/36, vocab 301, 3 types, 3 layers); the
+#: values are written once, in rembert_core.testing.TEST_CONFIGS.
+CONFIGS: dict[str, dict[str, Any]] = {"tiny": TEST_CONFIGS["small"], "odd": TEST_CONFIGS["deep"]}
 
 NO_DROPOUT = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, classifier_dropout_prob=0.0)
 

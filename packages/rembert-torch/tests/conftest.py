@@ -20,72 +20,14 @@ import numpy as np
 import pytest
 import torch
 
-from rembert_core import RemBertConfig
+from rembert_core import ARCHITECTURES, RemBertConfig
+from rembert_core.testing import TEST_CONFIGS
 from rembert_core.tolerances import assert_close
 
 torch.set_num_threads(2)
 
-#: Small configs; "odd" has the sizes the issue asks for (hidden 48 / 6 heads, input embeddings 20,
-#: output embeddings 36, vocab 301, 3 token types).
-CONFIGS: dict[str, dict[str, Any]] = {
-    "odd": dict(
-        vocab_size=301,
-        hidden_size=48,
-        num_attention_heads=6,
-        num_hidden_layers=2,
-        input_embedding_size=20,
-        output_embedding_size=36,
-        intermediate_size=64,
-        type_vocab_size=3,
-        max_position_embeddings=40,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-    ),
-    "wide": dict(
-        vocab_size=97,
-        hidden_size=32,
-        num_attention_heads=4,
-        num_hidden_layers=3,
-        input_embedding_size=16,
-        output_embedding_size=24,
-        intermediate_size=37,
-        type_vocab_size=2,
-        max_position_embeddings=32,
-        hidden_act="gelu_new",
-        layer_norm_eps=1e-6,
-        initializer_range=0.05,
-        pad_token_id=3,
-        bos_token_id=1,
-        eos_token_id=2,
-    ),
-    "relu": dict(
-        vocab_size=64,
-        hidden_size=24,
-        num_attention_heads=3,
-        num_hidden_layers=1,
-        input_embedding_size=12,
-        output_embedding_size=40,
-        intermediate_size=30,
-        type_vocab_size=4,
-        max_position_embeddings=24,
-        hidden_act="relu",
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-    ),
-}
-
-#: Our class name of each core task (the reference uses the same names).
-TASK_CLASS_NAMES = {
-    "base": "RemBertModel",
-    "masked_lm": "RemBertForMaskedLM",
-    "causal_lm": "RemBertForCausalLM",
-    "sequence_classification": "RemBertForSequenceClassification",
-    "multiple_choice": "RemBertForMultipleChoice",
-    "token_classification": "RemBertForTokenClassification",
-    "question_answering": "RemBertForQuestionAnswering",
-}
+#: The small configs of this suite (values written once, in rembert_core.testing.TEST_CONFIGS).
+CONFIGS: dict[str, dict[str, Any]] = {name: TEST_CONFIGS[name] for name in ("odd", "wide", "relu")}
 
 
 @pytest.fixture(scope="session")
@@ -120,7 +62,7 @@ def reference_checkpoint(
         if key not in checkpoint_cache:
             kwargs = {**CONFIGS[config_name], **overrides}
             config = transformers_mod.RemBertConfig(**kwargs)
-            cls = getattr(transformers_mod, TASK_CLASS_NAMES[task])
+            cls = getattr(transformers_mod, ARCHITECTURES[task])
             torch.manual_seed(seed)
             model = cls(config)
             with torch.no_grad():

@@ -35,6 +35,7 @@ from rembert_core.config import RemBertConfig
 from rembert_core.errors import RemBertError
 from rembert_core.schema import TASKS, Init, build_schema
 from rembert_core.serialization import open_checkpoint, save_safetensors
+from rembert_core.testing.configs import tiny_config
 from rembert_core.tolerances import Tolerance, get_tolerance, max_diffs
 
 __all__ = [
@@ -80,20 +81,7 @@ def default_config(name: str = "tiny", *, layers: int | None = None) -> RemBertC
     unless ``layers`` says otherwise, so parity is shown at the real scale.
     """
     if name == "tiny":
-        config = RemBertConfig(
-            vocab_size=301,
-            hidden_size=48,
-            num_hidden_layers=2,
-            num_attention_heads=6,
-            input_embedding_size=20,
-            output_embedding_size=36,
-            intermediate_size=64,
-            max_position_embeddings=64,
-            type_vocab_size=3,
-            num_labels=3,
-            bos_token_id=1,
-            eos_token_id=2,
-        )
+        config = tiny_config()
     elif name == "full":
         config = RemBertConfig(vocab_size=4096, num_hidden_layers=2, num_labels=3, bos_token_id=1, eos_token_id=2)
     else:

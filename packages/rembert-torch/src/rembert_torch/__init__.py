@@ -20,7 +20,7 @@ import importlib
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from rembert_core import RemBertConfig
+from rembert_core import ARCHITECTURES, RemBertConfig
 
 if TYPE_CHECKING:
     from rembert_torch.modeling import (
@@ -71,16 +71,8 @@ _OUTPUTS = (
 )
 _LAZY = {**dict.fromkeys(_MODELING, "rembert_torch.modeling"), **dict.fromkeys(_OUTPUTS, "rembert_torch.outputs")}
 
-#: Task name (``rembert_core.TASKS``) -> model class name.
-TASK_CLASS_NAMES = {
-    "base": "RemBertModel",
-    "masked_lm": "RemBertForMaskedLM",
-    "causal_lm": "RemBertForCausalLM",
-    "sequence_classification": "RemBertForSequenceClassification",
-    "multiple_choice": "RemBertForMultipleChoice",
-    "token_classification": "RemBertForTokenClassification",
-    "question_answering": "RemBertForQuestionAnswering",
-}
+#: Task name (``rembert_core.TASKS``) -> model class name (the core table: the reference names).
+TASK_CLASS_NAMES: dict[str, str] = dict(ARCHITECTURES)
 
 
 def __getattr__(name: str) -> Any:

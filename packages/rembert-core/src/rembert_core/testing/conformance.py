@@ -1,4 +1,4 @@
-"""A conformance kit for backend plugins: subclass :class:`BackendConformance` in your own tests.
+"""The conformance kit for backend plugins: subclass :class:`BackendConformance` in your own tests.
 
 ::
 
