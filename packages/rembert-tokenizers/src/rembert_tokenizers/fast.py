@@ -21,13 +21,14 @@ import numpy as np
 from rembert_core import CheckpointError, InputError
 from rembert_core.serialization import recover_interrupted_save
 from rembert_core.tokens import CLS_TOKEN, MASK_TOKEN, PAD_TOKEN, SEP_TOKEN, UNK_TOKEN
-from rembert_tokenizers.base import VOCAB_FILE, RemBertTokenizerBase, _Sequence
+from rembert_tokenizers.base import RemBertTokenizerBase
 from rembert_tokenizers.convert import (
     build_core_tokenizer,
     build_file_tokenizer,
     model_from_tokenizer_json,
     whitespace_function,
 )
+from rembert_tokenizers.files import VOCAB_FILE
 from rembert_tokenizers.spmodel import (
     PIECE_NORMAL,
     PIECE_USER_DEFINED,
@@ -35,6 +36,7 @@ from rembert_tokenizers.spmodel import (
     charsmap_keeps_ascii,
     load_model_file,
 )
+from rembert_tokenizers.vocabulary import _Sequence
 
 __all__ = ["TOKENIZER_FILE", "RemBertTokenizerFast"]
 

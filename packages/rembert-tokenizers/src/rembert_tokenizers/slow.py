@@ -8,8 +8,10 @@ from typing import Any
 from rembert_core import CheckpointError
 from rembert_core.serialization import recover_interrupted_save
 from rembert_core.tokens import CLS_TOKEN, MASK_TOKEN, PAD_TOKEN, SEP_TOKEN, UNK_TOKEN
-from rembert_tokenizers.base import VOCAB_FILE, RemBertTokenizerBase, _Sequence
+from rembert_tokenizers.base import RemBertTokenizerBase
+from rembert_tokenizers.files import VOCAB_FILE
 from rembert_tokenizers.spmodel import SentencePieceModel, load_model_file
+from rembert_tokenizers.vocabulary import _Sequence
 
 __all__ = ["RemBertTokenizer"]
 

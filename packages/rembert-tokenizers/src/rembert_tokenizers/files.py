@@ -1,0 +1,208 @@
+"""The tokenizer's files: ``save_vocabulary``, ``save_pretrained`` and what ``from_pretrained`` reads.
+
+The reference formats (``tokenizer_config.json``, ``special_tokens_map.json``, ``added_tokens.json``,
+``sentencepiece.model``; the fast tokenizer adds ``tokenizer.json``), written atomically: a crash while
+saving over a previous tokenizer leaves its files, not a mix of old and new ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from rembert_core import CheckpointError
+from rembert_core.serialization import atomic_write_bytes, atomic_write_files
+from rembert_tokenizers.special_tokens import SPECIAL_TOKEN_ATTRIBUTES, SpecialTokensMixin
+from rembert_tokenizers.vocabulary import AddedToken
+
+__all__ = ["ADDED_TOKENS_FILE", "SPECIAL_TOKENS_MAP_FILE", "TOKENIZER_CONFIG_FILE", "VOCAB_FILE", "FilesMixin"]
+
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
+ADDED_TOKENS_FILE = "added_tokens.json"
+VOCAB_FILE = "sentencepiece.model"
+
+#: from_pretrained arguments of the reference that concern hub downloads; accepted and ignored.
+_HUB_ARGUMENTS = (
+    "cache_dir",
+    "force_download",
+    "local_files_only",
+    "token",
+    "revision",
+    "subfolder",
+    "trust_remote_code",
+    "use_fast",
+    "proxies",
+    "_from_auto",
+)
+
+
+class FilesMixin(SpecialTokensMixin):
+    """Writing the reference files, and reading their options back for ``from_pretrained``."""
+
+    def save_vocabulary(self, save_directory: str | os.PathLike[str], filename_prefix: str | None = None) -> tuple[str]:
+        """Write the SentencePiece model as ``[prefix-]sentencepiece.model`` in ``save_directory``.
+
+        Args:
+            save_directory (str | os.PathLike): an existing directory.
+            filename_prefix (str | None): prefix of the file name.
+
+        Returns:
+            tuple[str]: the path written.
+
+        Raises:
+            rembert_core.CheckpointError: ``save_directory`` is not a directory.
+
+        Example:
+            >>> from rembert_tokenizers import RemBertTokenizerFast
+            >>> tokenizer = RemBertTokenizerFast("tests/fixtures/sentencepiece/test_model.model")
+            >>> import os, tempfile
+            >>> directory = tempfile.mkdtemp()
+            >>> (path,) = tokenizer.save_vocabulary(directory)
+            >>> os.path.basename(path)
+            'sentencepiece.model'
+            >>> RemBertTokenizerFast(path)("Hello world")["input_ids"]
+            [1000, 151, 88, 21, 887, 1001]
+        """
+        directory = os.fspath(save_directory)
+        if not os.path.isdir(directory):
+            raise CheckpointError(f"save_directory {directory!r} is not a directory")
+        path = os.path.join(directory, (filename_prefix + "-" if filename_prefix else "") + VOCAB_FILE)
+        atomic_write_bytes(path, self._model_proto_bytes())
+        return (path,)
+
+    def save_pretrained(
+        self, save_directory: str | os.PathLike[str], filename_prefix: str | None = None, **kwargs: Any
+    ) -> tuple[str, ...]:
+        """Write ``tokenizer_config.json``, ``special_tokens_map.json``, ``sentencepiece.model``
+        (and ``tokenizer.json`` for the fast tokenizer) in the reference formats.
+
+        Example::
+
+            tokenizer.save_pretrained("out/")
+            transformers.RemBertTokenizer.from_pretrained("out/")  # reads the same files
+        """
+        directory = os.fspath(save_directory)
+        if os.path.isfile(directory):
+            raise CheckpointError(f"save_directory {directory!r} is a file, not a directory")
+        os.makedirs(directory, exist_ok=True)
+        prefix = filename_prefix + "-" if filename_prefix else ""
+
+        def encode(payload: Any) -> bytes:
+            return (json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+        # Every file is staged first and all are renamed together at the end (atomic_write_files), so a
+        # crash while saving over a previous tokenizer leaves its files, not a mix of old and new ones.
+        files: dict[str, bytes] = {
+            os.path.join(directory, prefix + SPECIAL_TOKENS_MAP_FILE): encode(self._special_tokens_map_json()),
+        }
+        added = {t.content: i for i, t in sorted(self._added_tokens.items()) if i >= self.vocab_size}
+        added_path = os.path.join(directory, prefix + ADDED_TOKENS_FILE)
+        if added:
+            files[added_path] = encode(added)
+        files[os.path.join(directory, prefix + VOCAB_FILE)] = self._model_proto_bytes()
+        files.update(self._extra_payloads(directory, filename_prefix))
+        files[os.path.join(directory, prefix + TOKENIZER_CONFIG_FILE)] = encode(self._config())
+        # A previous save's added_tokens.json would otherwise add its tokens to this tokenizer on loading.
+        atomic_write_files(files, remove=() if added else (added_path,))
+        written = [os.path.join(directory, prefix + name) for name in (TOKENIZER_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE)]
+        written += [path for path in files if path not in written]
+        return tuple(written)
+
+    def _extra_payloads(self, directory: str, filename_prefix: str | None) -> dict[str, bytes]:
+        """Files beyond the SentencePiece model and the JSON configs (the fast tokenizer's tokenizer.json)."""
+        return {}
+
+    def _config(self) -> dict[str, Any]:
+        config: dict[str, Any] = dict(self.init_kwargs)
+        config["added_tokens_decoder"] = {str(i): t.to_dict() for i, t in sorted(self._added_tokens.items())}
+        for name in SPECIAL_TOKEN_ATTRIBUTES:
+            value = self._special_value(name)
+            if value is not None:
+                config[name] = value
+        if self._additional_special:
+            config["additional_special_tokens"] = self.additional_special_tokens
+        config.update(
+            {
+                "clean_up_tokenization_spaces": self.clean_up_tokenization_spaces,
+                "do_lower_case": self.do_lower_case,
+                "extra_special_tokens": {},
+                "keep_accents": self.keep_accents,
+                "model_max_length": self.model_max_length,
+                "remove_space": self.remove_space,
+                "tokenizer_class": self._class_name,
+            }
+        )
+        if self.padding_side != "right":
+            config["padding_side"] = self.padding_side
+        if self.truncation_side != "right":
+            config["truncation_side"] = self.truncation_side
+        return dict(sorted(config.items()))
+
+    def _special_tokens_map_json(self) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for name in SPECIAL_TOKEN_ATTRIBUTES:
+            token = self._special.get(name)
+            if token is None:
+                continue
+            default_flags = AddedToken(token.content, special=True, normalized=False)
+            if token == default_flags:
+                result[name] = token.content
+            else:
+                result[name] = {k: v for k, v in token.to_dict().items() if k != "special"}
+        if self._additional_special:
+            result["additional_special_tokens"] = self.additional_special_tokens
+        return dict(sorted(result.items()))
+
+    @staticmethod
+    def _read_json(path: str) -> dict[str, Any]:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CheckpointError(f"cannot read {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{path}: expected a JSON object, got {type(data).__name__}")
+        return data
+
+    @classmethod
+    def _pretrained_kwargs(cls, directory: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Constructor arguments from ``tokenizer_config.json``/``special_tokens_map.json``; ``kwargs`` win."""
+        config_path = os.path.join(directory, TOKENIZER_CONFIG_FILE)
+        config = cls._read_json(config_path) if os.path.isfile(config_path) else {}
+        for key in (
+            "tokenizer_class",
+            "auto_map",
+            "processor_class",
+            "extra_special_tokens",
+            "tokenizer_file",
+            "vocab_file",
+            "name_or_path",
+            "legacy",
+            "sp_model_kwargs",
+            "split_special_tokens",
+        ):
+            config.pop(key, None)
+        special_path = os.path.join(directory, SPECIAL_TOKENS_MAP_FILE)
+        if os.path.isfile(special_path):
+            for key, value in cls._read_json(special_path).items():
+                if (key in SPECIAL_TOKEN_ATTRIBUTES or key == "additional_special_tokens") and key not in config:
+                    config[key] = value
+        added_path = os.path.join(directory, ADDED_TOKENS_FILE)
+        if os.path.isfile(added_path) and "added_tokens_decoder" not in config:
+            added = cls._read_json(added_path)
+            config["added_tokens_decoder"] = {
+                int(i): {"content": c, "special": c in {str(config.get(k)) for k in SPECIAL_TOKEN_ATTRIBUTES}}
+                for c, i in added.items()
+            }
+        for name in SPECIAL_TOKEN_ATTRIBUTES:
+            value = config.get(name)
+            if isinstance(value, Mapping):
+                config[name] = AddedToken.from_value(value, special=True, argument=name)
+        for key in _HUB_ARGUMENTS:  # accepted for compatibility; only local directories are read
+            kwargs.pop(key, None)
+        config.update(kwargs)
+        config["name_or_path"] = directory
+        return config
