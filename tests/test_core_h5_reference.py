@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from rembert_core import RemBertConfig, build_schema, open_checkpoint
-from rembert_core.checkpoint import match_weights, open_weights
 from rembert_core.cli import main
 from rembert_core.convert import convert_checkpoint
+from rembert_core.loading import match_weights, open_weights
 
 pytest.importorskip("transformers")
 pytest.importorskip("h5py")

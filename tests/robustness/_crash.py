@@ -64,7 +64,7 @@ CLI_ENV = {**os.environ, "REMBERT_PLUGINS": ""}
 
 def _checkpoint_reader(directory: Path) -> Any:
     from rembert_core import RemBertConfig
-    from rembert_core.checkpoint import open_weights
+    from rembert_core.loading import open_weights
 
     config = RemBertConfig.from_pretrained(directory).to_dict()
     with open_weights(directory) as weights:

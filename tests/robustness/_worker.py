@@ -44,7 +44,7 @@ def _read_all(source: Any) -> int:
 
 
 def op_weights(path: str) -> Any:
-    from rembert_core.checkpoint import open_weights
+    from rembert_core.loading import open_weights
 
     return _read_all(open_weights(path))
 

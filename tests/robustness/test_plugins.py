@@ -246,7 +246,7 @@ def in_code_plugins(monkeypatch: pytest.MonkeyPatch) -> Any:
 def test_a_format_plugin_failing_at_call_time(
     detect: Any, opener: str, expect: str | None, in_code_plugins: Any, tmp_path: Path, cases: Any
 ) -> None:
-    from rembert_core.checkpoint import open_weights
+    from rembert_core.loading import open_weights
 
     in_code_plugins(_Formats(detect, opener), name="hostile-formats")
     checkpoint = make_safetensors(tmp_path / "ckpt")

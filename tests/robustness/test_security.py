@@ -27,7 +27,7 @@ from _util import SP_MODEL, make_safetensors, random_tensors, tiny_config
 from _worker import Worker
 
 from rembert_core import CheckpointError, RemBertConfig
-from rembert_core.checkpoint import open_weights
+from rembert_core.loading import open_weights
 
 CATEGORY = "security"
 

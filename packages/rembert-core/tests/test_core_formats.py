@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from rembert_core import CheckpointError, RemBertConfig, hookimpl, open_checkpoint, register_plugin, save_safetensors
-from rembert_core.checkpoint import open_weights
 from rembert_core.cli import main
 from rembert_core.convert import convert_checkpoint
-from rembert_core.formats import CheckpointFormat, detect_files, detect_format
+from rembert_core.formats import CheckpointFormat, detect_files
+from rembert_core.loading import detect_format, open_weights
 from rembert_core.serialization import TensorInfo, TensorSource
 
 

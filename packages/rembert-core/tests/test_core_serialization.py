@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rembert_core import CheckpointError, open_checkpoint, save_safetensors
-from rembert_core.checkpoint import find_weights, open_weights
+from rembert_core.loading import find_weights, open_weights
 from rembert_core.serialization import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, parse_size
 
 
@@ -305,7 +305,7 @@ def _save_unit(directory: Path, tag: int, shard: str | None) -> None:
 
 
 def _load_unit(directory: Path) -> tuple[int, set[float]]:
-    from rembert_core.formats import detect_format
+    from rembert_core.loading import detect_format
 
     detected = detect_format(directory)  # finishes a save interrupted after its commit point, as loaders do
     tag = json.loads((directory / "config.json").read_text())["tag"]

@@ -267,7 +267,7 @@ def test_saved_checkpoint_fits_the_core_schema_for_other_backends(tmp_path: Path
 
 
 def test_pytorch_format_is_registered_with_the_core(tmp_path: Path, configs: Any) -> None:
-    from rembert_core.formats import detect_format
+    from rembert_core.loading import detect_format
     from rembert_torch.loading import TorchBinSource
 
     model = _make("masked_lm", configs["relu"]).to(torch.bfloat16)

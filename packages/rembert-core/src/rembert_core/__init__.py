@@ -10,10 +10,10 @@ from __future__ import annotations
 from importlib import metadata
 
 from rembert_core.backend import Backend, TokenizerSpec
-from rembert_core.checkpoint import find_weights, iter_matched, match_weights, open_weights
 from rembert_core.config import RemBertConfig
 from rembert_core.errors import CheckpointError, ConfigError, InputError, PluginError, RemBertError
 from rembert_core.hookspecs import HOOKSPEC_VERSION, hookimpl, hookspec
+from rembert_core.loading import find_weights, iter_matched, match_weights, open_weights
 from rembert_core.plugins import get_backend, get_backends, get_registry, get_tokenizer, register_plugin
 from rembert_core.schema import ARCHITECTURES, TASKS, CheckpointSchema, Layout, SchemaReport, TensorSpec, build_schema
 from rembert_core.serialization import open_checkpoint, save_safetensors

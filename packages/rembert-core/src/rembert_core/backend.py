@@ -21,12 +21,13 @@ from typing import Any
 import numpy as np
 
 from rembert_core.config import RemBertConfig
+from rembert_core.dtypes import COMPUTE_DTYPES
 from rembert_core.schema import TASKS
 
 __all__ = ["DTYPES", "INPUT_NAMES", "OUTPUT_NAMES", "Backend", "TokenizerSpec"]
 
 #: Compute dtypes a backend may declare.
-DTYPES = ("float32", "bfloat16", "float16", "float64")
+DTYPES = COMPUTE_DTYPES
 
 #: Input arrays :meth:`Backend.forward` may receive (all integer arrays but the float ones noted).
 INPUT_NAMES = (

@@ -104,7 +104,7 @@ def _inspect_payload(path: Path, task: str | None) -> dict[str, Any]:
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
     config = RemBertConfig.from_pretrained(path if path.is_dir() else path.parent)
-    from rembert_core.formats import detect_format
+    from rembert_core.loading import detect_format
 
     detected = detect_format(path)
     with detected.format.open(detected.path) as weights:
@@ -198,9 +198,9 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from rembert_core.checkpoint import open_weights
     from rembert_core.config import RemBertConfig
     from rembert_core.errors import PluginError
+    from rembert_core.loading import open_weights
     from rembert_core.parity import TOKENIZER_FIXTURES, default_config, run_parity, tokenizer_parity
     from rembert_core.plugins import get_backend, get_registry
     from rembert_core.schema import TASKS, infer_task

@@ -24,14 +24,19 @@ from pathlib import Path
 import numpy as np
 
 from rembert_core.config import CONFIG_NAME, RemBertConfig
+from rembert_core.dtypes import COMPUTE_DTYPES, by_name
 from rembert_core.errors import CheckpointError
-from rembert_core.formats import detect_format
+from rembert_core.loading import detect_format
 from rembert_core.schema import ARCHITECTURES, build_schema, infer_task
 from rembert_core.serialization import TensorInfo, TensorSource, _fsync_dir, save_safetensors
 
 __all__ = ["ConvertResult", "convert_checkpoint"]
 
-_ST_DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "float64": "F64"}
+
+def _code_of(dtype: str) -> str:
+    row = by_name(dtype)
+    assert row is not None  # checked against COMPUTE_DTYPES by convert_checkpoint
+    return row.code
 
 
 class _CanonicalView(TensorSource):
@@ -44,7 +49,7 @@ class _CanonicalView(TensorSource):
         infos = source.infos()
         self._infos = {
             canonical: TensorInfo(
-                canonical, infos[key].shape, _ST_DTYPES[dtype] if dtype else infos[key].dtype, infos[key].file
+                canonical, infos[key].shape, _code_of(dtype) if dtype else infos[key].dtype, infos[key].file
             )
             for canonical, key in names.items()
         }
@@ -100,8 +105,8 @@ def convert_checkpoint(
         progress: called with each tensor name as it is written.
     """
     src, dst = Path(src), Path(dst)
-    if dtype is not None and dtype not in _ST_DTYPES:
-        raise CheckpointError(f"--dtype {dtype!r} is not supported; choose one of {sorted(_ST_DTYPES)}")
+    if dtype is not None and dtype not in COMPUTE_DTYPES:
+        raise CheckpointError(f"--dtype {dtype!r} is not supported; choose one of {sorted(COMPUTE_DTYPES)}")
     if dst.exists() and (not dst.is_dir() or any(dst.iterdir())) and not overwrite:
         raise CheckpointError(f"{dst} exists and is not empty; pass --overwrite to replace it")
     detected = detect_format(src)

@@ -11,15 +11,13 @@ TensorFlow checkpoints.
 
 In a directory holding several formats, the one with the lowest ``precedence``
 wins (:data:`PRECEDENCE` documents the built-in order) and the others are
-reported as ignored.
+reported as ignored. Detection itself (:func:`rembert_core.loading.detect_format`) lives with the
+loading plan, which asks the plugin registry for the formats.
 """
 
 from __future__ import annotations
 
-import glob
 import importlib
-import os
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,16 +32,28 @@ from rembert_core.serialization import (
     open_checkpoint,
 )
 
-__all__ = ["PRECEDENCE", "CheckpointFormat", "Detected", "detect_files", "detect_format", "open_source"]
+__all__ = [
+    "PRECEDENCE",
+    "PT_WEIGHTS_INDEX_NAME",
+    "PT_WEIGHTS_NAME",
+    "TF_WEIGHTS_NAME",
+    "CheckpointFormat",
+    "Detected",
+    "detect_files",
+]
+
+PT_WEIGHTS_NAME = "pytorch_model.bin"
+PT_WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
+TF_WEIGHTS_NAME = "tf_model.h5"
 
 #: Built-in precedence: the first present wins.
 PRECEDENCE = {"safetensors": 0, "pytorch": 10, "tf_h5": 20, "tf_checkpoint": 30}
 
 #: Files of well-known formats, so that a missing reader gives a useful message.
 KNOWN_FILES = {
-    "pytorch_model.bin": ("pytorch", "rembert-torch (pip install rembert-torch)"),
-    "pytorch_model.bin.index.json": ("pytorch", "rembert-torch (pip install rembert-torch)"),
-    "tf_model.h5": ("tf_h5", "h5py (pip install rembert-core[h5] or rembert-tf)"),
+    PT_WEIGHTS_NAME: ("pytorch", "rembert-torch (pip install rembert-torch)"),
+    PT_WEIGHTS_INDEX_NAME: ("pytorch", "rembert-torch (pip install rembert-torch)"),
+    TF_WEIGHTS_NAME: ("tf_h5", "h5py (pip install rembert-core[h5] or rembert-tf)"),
     "checkpoint": ("tf_checkpoint", "rembert-tf (pip install rembert-tf)"),
 }
 
@@ -114,55 +124,6 @@ class Detected:
     ignored: tuple[tuple[str, Path], ...] = ()
 
 
-def detect_format(path: str | os.PathLike[str]) -> Detected:
-    """The registered format that reads ``path`` (a directory, a file, or a TF checkpoint prefix)."""
-    from rembert_core.plugins import get_registry
-    from rembert_core.serialization import recover_interrupted_save
-
-    path = Path(path)
-    if not path.exists() and not (path.parent.is_dir() and any(path.parent.glob(glob.escape(path.name) + ".*"))):
-        raise CheckpointError(f"checkpoint not found: {path}")  # (a TF checkpoint prefix exists only as prefix.*)
-    recover_interrupted_save(path if path.is_dir() else path.parent)  # a save killed after its commit point
-    formats = sorted(get_registry().formats.values(), key=lambda f: (f.precedence, f.name))
-    hits: list[tuple[CheckpointFormat, Path]] = []
-    for fmt in formats:
-        try:
-            found = fmt.detect(path)
-        except OSError:
-            found = None
-        except Exception as exc:  # a third-party detect() that crashes is skipped, not fatal to every load
-            from rembert_core.plugins import PluginWarning
-
-            warnings.warn(
-                f"checkpoint format {fmt.name!r} ({fmt._origin()}) failed to inspect {path} and was skipped "
-                f"({type(exc).__name__}: {exc})",
-                PluginWarning,
-                stacklevel=2,
-            )
-            found = None
-        if found is not None:
-            hits.append((fmt, found))
-    if hits:
-        chosen, found = hits[0]
-        return Detected(chosen, found, tuple((f.name, p) for f, p in hits[1:]))
-    candidates = [path / n for n in KNOWN_FILES] if path.is_dir() else [path]
-    for candidate in candidates:
-        known = KNOWN_FILES.get(candidate.name)
-        if known and candidate.exists():
-            raise CheckpointError(f"{candidate} is a {known[0]} checkpoint; reading it needs {known[1]}")
-    if path.is_dir():
-        present = ", ".join(sorted(p.name for p in path.iterdir())[:10]) or "nothing"
-        names = ", ".join(f.name for f in formats)
-        raise CheckpointError(f"no weights file in {path} that a registered format reads ({names}); found {present}")
-    raise CheckpointError(f"{path} is not in a checkpoint format rembert can read")
-
-
-def open_source(path: str | os.PathLike[str]) -> TensorSource:
-    """Open the weights at ``path`` with the format :func:`detect_format` picks."""
-    detected = detect_format(path)
-    return detected.format.open(detected.path)
-
-
 # -- built-in formats --------------------------------------------------------------------------
 
 
@@ -181,9 +142,22 @@ SAFETENSORS = CheckpointFormat(
 )
 
 
+#: ``pytorch_model.bin`` (single or sharded; ``.pt``/``.pth`` files too), read by rembert-torch with
+#: ``torch.load(weights_only=True, mmap=True)``. Defined here, the one rule that recognises these files;
+#: registered by rembert-torch's plugin, and passed to the loading plan by rembert-torch itself so that
+#: it reads them with plugin autoloading off.
+PYTORCH = CheckpointFormat(
+    name="pytorch",
+    detect=detect_files(PT_WEIGHTS_NAME, PT_WEIGHTS_INDEX_NAME, suffixes=(".bin", ".bin.index.json", ".pt", ".pth")),
+    opener="rembert_torch.loading:open_torch_bin",
+    precedence=PRECEDENCE["pytorch"],
+    description="pytorch_model.bin (or sharded with pytorch_model.bin.index.json), read without unpickling code",
+)
+
+
 TF_H5 = CheckpointFormat(
     name="tf_h5",
-    detect=detect_files("tf_model.h5", suffixes=(".h5",)),
+    detect=detect_files(TF_WEIGHTS_NAME, suffixes=(".h5",)),
     opener="rembert_core.h5:open_h5",
     precedence=PRECEDENCE["tf_h5"],
     description="tf_model.h5 written by transformers' TensorFlow classes (needs h5py)",

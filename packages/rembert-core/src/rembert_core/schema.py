@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rembert_core.config import RemBertConfig
+from rembert_core.dtypes import by_code, by_name
 from rembert_core.errors import CheckpointError
 
 __all__ = [
@@ -241,8 +242,10 @@ class SchemaReport:
         return "; ".join(parts)
 
 
-# safetensors codes (see TensorInfo), and the NumPy names callers of validate() may pass
-_FLOAT_DTYPES = frozenset({"F64", "F32", "F16", "BF16", "float64", "float32", "float16", "bfloat16"})
+def _is_float(dtype: str) -> bool:
+    """Whether a safetensors code ("F32") or a NumPy name ("float32") names a floating-point dtype."""
+    row = by_code(dtype) or by_name(dtype)
+    return row is not None and row.floating
 
 
 class CheckpointSchema(Mapping[str, TensorSpec]):
@@ -323,7 +326,7 @@ class CheckpointSchema(Mapping[str, TensorSpec]):
             found = tuple(int(d) for d in shape)
             if found != self._specs[name].shape:
                 report.mismatched.append((name, self._specs[name].shape, found))
-            if dtypes is not None and key in dtypes and str(dtypes[key]) not in _FLOAT_DTYPES:
+            if dtypes is not None and key in dtypes and not _is_float(str(dtypes[key])):
                 report.bad_dtype.append((name, str(dtypes[key])))
         for name, spec in self._specs.items():
             if name not in report.matched:

@@ -18,19 +18,20 @@ from __future__ import annotations
 import abc
 import contextlib
 import json
+import mmap
 import os
 import re
 import secrets
 import tempfile
+import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import ml_dtypes
 import numpy as np
-from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
+from rembert_core.dtypes import by_code, by_name, dtype_code, numpy_dtype
 from rembert_core.errors import CheckpointError
 
 __all__ = [
@@ -297,11 +298,11 @@ def recover_interrupted_save(directory: str | os.PathLike[str]) -> None:
 def safe_open_file(path: str | os.PathLike[str]) -> Any:
     """``safetensors.safe_open(path, framework="np")`` reading with ``pread`` where safetensors offers it.
 
-    Every read copies into a fresh array either way; with a memory map the file's pages would also
-    stay resident (and count in the process's RSS) for as long as the file is open, so loading a
-    2.3 GB checkpoint would hold 2.3 GB of page mappings on top of the model. With ``pread``
-    (safetensors >= 0.8) only the tensor being read is in memory. Older safetensors fall back to mmap.
+    For callers that want safetensors' own reader; :class:`SafetensorsCheckpoint` reads through its
+    parsed header instead (:func:`read_safetensors_header`).
     """
+    from safetensors import safe_open
+
     try:
         return safe_open(str(path), framework="np", backend="pread")
     except TypeError:  # safetensors < 0.8: no backend argument
@@ -326,27 +327,11 @@ class TensorInfo:
     @property
     def nbytes(self) -> int:
         size = int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
-        return size * _DTYPE_BYTES.get(self.dtype, 4)
+        row = by_code(self.dtype)
+        return size * (row.itemsize if row else 4)
 
     def __repr__(self) -> str:
         return f"TensorInfo({self.name!r}, shape={self.shape}, dtype={self.dtype})"
-
-
-_DTYPE_BYTES = {
-    "F64": 8,
-    "F32": 4,
-    "F16": 2,
-    "BF16": 2,
-    "I64": 8,
-    "I32": 4,
-    "I16": 2,
-    "I8": 1,
-    "U8": 1,
-    "BOOL": 1,
-    "U16": 2,
-    "U32": 4,
-    "U64": 8,
-}
 
 
 class TensorSource(Mapping[str, np.ndarray], abc.ABC):
@@ -398,45 +383,149 @@ class TensorSource(Mapping[str, np.ndarray], abc.ABC):
         self.close()
 
 
+#: Largest safetensors header read (the format's own limit).
+MAX_HEADER_BYTES = 100_000_000
+
+
+class SafetensorsHeader:
+    """One parsed and validated safetensors header: tensor infos, absolute data offsets, metadata."""
+
+    __slots__ = ("data_start", "infos", "metadata", "offsets")
+
+    def __init__(
+        self, infos: dict[str, TensorInfo], offsets: dict[str, int], metadata: dict[str, str], data_start: int
+    ) -> None:
+        self.infos = infos
+        self.offsets = offsets  # tensor name -> absolute byte offset of its data in the file
+        self.metadata = metadata
+        self.data_start = data_start
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def read_safetensors_header(fd: int, path: Path) -> SafetensorsHeader:
+    """Parse and validate the header of the safetensors file open as ``fd`` (at ``path``): the one place it is read.
+
+    The checks are those of the safetensors library: an 8-byte little-endian length, a JSON object of
+    at most :data:`MAX_HEADER_BYTES`, known dtypes, non-negative integer shapes, data offsets that
+    match each shape and tile the data buffer from 0 to the end of the file without gaps or overlaps.
+    Errors are :class:`CheckpointError` naming the file and the tensor.
+    """
+
+    def bad(detail: str) -> CheckpointError:
+        return CheckpointError(f"{path} is not a valid safetensors file: {detail}")
+
+    size = os.fstat(fd).st_size
+    prefix = os.pread(fd, 8, 0)
+    if len(prefix) < 8:
+        raise bad(f"{size} bytes, shorter than the 8-byte header length")
+    length = int.from_bytes(prefix, "little")
+    if length > MAX_HEADER_BYTES or 8 + length > size:
+        raise bad(f"header length {length} does not fit the file ({size} bytes)")
+    raw = os.pread(fd, length, 8)
+    try:
+        header = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise bad(f"the header is not JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise bad("the header is not a JSON object")
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise bad("__metadata__ must map strings to strings")
+    data_start = 8 + length
+    spans: list[tuple[int, int, str]] = []
+    infos: dict[str, TensorInfo] = {}
+    offsets: dict[str, int] = {}
+    for name, entry in header.items():
+        if not isinstance(entry, dict):
+            raise bad(f"tensor {name!r}: entry is not an object")
+        dtype, shape, span = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        row = by_code(dtype) if isinstance(dtype, str) else None
+        if row is None:
+            raise bad(f"tensor {name!r}: unknown dtype {dtype!r}")
+        if not isinstance(shape, list) or not all(_count(d) for d in shape):
+            raise bad(f"tensor {name!r}: invalid shape {shape!r}")
+        if not isinstance(span, list) or len(span) != 2 or not all(_count(o) for o in span):
+            raise bad(f"tensor {name!r}: invalid data_offsets {span!r}")
+        begin, end = span
+        expected = row.itemsize
+        for d in shape:
+            expected *= d
+        if end - begin != expected:
+            raise bad(f"tensor {name!r}: data_offsets {span} hold {end - begin} bytes, its shape needs {expected}")
+        spans.append((begin, end, name))
+        infos[name] = TensorInfo(name, tuple(shape), row.code, path)
+        offsets[name] = data_start + begin
+    position = 0
+    for begin, end, name in sorted(spans):
+        if begin != position:
+            raise bad(f"tensor {name!r}: data_offsets start at {begin}, expected {position} (gap or overlap)")
+        position = end
+    if data_start + position != size:
+        raise bad(f"the data buffer ends at byte {data_start + position}, the file has {size}")
+    return SafetensorsHeader(infos, offsets, {str(k): v for k, v in metadata.items()}, data_start)
+
+
+def _close_fds(handles: dict[Path, int]) -> None:
+    for fd in handles.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    handles.clear()
+
+
 class SafetensorsCheckpoint(TensorSource):
     """A read-only mapping of tensor name to NumPy array over one or more safetensors files.
 
-    Tensors are read from the memory-mapped files on access, one at a time.
+    Each file is opened once and its header parsed once (:func:`read_safetensors_header`), when the
+    checkpoint is opened; every later read uses that open file, so what is read is the save that was
+    there when the checkpoint was opened, even if another save replaces the files meanwhile. Tensors
+    are read on access, one at a time (``pread``: only that tensor's bytes); :meth:`mapped` gives a
+    copy-on-write memory map instead, for frameworks that adopt the file's pages as parameters.
     Use as a context manager (or call :meth:`close`) to release the files.
     """
 
     format = "safetensors"
 
-    def __init__(self, files: Mapping[str, Path], sources: list[Path]) -> None:
-        self._offsets: dict[Path, dict[str, int]] = {}
-        self._where = dict(files)  # tensor name -> file
+    def __init__(self, files: Mapping[str, Path] | None, sources: list[Path]) -> None:
+        # tensor name -> file (an index's weight map); None: every tensor of the single source file
+        self._where = dict(files) if files is not None else None
         self._sources = sources
-        self._handles: dict[Path, Any] = {}
+        self._handles: dict[Path, int] = {}  # open file descriptors, closed by close() or when collected
+        self._maps: dict[Path, mmap.mmap] = {}
+        self._finalizer = weakref.finalize(self, _close_fds, self._handles)
         self._info: dict[str, TensorInfo] = {}
+        self._offsets: dict[str, int] = {}
         self.metadata: dict[str, str] = {}
-        for path in sources:
-            handle = self._open(path)
-            self.metadata.update(handle.metadata() or {})
-            for name in handle.keys():  # noqa: SIM118 - safe_open handles are not mappings
-                if self._where.get(name) != path:
-                    continue
-                sl = handle.get_slice(name)
-                self._info[name] = TensorInfo(name, tuple(int(d) for d in sl.get_shape()), sl.get_dtype(), path)
-        missing = sorted(set(self._where) - set(self._info))
-        if missing:
+        try:
+            for path in sources:
+                header = read_safetensors_header(self._open(path), path)
+                self.metadata.update(header.metadata)
+                for name, info in header.infos.items():
+                    if self._where is not None and self._where.get(name) != path:
+                        continue
+                    self._info[name] = info
+                    self._offsets[name] = header.offsets[name]
+        except BaseException:
+            self.close()
+            raise
+        missing = sorted(set(self._where or ()) - set(self._info))
+        if missing and self._where is not None:
+            self.close()
             detail = ", ".join(f"{n} (in {self._where[n].name})" for n in missing[:10])
             more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
             raise CheckpointError(f"the index lists tensors that their shard does not contain: {detail}{more}")
 
-    def _open(self, path: Path) -> Any:
+    def _open(self, path: Path) -> int:
         handle = self._handles.get(path)
         if handle is None:
             try:
-                handle = safe_open_file(path)
+                handle = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
             except FileNotFoundError:
                 raise CheckpointError(f"checkpoint file not found: {path}") from None
-            except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-                raise CheckpointError(f"{path} is not a valid safetensors file: {exc}") from None
+            except OSError as exc:
+                raise CheckpointError(f"cannot open {path}: {exc}") from None
             self._handles[path] = handle
         return handle
 
@@ -452,38 +541,52 @@ class SafetensorsCheckpoint(TensorSource):
         except KeyError:
             raise KeyError(name) from None
 
-    def read_rows(self, name: str, start: int, stop: int) -> np.ndarray:
-        """Rows ``start:stop`` of a tensor (along its first axis), reading only those bytes from the file.
+    def _pread(self, info: TensorInfo, offset: int, count: int, shape: tuple[int, ...]) -> np.ndarray:
+        dtype = numpy_dtype(info.dtype)
+        out = np.empty(shape, dtype=dtype)
+        nbytes = count * dtype.itemsize
+        try:
+            data = os.pread(self._open(info.file), nbytes, offset) if nbytes else b""
+        except OSError as exc:
+            raise CheckpointError(f"cannot read tensor {info.name!r} from {info.file}: {exc}") from None
+        if len(data) != nbytes:
+            raise CheckpointError(f"{info.file} is truncated: tensor {info.name!r} is missing bytes")
+        out.reshape(-1).view(np.uint8)[:] = np.frombuffer(data, dtype=np.uint8)
+        return out
 
-        For streaming large tensors in blocks. (safetensors' own slices read the whole tensor first
-        when files are read without a memory map.) The byte offsets come from the file's header,
-        already validated by safetensors when the file was opened.
-        """
+    def read_rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` of a tensor (along its first axis), reading only those bytes from the file."""
         info = self.info(name)
         if not info.shape:
             raise CheckpointError(f"tensor {name!r} is a scalar: it has no rows")
         start, stop = max(0, start), min(info.shape[0], stop)
         row_items = int(np.prod(info.shape[1:], dtype=np.int64))
-        dtype = _ST_TO_NP[info.dtype]
-        itemsize = np.dtype(dtype).itemsize
-        base = self._data_offset(info.file, name)
-        count = max(0, stop - start) * row_items
-        with open(info.file, "rb") as fh:
-            fh.seek(base + start * row_items * itemsize)
-            data = fh.read(count * itemsize)
-        if len(data) != count * itemsize:
-            raise CheckpointError(f"{info.file} is truncated: tensor {name!r} rows {start}:{stop} are missing")
-        return np.frombuffer(data, dtype=dtype).reshape((stop - start, *info.shape[1:]))
+        itemsize = numpy_dtype(info.dtype).itemsize
+        rows = max(0, stop - start)
+        offset = self._offsets[name] + start * row_items * itemsize
+        return self._pread(info, offset, rows * row_items, (rows, *info.shape[1:]))
 
-    def _data_offset(self, file: Path, name: str) -> int:
-        offsets = self._offsets.get(file)
-        if offsets is None:
-            with open(file, "rb") as fh:
-                size = int.from_bytes(fh.read(8), "little")
-                header = json.loads(fh.read(size))
-            offsets = {k: 8 + size + int(v["data_offsets"][0]) for k, v in header.items() if k != "__metadata__"}
-            self._offsets[file] = offsets
-        return offsets[name]
+    def mapped(self, name: str) -> np.ndarray:
+        """``name`` as a writable array over a private (copy-on-write) memory map of its file: no copy now.
+
+        Pages are read from disk on first use; writes stay private to this process. The map lives as
+        long as any array from it does. Tensors whose offset is not a multiple of their item size are
+        copied instead (an unaligned view is not usable by every framework).
+        """
+        info = self.info(name)
+        dtype = numpy_dtype(info.dtype)
+        offset = self._offsets[name]
+        count = int(np.prod(info.shape, dtype=np.int64)) if info.shape else 1
+        if offset % dtype.itemsize or count == 0:
+            return self[name]
+        mapping = self._maps.get(info.file)
+        if mapping is None:
+            try:
+                mapping = mmap.mmap(self._open(info.file), 0, access=mmap.ACCESS_COPY)
+            except (OSError, ValueError) as exc:
+                raise CheckpointError(f"cannot map {info.file}: {exc}") from None
+            self._maps[info.file] = mapping
+        return np.frombuffer(mapping, dtype=dtype, count=count, offset=offset).reshape(info.shape)
 
     def infos(self) -> dict[str, TensorInfo]:
         """Shape and dtype of every tensor, read from the headers only."""
@@ -491,11 +594,8 @@ class SafetensorsCheckpoint(TensorSource):
 
     def __getitem__(self, name: str) -> np.ndarray:
         info = self.info(name)
-        try:
-            array: np.ndarray = self._open(info.file).get_tensor(name)
-            return array
-        except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
-            raise CheckpointError(f"cannot read tensor {name!r} from {info.file}: {exc}") from None
+        count = int(np.prod(info.shape, dtype=np.int64)) if info.shape else 1
+        return self._pread(info, self._offsets[name], count, info.shape)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._info)
@@ -504,8 +604,9 @@ class SafetensorsCheckpoint(TensorSource):
         return len(self._info)
 
     def close(self) -> None:
-        """Release the file handles (reading again re-opens them)."""
-        self._handles.clear()
+        """Release the files (arrays from :meth:`mapped` keep their map alive; reading again re-opens)."""
+        self._maps.clear()
+        _close_fds(self._handles)
 
     def __enter__(self) -> SafetensorsCheckpoint:
         return self
@@ -582,12 +683,7 @@ def open_checkpoint(path: str | os.PathLike[str]) -> SafetensorsCheckpoint:
         where = read_weight_map(found)
         sources = sorted(set(where.values()))
         return SafetensorsCheckpoint(where, sources)
-    try:
-        with safe_open_file(found) as handle:
-            names = list(handle.keys())
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{found} is not a valid safetensors file: {exc}") from None
-    return SafetensorsCheckpoint(dict.fromkeys(names, found), [found])
+    return SafetensorsCheckpoint(None, [found])
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -619,53 +715,6 @@ def _live_shards(directory: Path) -> set[str]:
     return {n for n in names if n == Path(n).name and n not in ("", ".", "..")}  # only this directory's files
 
 
-_ST_TO_NP: dict[str, Any] = {
-    "F64": np.float64,
-    "F32": np.float32,
-    "F16": np.float16,
-    "BF16": ml_dtypes.bfloat16,
-    "I64": np.int64,
-    "I32": np.int32,
-    "I16": np.int16,
-    "I8": np.int8,
-    "U8": np.uint8,
-    "U16": np.uint16,
-    "U32": np.uint32,
-    "U64": np.uint64,
-    "BOOL": np.bool_,
-}
-
-_NP_TO_ST = {
-    "float64": "F64",
-    "float32": "F32",
-    "float16": "F16",
-    "bfloat16": "BF16",
-    "int64": "I64",
-    "int32": "I32",
-    "int16": "I16",
-    "int8": "I8",
-    "uint8": "U8",
-    "uint16": "U16",
-    "uint32": "U32",
-    "uint64": "U64",
-    "bool": "BOOL",
-}
-
-
-def dtype_code(dtype: Any, *, strict: bool = True) -> str:
-    """The safetensors dtype code of a NumPy dtype (``ml_dtypes.bfloat16`` included), e.g. "F32".
-
-    A dtype safetensors cannot store raises :class:`CheckpointError`, or with ``strict=False`` comes
-    back as its NumPy name (so a schema check can report it as the wrong dtype).
-    """
-    name = np.dtype(dtype).name
-    if name in _NP_TO_ST:
-        return _NP_TO_ST[name]
-    if not strict:
-        return str(name)
-    raise CheckpointError(f"dtype {name} has no safetensors equivalent")
-
-
 def _write_shard_streaming(
     path: Path, names: list[str], infos: Mapping[str, tuple[tuple[int, ...], str]], fetch: Any, meta: Mapping[str, str]
 ) -> None:
@@ -682,7 +731,7 @@ def _write_shard_streaming(
     offset = 0
     for name in names:
         shape, dtype = infos[name]
-        nbytes = int(np.prod(shape, dtype=np.int64)) * _DTYPE_BYTES[dtype] if shape else _DTYPE_BYTES[dtype]
+        nbytes = (int(np.prod(shape, dtype=np.int64)) if shape else 1) * numpy_dtype(dtype).itemsize
         header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
         offset += nbytes
     raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
@@ -693,7 +742,7 @@ def _write_shard_streaming(
         for name in names:
             shape, dtype = infos[name]
             array = np.ascontiguousarray(fetch(name))
-            if _NP_TO_ST.get(array.dtype.name) != dtype or tuple(array.shape) != tuple(shape):
+            if dtype_code(array.dtype, strict=False) != dtype or tuple(array.shape) != tuple(shape):
                 raise CheckpointError(
                     f"tensor {name!r} arrived as {array.dtype.name} {tuple(array.shape)}, "
                     f"announced as {dtype} {tuple(shape)}"
@@ -742,14 +791,15 @@ def save_safetensors(
     else:
         arrays = {name: np.ascontiguousarray(array) for name, array in tensors.items()}
         for name, array in arrays.items():
-            if array.dtype.name not in _NP_TO_ST:
+            row = by_name(array.dtype.name)
+            if row is None:
                 raise CheckpointError(f"tensor {name!r} has dtype {array.dtype}, which cannot be saved as safetensors")
-            infos[name] = (tuple(array.shape), _NP_TO_ST[array.dtype.name])
+            infos[name] = (tuple(array.shape), row.code)
     for name in infos:
         if not isinstance(name, str) or not name:
             raise CheckpointError(f"tensor names must be non-empty strings, got {name!r}")
     sizes = {
-        name: (int(np.prod(shape, dtype=np.int64)) if shape else 1) * _DTYPE_BYTES[dtype]
+        name: (int(np.prod(shape, dtype=np.int64)) if shape else 1) * numpy_dtype(dtype).itemsize
         for name, (shape, dtype) in infos.items()
     }
     limit = parse_size(max_shard_size) if max_shard_size is not None else None

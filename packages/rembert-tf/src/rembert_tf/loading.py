@@ -1,7 +1,7 @@
 """Checkpoints of the TensorFlow models: safetensors and ``tf_model.h5`` in, canonical safetensors out.
 
 Reading never imports torch. The checkpoint format is chosen by
-:func:`rembert_core.formats.detect_format` among the registered formats
+:func:`rembert_core.loading.detect_format` among the registered formats
 (safetensors single or sharded, ``tf_model.h5`` read by core with h5py, Google's
 original TensorFlow checkpoints registered by this package's plugin), whose
 readers present canonical names and layouts. Tensors are validated against the
@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rembert_core import ARCHITECTURES, CheckpointError, RemBertConfig, build_schema, save_safetensors
-from rembert_core.checkpoint import match_weights
 from rembert_core.config import CONFIG_NAME
+from rembert_core.loading import LoadPlan, plan_load
 from rembert_core.schema import CheckpointSchema, Init, SchemaReport
 from rembert_core.serialization import (
     SafetensorsCheckpoint,
@@ -44,7 +44,7 @@ from rembert_core.tf_names import tf_checkpoint_name
 from rembert_tf._tensorflow import tf
 
 if TYPE_CHECKING:
-    from rembert_tf.modeling import TFRemBertPreTrainedModel
+    from rembert_tf.pretrained import TFRemBertPreTrainedModel
 
 __all__ = [
     "STREAM_BLOCK_BYTES",
@@ -91,7 +91,7 @@ def host_buffer(var: Any) -> np.ndarray | None:
     current value proves the aliasing; anything else (another device, a buffer
     TensorFlow copied or replaced since) gives ``None`` and the TensorFlow ops path.
     """
-    from rembert_tf.modeling import LAZY_BUFFERS
+    from rembert_tf.kernels import LAZY_BUFFERS
 
     if not LAZY_BUFFERS:
         return None
@@ -231,29 +231,33 @@ def _assign_blocks(
         _write_in_place(var, value, [0, start] if transposed else [start, 0])
 
 
+def _install(model: TFRemBertPreTrainedModel, plan: LoadPlan) -> None:
+    """Stream every matched tensor of ``plan`` into ``model``'s variables, one tensor (or row block) at a time."""
+    weights = plan.weights
+    variables = model.canonical_variables()
+    for name, key in plan.matched():
+        var, transposed = variables[name]
+        info = weights.info(key)
+        if isinstance(weights, SafetensorsCheckpoint) and info.nbytes > STREAM_BLOCK_BYTES and len(info.shape) == 2:
+            itemsize = info.nbytes // max(1, int(np.prod(info.shape)))
+            _assign_blocks(var, transposed, weights, key, info.shape, itemsize)
+        else:
+            _assign(var, transposed, weights[key], name, plan.source)  # one tensor in memory at a time
+
+
 def load_weights(model: TFRemBertPreTrainedModel, path: str | os.PathLike[str]) -> SchemaReport:
     """Stream the checkpoint at ``path`` (any registered format) into ``model``; return the schema report.
 
-    Raises :class:`CheckpointError` listing every missing, unexpected or mis-shaped tensor.
+    Raises :class:`CheckpointError` listing every missing, unexpected or mis-shaped tensor. Tensors the
+    checkpoint lacks (a head, the pooler) are left as they are and listed in ``report.newly_initialized``.
     """
-    from rembert_core.formats import detect_format
-
-    detected = detect_format(Path(path))
-    schema = model_schema(model)
-    variables = model.canonical_variables()
-    source_name = str(detected.path)
-    if detected.ignored:
-        logger.info("%s: reading %s, ignoring %s", path, detected.format.name, [n for n, _ in detected.ignored])
-    with detected.format.open(detected.path) as weights:
-        report = match_weights(weights, schema, source=source_name)
-        for name, key in report.matched.items():
-            var, transposed = variables[name]
-            info = weights.info(key)
-            if isinstance(weights, SafetensorsCheckpoint) and info.nbytes > STREAM_BLOCK_BYTES and len(info.shape) == 2:
-                itemsize = info.nbytes // max(1, int(np.prod(info.shape)))
-                _assign_blocks(var, transposed, weights, key, info.shape, itemsize)
-            else:
-                _assign(var, transposed, weights[key], name, source_name)  # one tensor in memory at a time
+    with plan_load(path, config=model.config) as plan:
+        if plan.detected.ignored:
+            logger.info(
+                "%s: reading %s, ignoring %s", path, plan.detected.format.name, [n for n, _ in plan.detected.ignored]
+            )
+        report = plan.match(model_schema(model))
+        _install(model, plan)
     return report
 
 
@@ -271,49 +275,23 @@ def from_pretrained(
     **config_overrides: Any,
 ) -> Any:
     """Build ``cls`` from a checkpoint (path or Hub id); see :meth:`TFRemBertPreTrainedModel.from_pretrained`."""
-    from rembert_core.formats import detect_format
-    from rembert_core.hub import resolve_checkpoint
-    from rembert_tf.modeling import skip_init
+    from rembert_tf.kernels import skip_init
 
-    hub_kwargs = {
-        k: config_overrides.pop(k)
-        for k in ("local_files_only", "revision", "cache_dir", "token")
-        if k in config_overrides
-    }
-    directory = resolve_checkpoint(path, **hub_kwargs)
-    detect_format(directory)  # fail early, with the format registry's message, before reading the config
+    ignore_mismatched_sizes = bool(config_overrides.pop("ignore_mismatched_sizes", False))
     kwargs: dict[str, Any] = {"dtype": dtype} if dtype is not None else {}
     for name in _MODEL_ARGUMENTS:  # constructor arguments, not config fields
         if name in config_overrides:
             kwargs[name] = config_overrides.pop(name)
-    if config is None:
-        config_dir = directory if directory.is_dir() else directory.parent
-        config = RemBertConfig.from_pretrained(config_dir, **config_overrides)
-    elif config_overrides:
-        config = config.copy(**config_overrides)
-    with skip_init():
-        model = cls(config, **kwargs)
-    schema = model_schema(model)
-    report = load_weights(model, directory)
-    _initialize(model, schema, report.newly_initialized)
-    if report.newly_initialized:
-        logger.warning(
-            "Some weights of %s were not in %s and are newly initialized: %s. Train the model before using it.",
-            cls.__name__,
-            directory,
-            ", ".join(report.newly_initialized),
-        )
-    if report.unused:
-        logger.info("Some tensors of %s were not used by %s: %s", directory, cls.__name__, ", ".join(report.unused))
+    with plan_load(path, config=config, overrides=config_overrides) as plan:
+        with skip_init():
+            model = cls(plan.config, **kwargs)
+        schema = model_schema(model)
+        plan.match(schema, ignore_mismatched_sizes=ignore_mismatched_sizes)
+        _install(model, plan)
+        _initialize(model, schema, [name for name, _ in plan.to_initialize()])
+    plan.log(logger, cls.__name__)
     if output_loading_info:
-        info = {
-            "missing_keys": list(report.missing),
-            "unexpected_keys": list(report.unexpected),
-            "mismatched_keys": [name for name, _, _ in report.mismatched],
-            "newly_initialized": list(report.newly_initialized),
-            "unused": list(report.unused),
-        }
-        return model, info
+        return model, plan.loading_info()
     return model
 
 

@@ -1,9 +1,10 @@
 """Reading and writing RemBERT checkpoints for PyTorch through ``rembert_core``.
 
 Loading builds the model on the meta device (no random weights are allocated),
-validates the checkpoint against the core schema from tensor headers alone, then
-reads one tensor at a time (safetensors memory-mapped through
-:mod:`rembert_core.checkpoint`; ``pytorch_model.bin`` through
+runs the core loading plan (:func:`rembert_core.loading.plan_load`: Hub id, interrupted
+save, format, headers and config, each once; the schema match from headers alone), then
+installs one tensor at a time (safetensors through a private memory map of the file
+opened by the plan; ``pytorch_model.bin`` through
 ``torch.load(weights_only=True, mmap=True)``, which never unpickles code) and
 installs it as the parameter, cast to the requested dtype. Head or pooler
 tensors the checkpoint lacks are initialised as the reference does and reported.
@@ -28,10 +29,11 @@ import torch
 from torch import nn
 
 from rembert_core import CheckpointError, ConfigError, RemBertConfig, build_schema
-from rembert_core.checkpoint import PT_WEIGHTS_INDEX_NAME, PT_WEIGHTS_NAME, iter_matched, match_weights, open_weights
 from rembert_core.config import CONFIG_NAME
-from rembert_core.hub import resolve_checkpoint
-from rembert_core.schema import CheckpointSchema, Init, SchemaReport
+from rembert_core.dtypes import COMPUTE_DTYPES, by_name
+from rembert_core.formats import PT_WEIGHTS_INDEX_NAME, PT_WEIGHTS_NAME, PYTORCH
+from rembert_core.loading import LoadPlan, plan_load
+from rembert_core.schema import CheckpointSchema, Init
 from rembert_core.serialization import (
     SAFE_WEIGHTS_INDEX_NAME,
     SAFE_WEIGHTS_NAME,
@@ -44,7 +46,7 @@ from rembert_core.serialization import (
 )
 
 if TYPE_CHECKING:
-    from rembert_torch.modeling import RemBertPreTrainedModel
+    from rembert_torch.pretrained import RemBertPreTrainedModel
 
 __all__ = [
     "DTYPES",
@@ -61,14 +63,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Compute dtypes by name.
-DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "float16": torch.float16,
-    "float64": torch.float64,
-}
-_SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16"}
+#: Compute dtypes by name (core's table of names).
+DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in COMPUTE_DTYPES}
 
 
 # -- NumPy <-> torch ---------------------------------------------------------------------------
@@ -189,18 +185,10 @@ def _torch_dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-_TORCH_TO_SAFETENSORS = {
-    torch.float64: "F64",
-    torch.float32: "F32",
-    torch.float16: "F16",
-    torch.bfloat16: "BF16",
-    torch.int64: "I64",
-    torch.int32: "I32",
-    torch.int16: "I16",
-    torch.int8: "I8",
-    torch.uint8: "U8",
-    torch.bool: "BOOL",
-}
+def _safetensors_code(dtype: torch.dtype) -> str:
+    name = _torch_dtype_name(dtype)
+    row = by_name(name)
+    return row.code if row else name
 
 
 #: Bytes read through one mapping of a ``pytorch_model.bin`` before it is mapped afresh (see TorchBinSource).
@@ -236,8 +224,7 @@ class TorchBinSource(TensorSource):
                 if key in self._tensors:
                     raise CheckpointError(f"tensor {key!r} appears in more than one file of {path}")
                 self._tensors[key] = value
-                dtype = _TORCH_TO_SAFETENSORS.get(value.dtype, str(value.dtype).removeprefix("torch."))
-                self._info[key] = TensorInfo(key, tuple(value.shape), dtype, file)
+                self._info[key] = TensorInfo(key, tuple(value.shape), _safetensors_code(value.dtype), file)
 
     @property
     def files(self) -> list[Path]:
@@ -290,48 +277,6 @@ def open_torch_bin(path: str | os.PathLike[str]) -> TorchBinSource:
     return TorchBinSource(path)
 
 
-def _find_torch_bin(path: Path) -> Path | None:
-    if path.is_file() and (path.suffix in (".bin", ".pt", ".pth") or path.name == PT_WEIGHTS_INDEX_NAME):
-        return path
-    for name in (PT_WEIGHTS_NAME, PT_WEIGHTS_INDEX_NAME):
-        if path.is_dir() and (path / name).is_file():
-            return path / name
-    return None
-
-
-def open_checkpoint_weights(path: Path) -> TensorSource:
-    """The weights at ``path`` through the core's registered formats (safetensors first, then others).
-
-    ``pytorch_model.bin`` is read here even when plugin autoloading is disabled
-    (the ``pytorch`` format is normally registered by this package's plugin).
-    """
-    try:
-        return open_weights(path)
-    except CheckpointError:
-        found = _find_torch_bin(path)
-        if found is None:
-            raise
-        return TorchBinSource(found)
-
-
-def _checkpoint_dtype(shapes_dtypes: Mapping[str, str]) -> str | None:
-    for dtype in shapes_dtypes.values():
-        name = _SAFETENSORS_DTYPES.get(dtype, dtype)
-        if name in DTYPES:
-            return name
-    return None
-
-
-def _read_config(directory: Path, overrides: dict[str, Any]) -> RemBertConfig:
-    num_labels = overrides.pop("num_labels", None)
-    config = RemBertConfig.from_pretrained(directory, **overrides)
-    if num_labels is not None and "id2label" not in overrides and num_labels != config.num_labels:
-        config.num_labels = num_labels  # regenerates id2label/label2id (transformers semantics)
-    elif num_labels is not None and "id2label" in overrides:
-        config = config.copy(num_labels=num_labels)
-    return config
-
-
 def load_pretrained(
     cls: type[RemBertPreTrainedModel],
     path: str | os.PathLike[str],
@@ -354,112 +299,49 @@ def load_pretrained(
         device = device_map
     elif device_map is not None and not isinstance(device_map, str | torch.device):
         raise ConfigError(f"device_map must be a device (e.g. 'cpu', 'cuda:0'), got {device_map!r}")
-    hub_kwargs = {k: kwargs.pop(k) for k in ("local_files_only", "revision", "cache_dir", "token") if k in kwargs}
-    resolved = resolve_checkpoint(path, **hub_kwargs)
     target_device = torch.device(device) if device is not None else torch.device("cpu")
-    with open_checkpoint_weights(resolved) as weights:  # headers only: a missing/unreadable file fails first
-        if config is None:
-            config = _read_config(resolved if resolved.is_dir() else resolved.parent, dict(kwargs))
-        elif kwargs:
-            config = config.copy(**kwargs)
+    with plan_load(path, config=config, overrides=kwargs, formats=(PYTORCH,)) as plan:
         with torch.device("meta"):
-            model = cls(config, **model_kwargs)
+            model = cls(plan.config, **model_kwargs)
         schema = schema_for(model)
         if list(model.state_dict()) != list(schema):  # the module tree and the core schema agree name for name
             raise CheckpointError(f"internal error: {cls.__name__} parameters do not match the core schema")
-        where = ", ".join(str(f) for f in weights.files[:3]) or str(resolved)
-        report = match_weights(weights, schema, source=where, strict=False)
-        order = {name: i for i, name in enumerate(schema)}
-        mismatched = sorted(report.mismatched, key=lambda m: order[m[0]])
-        if ignore_mismatched_sizes and mismatched:  # re-initialise them instead (transformers semantics)
-            for name, _, _ in mismatched:
-                del report.matched[name]
-            report.newly_initialized = sorted(
-                [*report.newly_initialized, *(m[0] for m in mismatched)], key=order.__getitem__
-            )
-            report.mismatched.clear()
-        else:
-            mismatched = []
-        report.raise_for_errors(where)
-        dtypes = {k: info.dtype for k, info in weights.infos().items()}
-        dtype = resolve_dtype(torch_dtype, auto=_auto_dtype(config, dtypes))
-        pairs: Iterator[tuple[str, Any]]
-        alias = False
-        if isinstance(weights, TorchBinSource):
-            pairs = ((name, weights.tensor(key)) for name, key in report.matched.items())
-        elif isinstance(weights, SafetensorsCheckpoint):
-            # safetensors' torch reader maps each tensor privately (copy-on-write) from the file: the
-            # parameters are paged in on first use instead of copied now, as in the reference. Our own
-            # saves replace files by rename, so a model never sees its file change underneath it.
-            pairs = _mapped_safetensors(weights, report)
-            alias = True
-        else:
-            pairs = iter_matched(weights, report)
+        plan.match(schema, ignore_mismatched_sizes=ignore_mismatched_sizes)
+        dtype = resolve_dtype(torch_dtype, auto=plan.checkpoint_dtype())
         set_tensors(
-            model, pairs, schema, dtype=dtype, device=target_device, initialize=report.newly_initialized, alias=alias
+            model,
+            _tensors(plan),
+            schema,
+            dtype=dtype,
+            device=target_device,
+            initialize=[name for name, _ in plan.to_initialize()],
+            alias=isinstance(plan.weights, SafetensorsCheckpoint),
         )
-    if report.newly_initialized:
-        logger.warning(
-            "Some weights of %s were not in the checkpoint at %s and are newly initialized: %s. "
-            "You should probably train this model on a downstream task before using it.",
-            cls.__name__,
-            path,
-            ", ".join(report.newly_initialized),
-        )
-    if mismatched:
-        logger.warning(
-            "Some weights of %s had other shapes in the checkpoint at %s and are newly initialized: %s",
-            cls.__name__,
-            path,
-            ", ".join(f"{name} (checkpoint {found}, model {expected})" for name, expected, found in mismatched),
-        )
-    if report.unused:
-        logger.warning(
-            "Some weights of the checkpoint at %s were not used when initializing %s: %s",
-            path,
-            cls.__name__,
-            ", ".join(report.unused),
-        )
+    plan.log(logger, cls.__name__)
     if attn_implementation is not None:
         model.set_attn_implementation(attn_implementation)
     model.eval()
     if output_loading_info:
-        info = {
-            "missing_keys": list(report.newly_initialized),
-            "unexpected_keys": list(report.unused),
-            "mismatched_keys": [(name, found, expected) for name, expected, found in mismatched],
-            "error_msgs": [],
-            "report": report,
-        }
-        return model, info
+        return model, plan.loading_info()
     return model
 
 
-def _mapped_safetensors(weights: SafetensorsCheckpoint, report: SchemaReport) -> Iterator[tuple[str, torch.Tensor]]:
-    """``(schema name, tensor)`` for each matched tensor, read by safetensors' torch reader (file-mapped)."""
-    from safetensors import SafetensorError, safe_open
+def _tensors(plan: LoadPlan) -> Iterator[tuple[str, Any]]:
+    """``(schema name, tensor or array)`` of every matched tensor, read the cheapest way the format allows.
 
-    handles: dict[Path, Any] = {}
-    mismatched = {name for name, _, _ in report.mismatched}
-    for name, key in report.matched.items():
-        if name in mismatched:
-            continue
-        file = weights.info(key).file
-        try:
-            if file not in handles:
-                handles[file] = safe_open(str(file), framework="pt")
-            tensor: torch.Tensor = handles[file].get_tensor(key)
-        except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(f"cannot read tensor {key!r} from {file}: {exc}") from None
-        yield name, tensor
-
-
-def _auto_dtype(config: RemBertConfig, tensor_dtypes: Mapping[str, str]) -> str | None:
-    for key in ("dtype", "torch_dtype"):
-        value = config.extra.get(key)
-        if isinstance(value, str) and value.removeprefix("torch.") in DTYPES:
-            return value.removeprefix("torch.")
-    return _checkpoint_dtype(tensor_dtypes)
+    safetensors: a private (copy-on-write) memory map of the file the plan opened, so parameters are
+    paged in on first use instead of copied now, as in the reference (our own saves replace files by
+    rename, so a model never sees its file change underneath it); ``pytorch_model.bin``: its
+    memory-mapped tensors; any other format: one NumPy array at a time.
+    """
+    weights = plan.weights
+    for name, key in plan.matched():
+        if isinstance(weights, TorchBinSource):
+            yield name, weights.tensor(key)
+        elif isinstance(weights, SafetensorsCheckpoint):
+            yield name, numpy_to_torch(weights.mapped(key))
+        else:
+            yield name, weights[key]
 
 
 # -- writing -----------------------------------------------------------------------------------

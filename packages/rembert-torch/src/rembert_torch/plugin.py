@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 
 from rembert_core import Backend, InputError, RemBertConfig, hookimpl
-from rembert_core.checkpoint import PT_WEIGHTS_INDEX_NAME, PT_WEIGHTS_NAME
-from rembert_core.formats import PRECEDENCE, CheckpointFormat, detect_files
+from rembert_core.formats import PYTORCH
 from rembert_core.schema import TASKS
 
 __all__ = ["PYTORCH_FORMAT", "TorchBackend", "register_backends", "register_checkpoint_formats"]
@@ -73,7 +72,7 @@ class TorchBackend(Backend):
         """Set every weight from canonical tensors (checked against the schema, cast to the model's dtype)."""
         import torch
 
-        from rembert_core.checkpoint import match_weights
+        from rembert_core.loading import match_weights
         from rembert_torch.loading import schema_for, set_tensors
 
         schema = schema_for(model)
@@ -187,14 +186,9 @@ def _to_float32(value: Any) -> Any:
     return value
 
 
-#: ``pytorch_model.bin`` (single or sharded), read with ``torch.load(weights_only=True, mmap=True)``.
-PYTORCH_FORMAT = CheckpointFormat(
-    name="pytorch",
-    detect=detect_files(PT_WEIGHTS_NAME, PT_WEIGHTS_INDEX_NAME, suffixes=(".bin", ".bin.index.json")),
-    opener="rembert_torch.loading:open_torch_bin",
-    precedence=PRECEDENCE["pytorch"],
-    description="pytorch_model.bin (or sharded with pytorch_model.bin.index.json), read without unpickling code",
-)
+#: ``pytorch_model.bin`` (single or sharded), read with ``torch.load(weights_only=True, mmap=True)``
+#: (the format's one definition is core's :data:`rembert_core.formats.PYTORCH`).
+PYTORCH_FORMAT = PYTORCH
 
 
 @hookimpl
