@@ -44,7 +44,7 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(Embedding|Linear|TensorSpec|AddedToken|_Sequence|_Row)"),
     # Standard library and private helpers: no intersphinx (the docs build offline), no pages of their own.
     (r"py:.*", r"pathlib\.Path"),
-    (r"py:class", r"rembert_tf\.modeling\.(Embedding|Linear|_TFRemBertLMBase)"),
+    (r"py:class", r"rembert_tf\.(kernels\.(Embedding|Linear)|modeling\._TFRemBertLMBase)"),
     (r"py:class", r"rembert_tokenizers\.base\.RemBertTokenizerBase"),
     (r"py:attr", r"task"),
     (r"py:class", r"special"),  # "special tokens" in a Google-style argument list read as a type

@@ -194,9 +194,9 @@ def _write_transformers_h5(path, tensors, scope, task):
 @pytest.fixture(params=["lazy-buffers", "tf-allocated"])
 def lazy(request, monkeypatch):
     """Load into NumPy-backed lazy buffers (every float32 variable) or into TF-allocated variables."""
-    import rembert_tf.modeling
+    import rembert_tf.kernels
 
-    monkeypatch.setattr(rembert_tf.modeling, "LAZY_ZEROS_MIN_BYTES", 0 if request.param == "lazy-buffers" else 2**62)
+    monkeypatch.setattr(rembert_tf.kernels, "LAZY_ZEROS_MIN_BYTES", 0 if request.param == "lazy-buffers" else 2**62)
     return request.param == "lazy-buffers"
 
 
@@ -252,8 +252,8 @@ def test_loaded_variables_live_in_lazy_buffers(tmp_path, monkeypatch, config_fac
     """Large float32 variables are written in place into NumPy buffers TF adopted (no TF-allocated copy)."""
     import mmap
 
+    import rembert_tf.kernels
     import rembert_tf.loading
-    import rembert_tf.modeling
     from rembert_tf.loading import host_buffer
 
     mapping_type = mmap.mmap
@@ -263,7 +263,7 @@ def test_loaded_variables_live_in_lazy_buffers(tmp_path, monkeypatch, config_fac
             raise OSError("anonymous mappings unavailable")
 
         monkeypatch.setattr(mmap, "mmap", no_mmap)
-    pages = rembert_tf.modeling._zero_pages(4096)
+    pages = rembert_tf.kernels._zero_pages(4096)
     assert pages.shape == (4096,) and pages.ctypes.data % 64 == 0 and not pages.any() and pages.flags.writeable
     owner = pages.base.obj if isinstance(pages.base, memoryview) else pages.base  # what holds the bytes
     assert isinstance(owner, mapping_type) is anonymous_mmap
@@ -272,7 +272,7 @@ def test_loaded_variables_live_in_lazy_buffers(tmp_path, monkeypatch, config_fac
     model = TFRemBertForSequenceClassification(config)
     model.save_pretrained(tmp_path)
     assert all(host_buffer(v) is None for v in model.weights)  # randomly initialised: TF's own memory
-    monkeypatch.setattr(rembert_tf.modeling, "LAZY_ZEROS_MIN_BYTES", 0)
+    monkeypatch.setattr(rembert_tf.kernels, "LAZY_ZEROS_MIN_BYTES", 0)
     monkeypatch.setattr(rembert_tf.loading, "STREAM_BLOCK_BYTES", 700)
     loaded = TFRemBertForSequenceClassification.from_pretrained(tmp_path)
     lazy = [name for name, (var, _) in loaded.canonical_variables().items() if host_buffer(var) is not None]
