@@ -10,22 +10,13 @@ from typing import Any
 import numpy as np
 
 from rembert_core import RemBertConfig, build_schema, save_safetensors
+from rembert_core.testing import TEST_CONFIGS
 
 ROOT = Path(__file__).resolve().parents[2]
 SP_MODEL = ROOT / "tests" / "fixtures" / "sentencepiece" / "test_model.model"
 SP_MODEL_JA = ROOT / "tests" / "fixtures" / "sentencepiece" / "test_ja_model.model"
 
-TINY = {
-    "vocab_size": 64,
-    "hidden_size": 16,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "input_embedding_size": 8,
-    "output_embedding_size": 12,
-    "intermediate_size": 24,
-    "max_position_embeddings": 32,
-    "type_vocab_size": 2,
-}
+TINY = TEST_CONFIGS["micro"]  # the values live once, in rembert_core.testing
 
 # Hypothesis settings shared by the fuzzers: reproducible in CI (derandomized), no example database.
 FUZZ = {"deadline": None, "derandomize": True, "database": None, "print_blob": True}

@@ -86,6 +86,24 @@ def op_tf_from_pretrained(path: str) -> Any:
     return int(sum(int(v.shape.num_elements()) for v in model.weights))
 
 
+def op_inspect(path: str) -> Any:
+    from rembert_core.cli import _inspect_payload
+
+    return _inspect_payload(Path(path), None)["task"]
+
+
+def op_convert(src: str, dst: str) -> Any:
+    from rembert_core.convert import convert_checkpoint
+
+    return convert_checkpoint(src, dst).tensors
+
+
+def op_tf_checkpoint(path: str) -> Any:
+    from rembert_tf.loading import open_tf_checkpoint
+
+    return _read_all(open_tf_checkpoint(Path(path)))
+
+
 def _tokenizer(kind: str, model: str) -> Any:
     key = f"{kind}:{model}"
     if key not in _CACHE:

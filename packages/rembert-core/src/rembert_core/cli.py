@@ -97,18 +97,19 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 
 def _inspect_payload(path: Path, task: str | None) -> dict[str, Any]:
-    from rembert_core.config import RemBertConfig
     from rembert_core.errors import CheckpointError
-    from rembert_core.schema import ARCHITECTURES, build_schema, infer_task
+    from rembert_core.schema import ARCHITECTURES, build_schema, check_layer_count, infer_task
 
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
-    config = RemBertConfig.from_pretrained(path if path.is_dir() else path.parent)
-    from rembert_core.loading import detect_format
+    from rembert_core.loading import detect_format, read_config
+
+    config = read_config(path if path.is_dir() else path.parent, {})
 
     detected = detect_format(path)
     with detected.format.open(detected.path) as weights:
         infos = weights.infos()
+        check_layer_count(config, infos, str(detected.path))
         chosen = task or infer_task(config, infos)
         schema = build_schema(config, chosen)
         report = schema.validate({k: i.shape for k, i in infos.items()}, {k: i.dtype for k, i in infos.items()})

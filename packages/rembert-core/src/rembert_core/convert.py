@@ -26,8 +26,8 @@ import numpy as np
 from rembert_core.config import CONFIG_NAME, RemBertConfig
 from rembert_core.dtypes import COMPUTE_DTYPES, by_name
 from rembert_core.errors import CheckpointError
-from rembert_core.loading import detect_format
-from rembert_core.schema import ARCHITECTURES, build_schema, infer_task
+from rembert_core.loading import detect_format, read_config
+from rembert_core.schema import ARCHITECTURES, build_schema, check_layer_count, infer_task
 from rembert_core.serialization import TensorInfo, TensorSource, _fsync_dir, save_safetensors
 
 __all__ = ["ConvertResult", "convert_checkpoint"]
@@ -114,11 +114,12 @@ def convert_checkpoint(
         config = RemBertConfig.from_json_file(config_file)
     else:
         base = src if src.is_dir() else src.parent
-        if not (base / CONFIG_NAME).is_file():
+        if not os.path.lexists(base / CONFIG_NAME):
             raise CheckpointError(f"no {CONFIG_NAME} beside {src}; pass --config with the model's RemBERT config")
-        config = RemBertConfig.from_pretrained(base)
+        config = read_config(base, {})
     with detected.format.open(detected.path) as source:
         infos = source.infos()
+        check_layer_count(config, infos, str(detected.path))
         chosen = task or infer_task(config, infos)
         schema = build_schema(config, chosen)
         report = schema.validate({k: i.shape for k, i in infos.items()}, {k: i.dtype for k, i in infos.items()})

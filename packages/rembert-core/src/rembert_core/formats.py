@@ -18,6 +18,7 @@ loading plan, which asks the plugin registry for the formats.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +65,7 @@ def detect_files(*names: str, suffixes: tuple[str, ...] = ()) -> Callable[[Path]
     def detect(path: Path) -> Path | None:
         if path.is_dir():
             for name in names:
-                if (path / name).is_file():
+                if os.path.lexists(path / name):  # a link or special file too: the loading plan refuses it by name
                     return path / name
             return None
         if path.is_file() and (path.name in names or path.name.endswith(suffixes)):

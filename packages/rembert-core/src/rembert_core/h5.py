@@ -57,6 +57,29 @@ def canonical_h5_name(path: str) -> tuple[str, bool]:
     return ".".join([*renamed, leaf]), transpose
 
 
+#: A compressed dataset may expand to at most this many times its stored size (plus
+#: :data:`EXPANSION_SLACK` bytes): real weights compress by well under 2x, while a "decompression
+#: bomb" (a few MB that expand to GBs of one repeated value) is refused before anything is allocated.
+MAX_EXPANSION = 16
+EXPANSION_SLACK = 2**20
+
+
+def _check_dataset(dataset: Any, name: str, path: Path) -> None:
+    """Refuse a dataset whose bytes live outside this file, or that expands far beyond its stored size."""
+    if dataset.is_virtual:
+        raise CheckpointError(f"{path}: dataset {name!r} is a virtual dataset (it maps other files): refused")
+    if dataset.external:
+        files = ", ".join(str(entry[0]) for entry in dataset.external)
+        raise CheckpointError(f"{path}: dataset {name!r} stores its data in external file(s) {files}: refused")
+    nbytes = int(np.prod(dataset.shape, dtype=np.int64)) * dataset.dtype.itemsize if dataset.shape else 0
+    stored = int(dataset.id.get_storage_size())
+    if nbytes > MAX_EXPANSION * stored + EXPANSION_SLACK:
+        raise CheckpointError(
+            f"{path}: dataset {name!r} claims {nbytes} bytes from {stored} stored (more than {MAX_EXPANSION}x): "
+            "refused as a decompression bomb"
+        )
+
+
 class H5Checkpoint(TensorSource):
     """The tensors of a transformers ``tf_model.h5`` under canonical names, read lazily."""
 
@@ -96,6 +119,7 @@ class H5Checkpoint(TensorSource):
         for h5_name in names:
             canonical, transpose = canonical_h5_name(h5_name)
             dataset = self._file[h5_name]
+            _check_dataset(dataset, h5_name, path)
             shape = tuple(int(d) for d in dataset.shape)
             if transpose and len(shape) == 2:
                 shape = (shape[1], shape[0])

@@ -22,6 +22,7 @@ config. :meth:`LoadPlan.match` checks the tensors against the model's schema fro
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import os
@@ -38,8 +39,8 @@ from rembert_core.dtypes import dtype_code, dtype_name
 from rembert_core.errors import CheckpointError, RemBertError
 from rembert_core.formats import KNOWN_FILES, CheckpointFormat, Detected
 from rembert_core.hub import resolve_checkpoint
-from rembert_core.schema import CheckpointSchema, SchemaReport, TensorSpec
-from rembert_core.serialization import TensorSource, recover_interrupted_save
+from rembert_core.schema import CheckpointSchema, SchemaReport, TensorSpec, check_layer_count
+from rembert_core.serialization import TensorSource, check_file, recover_interrupted_save
 
 __all__ = [
     "HUB_ARGUMENTS",
@@ -97,6 +98,11 @@ def detect_format(
             hits.append((fmt, found))
     if hits:
         chosen, found = hits[0]
+        if path.is_dir() and os.path.lexists(found) and not found.is_dir():
+            try:
+                check_file(found, root=path)  # a file the directory holds: regular, no link leaving it
+            except FileNotFoundError:
+                raise CheckpointError(f"{found} is a broken symbolic link") from None
         return Detected(chosen, found, tuple((f.name, p) for f, p in hits[1:]))
     candidates = [path / n for n in KNOWN_FILES] if path.is_dir() else [path]
     for candidate in candidates:
@@ -176,12 +182,16 @@ def iter_matched(
 def read_config(directory: Path, overrides: Mapping[str, Any]) -> RemBertConfig:
     """``config.json`` of ``directory`` with ``overrides`` applied, as transformers applies them.
 
+    The file must be a regular file of ``directory`` (:func:`~rembert_core.serialization.check_file`).
     ``num_labels`` without ``id2label`` regenerates the label names (``LABEL_0``, ...) when it changes the
     count; with ``id2label`` it is checked against it.
     """
     overrides = dict(overrides)
     num_labels = overrides.pop("num_labels", None)
-    config = RemBertConfig.from_json_file(directory / CONFIG_NAME, **overrides)
+    path = Path(directory) / CONFIG_NAME
+    with contextlib.suppress(FileNotFoundError):  # (from_json_file names a missing file)
+        check_file(path, root=directory)
+    config = RemBertConfig.from_json_file(path, **overrides)
     if num_labels is not None and "id2label" not in overrides and num_labels != config.num_labels:
         config.num_labels = num_labels  # regenerates id2label/label2id (transformers semantics)
     elif num_labels is not None and "id2label" in overrides:
@@ -344,6 +354,7 @@ def plan_load(
             config = read_config(directory, overrides)
         elif overrides:
             config = config.copy(**overrides)
+        check_layer_count(config, weights.infos(), str(detected.path))
     except BaseException:
         weights.close()
         raise

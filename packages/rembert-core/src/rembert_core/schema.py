@@ -16,6 +16,7 @@ modules with the same attribute names (``embedding_hidden_mapping_in``,
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -346,6 +347,24 @@ def build_schema(
 ) -> CheckpointSchema:
     """The canonical schema of ``task`` for ``config``; see :class:`CheckpointSchema`."""
     return CheckpointSchema(config, task, add_pooling_layer=add_pooling_layer)
+
+
+_LAYER_KEY = re.compile(r"(?:^|\.)encoder\.layer\.(\d+)\.")
+
+
+def check_layer_count(config: RemBertConfig, keys: Iterable[str], source: str = "checkpoint") -> None:
+    """Refuse a config that asks for more layers than the checkpoint holds, before anything is built.
+
+    A 1 KB ``config.json`` claiming a million layers would otherwise build a schema (and a model) of
+    that size before the missing tensors are noticed. Raises :class:`CheckpointError` naming both counts.
+    """
+    layers = {int(m.group(1)) for key in keys if (m := _LAYER_KEY.search(key))}
+    held = max(layers) + 1 if layers else 0
+    if config.num_hidden_layers > held:
+        raise CheckpointError(
+            f"{source}: the config asks for num_hidden_layers={config.num_hidden_layers}, "
+            f"but the checkpoint holds {held} layer{'s' if held != 1 else ''}"
+        )
 
 
 def infer_task(config: RemBertConfig, keys: Iterable[str]) -> str:

@@ -22,6 +22,7 @@ import mmap
 import os
 import re
 import secrets
+import stat
 import tempfile
 import weakref
 from collections.abc import Iterator, Mapping
@@ -44,6 +45,7 @@ __all__ = [
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_files",
+    "check_file",
     "dtype_code",
     "open_checkpoint",
     "parse_size",
@@ -258,6 +260,52 @@ def atomic_write_files(
             save.remove(Path(path).name)
 
 
+#: Set to ``1`` to let the files of a checkpoint or tokenizer directory be symbolic links to anywhere.
+FOLLOW_SYMLINKS_ENV = "REMBERT_FOLLOW_SYMLINKS"
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def _hub_blob(target: Path, root: Path) -> bool:
+    """Whether ``target`` is a blob of the Hugging Face cache repository whose snapshot ``root`` is."""
+    return root.parent.name == "snapshots" and (root.parent.parent / "blobs") in target.parents
+
+
+def check_file(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = None) -> Path:
+    """``path``, after checking that reading it reads a regular file of the checkpoint directory ``root``.
+
+    The one policy for every file a checkpoint or tokenizer directory holds: the file must be a regular
+    file (a FIFO would block the reader forever, a link to ``/dev/zero`` would read until memory runs
+    out), and a symbolic link is followed only when its target lies inside ``root`` (or, for a Hugging
+    Face cache snapshot, in that repository's ``blobs/``), unless :data:`FOLLOW_SYMLINKS_ENV` is ``1``.
+    A file the user named directly (``root`` None) may be a link to anywhere. ``FileNotFoundError``
+    propagates, so callers keep their own "not found" messages.
+    """
+    path = Path(path)
+    info = os.stat(path)  # follows links; never opens (a FIFO does not block here)
+    if root is not None and path.is_symlink() and os.environ.get(FOLLOW_SYMLINKS_ENV, "") != "1":
+        target, base = path.resolve(), Path(root).resolve()
+        if base not in target.parents and not _hub_blob(target, base):
+            raise CheckpointError(
+                f"{path} is a symbolic link to {target}, outside its directory {root}: refused "
+                f"(set {FOLLOW_SYMLINKS_ENV}=1 to follow links anywhere)"
+            )
+    if not stat.S_ISREG(info.st_mode):
+        raise CheckpointError(f"{path} is {_file_kind(info.st_mode)}, not a regular file: refused")
+    return path
+
+
 def recover_interrupted_save(directory: str | os.PathLike[str]) -> None:
     """Finish a save of :func:`atomic_write_files` that was interrupted after its commit point.
 
@@ -266,12 +314,15 @@ def recover_interrupted_save(directory: str | os.PathLike[str]) -> None:
     """
     directory = Path(directory)
     path = directory / SAVE_JOURNAL
-    if not path.is_file():
+    if not os.path.lexists(path):
         return
     try:
+        check_file(path, root=directory)
         journal = json.loads(path.read_text(encoding="utf-8"))
         replace, remove = dict(journal["replace"]), list(journal["remove"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except CheckpointError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise CheckpointError(f"{path}: unreadable journal of an interrupted save: {exc}") from None
     for name, tmp in [*replace.items(), *((r, None) for r in remove)]:
         plain = isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name

@@ -373,5 +373,9 @@ def open_tf_checkpoint(path: Path) -> TFCheckpointSource:
         latest = tf.train.latest_checkpoint(str(path))
         if latest is None:
             raise CheckpointError(f"{path}/checkpoint names no readable checkpoint")
-        path = Path(latest)
+        # The state file may name any prefix (absolute, ../...): only one inside this directory is read.
+        prefix = Path(latest)
+        if path.resolve() not in (path / prefix).resolve().parents:
+            raise CheckpointError(f"{path}/checkpoint names {latest!r}, outside the checkpoint directory: refused")
+        path = prefix if prefix.is_absolute() else path / prefix
     return TFCheckpointSource(path)

@@ -269,7 +269,29 @@ def _torch_load(file: Path) -> dict[str, torch.Tensor]:
         ) from None
     if not isinstance(loaded, Mapping) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
         raise CheckpointError(f"{file} does not contain a state dict of tensors")
+    for key, value in loaded.items():
+        _check_storage(value, str(key), file)
     return {str(k): v for k, v in loaded.items()}
+
+
+def _check_storage(tensor: torch.Tensor, key: str, file: Path) -> None:
+    """Refuse a tensor whose elements overlap in its storage (stride 0, or a storage smaller than it).
+
+    Such a tensor is a few bytes on disk that becomes ``numel`` elements in memory on the first copy:
+    a 230 KB file could claim a 2**21-row vocabulary and allocate gigabytes. Real checkpoints hold
+    each element once.
+    """
+    numel = tensor.numel()
+    if numel <= 1:
+        return
+    needed = numel * tensor.element_size()
+    held = tensor.untyped_storage().nbytes() - tensor.storage_offset() * tensor.element_size()
+    overlapping = any(stride == 0 and size > 1 for stride, size in zip(tensor.stride(), tensor.shape, strict=True))
+    if overlapping or held < needed:
+        raise CheckpointError(
+            f"{file}: tensor {key!r} of shape {tuple(tensor.shape)} claims {needed} bytes but its storage holds "
+            f"{max(held, 0)} (overlapping elements): refused"
+        )
 
 
 def open_torch_bin(path: str | os.PathLike[str]) -> TorchBinSource:

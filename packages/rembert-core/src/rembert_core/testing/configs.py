@@ -15,7 +15,8 @@ __all__ = ["TEST_CONFIGS", "tiny_config"]
 #: stresses something: "tiny" is :func:`tiny_config` (the parity engine's and the docstrings' config);
 #: "odd" has head_dim 8 over 6 heads, widths 20/36, vocab 301, 3 token types; "wide" a gelu_new config
 #: with another epsilon, init range and pad id; "relu" one relu layer with an output embedding wider
-#: than the hidden size; "small" and "deep" the TensorFlow suite's configs (3 layers, intermediate 52).
+#: than the hidden size; "small" and "deep" the TensorFlow suite's configs (3 layers, intermediate 52);
+#: "micro" the robustness suite's (one narrow layer, so thousands of fuzzed loads stay fast).
 TEST_CONFIGS: dict[str, dict[str, Any]] = {
     "tiny": dict(
         vocab_size=301,
@@ -98,6 +99,17 @@ TEST_CONFIGS: dict[str, dict[str, Any]] = {
         intermediate_size=52,
         max_position_embeddings=64,
         type_vocab_size=3,
+    ),
+    "micro": dict(
+        vocab_size=64,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        input_embedding_size=8,
+        output_embedding_size=12,
+        intermediate_size=24,
+        max_position_embeddings=32,
+        type_vocab_size=2,
     ),
 }
 
