@@ -260,9 +260,9 @@ def test_packed_qkv_projection_keeps_parameters_names_and_training(
 
 def _count_onednn_calls(monkeypatch: Any) -> list[int]:
     """Wrap the oneDNN linear op so a test sees how many dense layers went through it."""
-    import rembert_torch.modeling as modeling
+    import rembert_torch.kernels as kernels
 
-    op = modeling._onednn_linear()
+    op = kernels._onednn_linear()
     if op is None:
         pytest.skip("this torch build has no working torch.ops.mkldnn._linear_pointwise")
     calls = [0]
@@ -271,7 +271,7 @@ def _count_onednn_calls(monkeypatch: Any) -> list[int]:
         calls[0] += 1
         return op(*args)
 
-    monkeypatch.setattr(modeling, "_onednn_linear", lambda: counting)
+    monkeypatch.setattr(kernels, "_onednn_linear", lambda: counting)
     return calls
 
 
@@ -279,7 +279,7 @@ def test_onednn_inference_matches_nn_linear_and_covers_every_dense_layer(
     batch_factory: Any, close: Any, configs: Any, monkeypatch: Any
 ) -> None:
     """Float32 CPU inference runs each dense layer as one oneDNN call (GELU fused), with nn.Linear's numbers."""
-    import rembert_torch.modeling as modeling
+    import rembert_torch.kernels as kernels
 
     calls = _count_onednn_calls(monkeypatch)
     config = _config(configs, "wide")
@@ -290,7 +290,7 @@ def test_onednn_inference_matches_nn_linear_and_covers_every_dense_layer(
         fast = model(**inputs).logits
     # mapping_in, per layer packed QKV + attention output + intermediate + output, LM dense + decoder
     assert calls[0] == 1 + 4 * config.num_hidden_layers + 2
-    monkeypatch.setattr(modeling, "ONEDNN_INFERENCE", False)
+    monkeypatch.setattr(kernels, "ONEDNN_INFERENCE", False)
     with torch.inference_mode():
         plain = model(**inputs).logits
     assert calls[0] == 1 + 4 * config.num_hidden_layers + 2  # switched off: no further calls
@@ -303,7 +303,7 @@ def test_onednn_inference_steps_aside(
     case: str, batch_factory: Any, close: Any, configs: Any, monkeypatch: Any
 ) -> None:
     """Gradients, hooks, other dtypes and a torch build whose op is missing or wrong take nn.Linear's path."""
-    import rembert_torch.modeling as modeling
+    import rembert_torch.kernels as kernels
 
     calls = _count_onednn_calls(monkeypatch)
     torch.manual_seed(0)
@@ -333,12 +333,12 @@ def test_onednn_inference_steps_aside(
     elif case == "autocast":  # bfloat16 GEMMs as F.linear under autocast gives them, not float32 ones
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
             out = model(**inputs).last_hidden_state
-        monkeypatch.setattr(modeling, "ONEDNN_INFERENCE", False)
+        monkeypatch.setattr(kernels, "ONEDNN_INFERENCE", False)
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
             expected = model(**inputs).last_hidden_state
         assert out.dtype == torch.bfloat16 and torch.equal(out, expected)
     else:
-        monkeypatch.setattr(modeling, "_onednn_linear", lambda: None)
+        monkeypatch.setattr(kernels, "_onednn_linear", lambda: None)
         with torch.no_grad():
             out = model(**inputs).last_hidden_state
     if case != "hook":
@@ -349,30 +349,30 @@ def test_onednn_inference_steps_aside(
 
 def test_onednn_probe_rejects_an_op_that_disagrees(monkeypatch: Any) -> None:
     """The op is internal to PyTorch: a build where it computes something else is never used."""
-    import rembert_torch.modeling as modeling
+    import rembert_torch.kernels as kernels
 
     class WrongOps:
         @staticmethod
         def _linear_pointwise(x: torch.Tensor, weight: torch.Tensor, bias: Any, *args: Any) -> torch.Tensor:
             return torch.nn.functional.linear(x, weight, bias)  # ignores the GELU epilogue
 
-    modeling._onednn_linear.cache_clear()
+    kernels._onednn_linear.cache_clear()
     try:
         monkeypatch.setattr(torch.ops, "mkldnn", WrongOps(), raising=False)
-        assert modeling._onednn_linear() is None
+        assert kernels._onednn_linear() is None
     finally:
         monkeypatch.undo()
-        modeling._onednn_linear.cache_clear()
+        kernels._onednn_linear.cache_clear()
 
 
 def test_onednn_probe_under_autocast_still_finds_the_op() -> None:
     """The one-time check may first run inside a user's autocast region; it must not raise or give up there."""
-    import rembert_torch.modeling as modeling
+    import rembert_torch.kernels as kernels
 
-    working = modeling._onednn_linear()
-    modeling._onednn_linear.cache_clear()
+    working = kernels._onednn_linear()
+    kernels._onednn_linear.cache_clear()
     try:
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-            assert modeling._onednn_linear() is working
+            assert kernels._onednn_linear() is working
     finally:
-        modeling._onednn_linear.cache_clear()
+        kernels._onednn_linear.cache_clear()

@@ -201,7 +201,7 @@ def unwrap_model(model: nn.Module) -> nn.Module:
 
 
 def _rembert_model(model: nn.Module) -> Any:
-    from rembert_torch.modeling import RemBertPreTrainedModel
+    from rembert_torch.pretrained import RemBertPreTrainedModel
 
     inner = unwrap_model(model)
     if not isinstance(inner, RemBertPreTrainedModel):

@@ -1,0 +1,263 @@
+"""The speed tricks, kept out of the model code: activations, oneDNN dense layers, packed QKV, the attention kernel.
+
+None of them changes a number beyond the parity tolerances, and each steps aside where it could:
+
+* **oneDNN dense layers.** The model's dense layers are :class:`Linear`, an ``nn.Linear`` whose forward,
+  at float32 CPU inference, runs as one oneDNN call (``torch.ops.mkldnn._linear_pointwise``: GEMM, bias
+  and, through :func:`dense_act`, a GELU or ReLU as the GEMM's epilogue) instead of ``F.linear`` (MKL)
+  followed by the activation. :data:`ONEDNN_INFERENCE` switches it off everywhere.
+* **Packed QKV.** At inference the query, key and value projections run as one GEMM on a packed weight
+  whose row blocks *are* the three parameters' storage (:func:`pack_qkv`).
+* **The attention kernel.** ``scaled_dot_product_attention`` or the reference's explicit softmax, chosen
+  by :func:`use_sdpa` from the module's ``attn_implementation`` (:data:`ATTN_IMPLEMENTATIONS`).
+
+Measured speed-ups: see docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rembert_torch.validation import checking_values
+
+Tensor = torch.Tensor
+
+# -- activations -------------------------------------------------------------------------------
+
+
+def _gelu_new(x: Tensor) -> Tensor:
+    # The tanh approximation written out, as the reference's "gelu_new" computes it.
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+def _gelu_tanh(x: Tensor) -> Tensor:
+    return F.gelu(x, approximate="tanh")
+
+
+#: ``config.hidden_act`` -> the activation function.
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "gelu": F.gelu,  # exact erf GELU
+    "gelu_new": _gelu_new,
+    "gelu_pytorch_tanh": _gelu_tanh,
+    "relu": F.relu,
+    "silu": F.silu,
+    "swish": F.silu,
+}
+
+
+# -- dense layers at inference (float32 on CPU: one oneDNN call per layer) ----------------------
+
+#: At float32 CPU inference, dense layers run as one oneDNN call (GEMM, bias and, where it is GELU or
+#: ReLU, the activation as the GEMM's epilogue) instead of ``F.linear`` (MKL) followed by the activation:
+#: oneDNN's GEMMs are faster at RemBERT's widths, and the epilogue saves a pass over the
+#: (tokens, intermediate_size) activations (see docs/performance.md). Training, other dtypes and devices,
+#: hooked or subclassed layers, CPU autocast and torch.compile always use ``nn.Linear``'s own forward.
+#: Set to False to do so everywhere (read at every call: ``rembert_torch.kernels.ONEDNN_INFERENCE = False``).
+ONEDNN_INFERENCE = True
+
+#: Activations oneDNN computes exactly as ``ACTIVATIONS`` does, as (post-op, algorithm); "none" is erf GELU.
+_ONEDNN_EPILOGUES: dict[Callable[[Tensor], Tensor], tuple[str, str]] = {F.gelu: ("gelu", "none"), F.relu: ("relu", "")}
+
+
+@functools.cache
+def _onednn_linear() -> Callable[..., Tensor] | None:
+    """``torch.ops.mkldnn._linear_pointwise`` if this torch build has it and it agrees with ``F.linear``; else None.
+
+    The op is internal to PyTorch (torch.compile's CPU backend emits it), so it is checked once, on a
+    small input against ``F.linear`` and ``F.gelu``, before any model uses it.
+    """
+    if not torch.backends.mkldnn.is_available():  # type: ignore[no-untyped-call]
+        return None
+    try:
+        op = torch.ops.mkldnn._linear_pointwise
+        gen = torch.Generator().manual_seed(0)
+        x, weight, bias = (torch.randn(shape, generator=gen) for shape in ((2, 3, 16), (8, 16), (8,)))
+        with torch.no_grad(), torch.autocast("cpu", enabled=False):  # the probe may first run under autocast
+            fused, plain = op(x, weight, bias, "gelu", [], "none"), F.gelu(F.linear(x, weight, bias))
+        agrees = fused.shape == plain.shape and torch.allclose(fused, plain, rtol=1e-5, atol=1e-5)
+    except (AttributeError, RuntimeError, TypeError):
+        return None
+    return op if agrees else None
+
+
+def _cpu_autocast() -> bool:
+    """Whether ``torch.autocast("cpu")`` is on here."""
+    try:
+        return bool(torch.is_autocast_enabled("cpu"))
+    except TypeError:  # PyTorch before 2.4 has no device argument
+        return bool(torch.is_autocast_cpu_enabled())
+
+
+def _linear_act(
+    x: Tensor, weight: Tensor, bias: Tensor | None, activation: Callable[[Tensor], Tensor] | None = None
+) -> Tensor:
+    """``activation(F.linear(x, weight, bias))`` for inference; one oneDNN call for float32 on CPU.
+
+    Callers make sure no gradient is needed (the oneDNN op has no backward).
+    """
+    if (
+        ONEDNN_INFERENCE
+        and x.dtype == weight.dtype == torch.float32
+        and x.device.type == weight.device.type == "cpu"
+        and weight.is_contiguous()
+        and (bias is None or (bias.dtype == torch.float32 and bias.is_contiguous()))
+        and not _cpu_autocast()  # autocast would run F.linear in its lower dtype: keep that
+        and checking_values()
+    ):
+        op = _onednn_linear()
+        if op is not None:
+            post_op, algorithm = _ONEDNN_EPILOGUES.get(activation, ("none", "")) if activation else ("none", "")
+            out = op(x, weight, bias, post_op, [], algorithm)  # (..., out_features)
+            return out if activation is None or post_op != "none" else activation(out)
+    out = F.linear(x, weight, bias)
+    return out if activation is None else activation(out)
+
+
+def _hooked(module: nn.Module) -> bool:
+    """Whether ``module`` has forward (pre-)hooks of its own."""
+    return bool(module._forward_hooks or module._forward_pre_hooks)
+
+
+def _customized(module: nn.Module) -> bool:
+    """Whether ``module`` is not exactly a :class:`Linear`, or has forward hooks: ``nn.Linear``'s forward must run."""
+    return type(module) is not Linear or _hooked(module)
+
+
+def _inference_only(module: nn.Linear, x: Tensor) -> bool:
+    """Whether ``module`` may skip ``nn.Linear``'s forward for ``x``: a plain :class:`Linear`, no hooks anywhere,
+    no gradient flowing to it (the oneDNN op has no backward)."""
+    hooked = (
+        _customized(module) or nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks
+    )
+    grads = torch.is_grad_enabled() and (
+        x.requires_grad or any(p.requires_grad for p in (module.weight, module.bias) if p is not None)
+    )
+    return not (hooked or grads)
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` whose inference forward is one oneDNN call at float32 on CPU (see :data:`ONEDNN_INFERENCE`).
+
+    Same parameters, ``state_dict`` and numbers (within the parity tolerances) as ``nn.Linear``. Whenever a
+    gradient flows, the module is subclassed or has forward hooks (its own or global), the input is not a
+    contiguous float32 CPU tensor, CPU autocast is on, the model is being compiled or traced, or
+    :data:`ONEDNN_INFERENCE` is off, it computes ``F.linear`` exactly as ``nn.Linear`` does. Tools that
+    match layers by exact type (``torch.ao.quantization.quantize_dynamic(model, {nn.Linear})``) need this
+    class in their set as well.
+    """
+
+    def forward(self, input: Tensor) -> Tensor:
+        """(..., in_features) -> (..., out_features)."""
+        if _inference_only(self, input):
+            return _linear_act(input, self.weight, self.bias)
+        return F.linear(input, self.weight, self.bias)
+
+
+def dense_act(dense: nn.Module, x: Tensor, activation: Callable[[Tensor], Tensor]) -> Tensor:
+    """``activation(dense(x))``, as one oneDNN call (GEMM + bias + activation epilogue) where ``dense`` is a
+    :class:`Linear` that would take the oneDNN path; otherwise ``dense``'s own call (hooks see its output
+    before the activation), then the activation."""
+    if isinstance(dense, Linear) and _inference_only(dense, x):
+        return _linear_act(x, dense.weight, dense.bias, activation)
+    return activation(dense(x))
+
+
+# -- packed query/key/value projections ---------------------------------------------------------
+
+
+def can_pack_qkv(query: nn.Module, key: nn.Module, value: nn.Module, hidden_states: Tensor) -> bool:
+    """Packed projections: no gradient to the projections, each a plain ``nn.Linear`` with a bias and no hooks,
+    not while tracing/compiling."""
+    linears = (query, key, value)
+    if torch.is_grad_enabled() and any(p.requires_grad for lin in linears for p in lin.parameters()):
+        return False
+    if any(getattr(lin, "bias", None) is None or type(lin) is not nn.Linear or _hooked(lin) for lin in linears):
+        return False
+    return hidden_states.device.type != "meta" and checking_values()
+
+
+def pack_qkv(
+    query: nn.Linear, key: nn.Linear, value: nn.Linear, packed: tuple[Tensor, Tensor] | None
+) -> tuple[Tensor, Tensor]:
+    """The query/key/value weight (3 * all_head_size, hidden) and bias (3 * all_head_size,), packed.
+
+    ``packed`` (the result of the previous call) is returned as is while the three parameters still are
+    its row blocks. The first call (and any call after the parameters were replaced, e.g. by ``.to(dtype)``
+    or ``load_state_dict(assign=True)``) copies them into one buffer and points each parameter's ``.data``
+    at its row block, so parameters, ``state_dict`` names and in-place updates (``load_state_dict``,
+    optimizers) stay as they were and no weight is held twice.
+    """
+    linears = (query, key, value)
+    if packed is not None:
+        weight, bias = packed
+        rows = weight.shape[0] // 3
+        w_step, b_step = rows * weight.shape[1] * weight.element_size(), rows * bias.element_size()
+        if all(
+            lin.weight.dtype == weight.dtype
+            and lin.weight.shape == (rows, weight.shape[1])
+            and lin.weight.data_ptr() == weight.data_ptr() + i * w_step
+            and lin.bias is not None
+            and lin.bias.dtype == bias.dtype
+            and lin.bias.data_ptr() == bias.data_ptr() + i * b_step
+            for i, lin in enumerate(linears)
+        ):
+            return packed
+    with torch.inference_mode(False), torch.no_grad():  # a normal tensor: parameters may train later
+        weight = torch.cat([lin.weight for lin in linears])  # (3 * all_head_size, hidden)
+        bias = torch.cat([lin.bias for lin in linears])  # (3 * all_head_size,)
+        for lin, w, b in zip(linears, weight.chunk(3), bias.chunk(3), strict=True):
+            lin.weight.data = w
+            lin.bias.data = b
+    return weight, bias
+
+
+def packed_linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """``F.linear(x, weight, bias)`` with a packed weight, at inference (one oneDNN call for float32 on CPU)."""
+    return _linear_act(x, weight, bias)
+
+
+# -- attention kernel ---------------------------------------------------------------------------
+
+#: Attention kernels a model can use (see :func:`use_sdpa`).
+ATTN_IMPLEMENTATIONS = ("auto", "sdpa", "eager")
+
+
+def _has_fully_masked_row(bias: Tensor | None) -> bool:
+    """Whether an additive attention mask hides every key from some query (the SDPA backward differs there).
+
+    While tracing/compiling it answers True (keep the eager kernel: no data-dependent branch).
+    """
+    if bias is None:
+        return False
+    if not checking_values():
+        return True
+    return bool((bias.amax(dim=-1) <= torch.finfo(bias.dtype).min).any())
+
+
+def use_sdpa(
+    attn_implementation: str,
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attention_mask: Tensor | None,
+    head_mask: Tensor | None,
+    output_attentions: bool,
+) -> bool:
+    """Whether to run ``F.scaled_dot_product_attention`` (True) or the reference's explicit softmax (False).
+
+    ``"sdpa"`` and ``"auto"`` use SDPA, ``"eager"`` the softmax. Attention probabilities or a head mask
+    always take the softmax; ``"auto"`` also does when gradients flow and the mask hides every key from
+    some query, where the fused SDPA backward differs from the reference's softmax backward.
+    """
+    if head_mask is not None or output_attentions:
+        return False
+    if attn_implementation == "sdpa":
+        return True
+    grads_flow = torch.is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad)
+    return attn_implementation == "auto" and (not grads_flow or not _has_fully_masked_row(attention_mask))
