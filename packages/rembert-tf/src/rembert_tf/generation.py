@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from rembert_core import InputError, RemBertConfig
 from rembert_tf._tensorflow import tf
-from rembert_tf.validation import Tensor, _require_rank, _to_tensor
+from rembert_tf.validation import Tensor, require_rank, to_tensor
 
 __all__ = ["TFGenerationMixin"]
 
@@ -59,8 +59,8 @@ class TFGenerationMixin:
         """
         if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
             raise InputError(f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}")
-        ids = tf.cast(_to_tensor(input_ids, "input_ids"), tf.int32)
-        _require_rank(ids, "input_ids", (2,), "(batch, seq)")
+        ids = tf.cast(to_tensor(input_ids, "input_ids"), tf.int32)
+        require_rank(ids, "input_ids", (2,), "(batch, seq)")
         eos = self.config.eos_token_id if eos_token_id is None else eos_token_id
         pad = self.config.pad_token_id if pad_token_id is None else pad_token_id
         if attention_mask is None:
@@ -69,7 +69,7 @@ class TFGenerationMixin:
             else:
                 mask = tf.ones_like(ids)
         else:
-            mask = tf.cast(_to_tensor(attention_mask, "attention_mask"), tf.int32)
+            mask = tf.cast(to_tensor(attention_mask, "attention_mask"), tf.int32)
         finished = tf.zeros([tf.shape(ids)[0]], dtype=tf.bool)
         past = None
         for _ in range(max_new_tokens):

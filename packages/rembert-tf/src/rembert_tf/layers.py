@@ -31,7 +31,7 @@ from rembert_core import ConfigError, InputError, RemBertConfig
 from rembert_tf._tensorflow import keras, tf
 from rembert_tf.kernels import Embedding, LayerNorm, Linear
 from rembert_tf.outputs import BaseModelOutputWithPastAndCrossAttentions
-from rembert_tf.validation import PastKeyValues, _dim
+from rembert_tf.validation import PastKeyValues, dim
 
 __all__ = [
     "TFRemBertAttention",
@@ -145,7 +145,7 @@ class TFRemBertSelfAttention(keras.layers.Layer):
         self.built = True
 
     def _split_heads(self, x: tf.Tensor) -> tf.Tensor:
-        batch = _dim(x, 0)
+        batch = dim(x, 0)
         x = tf.reshape(x, [batch, -1, self.num_attention_heads, self.attention_head_size])  # (batch, seq, heads, d)
         return tf.transpose(x, [0, 2, 1, 3])  # (batch, heads, seq, head_dim)
 
@@ -183,7 +183,7 @@ class TFRemBertSelfAttention(keras.layers.Layer):
             probs = probs * head_mask  # (1, heads, 1, 1)
         context = tf.matmul(tf.cast(probs, value.dtype), value)  # (batch, heads, seq, head_dim)
         context = tf.transpose(context, [0, 2, 1, 3])  # (batch, seq, heads, head_dim)
-        context = tf.reshape(context, [_dim(context, 0), -1, self.all_head_size])  # (batch, seq, hidden)
+        context = tf.reshape(context, [dim(context, 0), -1, self.all_head_size])  # (batch, seq, hidden)
         return context, probs, (key, value)
 
 

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rembert_core import ARCHITECTURES, ConfigError, InputError, RemBertConfig
+from rembert_tf import validation
 from rembert_tf._tensorflow import keras, tf
 from rembert_tf.generation import TFGenerationMixin
 from rembert_tf.kernels import LAZY_BUFFERS as LAZY_BUFFERS  # re-exported: importable from here as before
@@ -49,25 +50,7 @@ from rembert_tf.outputs import (
     TokenClassifierOutput,
 )
 from rembert_tf.pretrained import _COMMON_INPUTS, TFRemBertPreTrainedModel, _named, document_call
-from rembert_tf.validation import (
-    PastKeyValues,
-    Tensor,
-    _check_attention_mask,
-    _check_condition,
-    _check_encoder_hidden_states,
-    _check_ids_or_embeds,
-    _check_label_shape,
-    _check_past,
-    _check_position_ids,
-    _check_token_type_ids,
-    _choice_labels,
-    _class_labels,
-    _dim,
-    _head_masks,
-    _require_int,
-    _require_rank,
-    _to_tensor,
-)
+from rembert_tf.validation import PastKeyValues, Tensor, dim
 
 if keras.backend.backend() != "tensorflow":  # pragma: no cover - depends on the user's environment
     raise ImportError(
@@ -132,19 +115,19 @@ class TFRemBertMainLayer(keras.layers.Layer):
         """
         config = self.config
         use_cache = bool(use_cache if use_cache is not None else config.use_cache) if config.is_decoder else False
-        input_ids, inputs_embeds, batch, seq = _check_ids_or_embeds(input_ids, inputs_embeds, config)
+        input_ids, inputs_embeds, batch, seq = validation.check_ids_or_embeds(input_ids, inputs_embeds, config)
         past_length: Any = 0
         if past_key_values is not None:
-            past_key_values = _check_past(past_key_values, config.num_hidden_layers)
-            past_length = _dim(past_key_values[0][0], 2)
+            past_key_values = validation.check_past(past_key_values, config.num_hidden_layers)
+            past_length = dim(past_key_values[0][0], 2)
 
         # -- token types and positions --------------------------------------------------------------
         if token_type_ids is None:
             token_type_ids = tf.zeros([batch, seq], dtype=tf.int32)
         else:
-            token_type_ids = _check_token_type_ids(token_type_ids, config.type_vocab_size, batch, seq)
+            token_type_ids = validation.check_token_type_ids(token_type_ids, config.type_vocab_size, batch, seq)
         if position_ids is None:
-            position_ids = _check_condition(
+            position_ids = validation.check_condition(
                 seq + past_length <= config.max_position_embeddings,
                 f"the sequence is too long: sequence length + past length must be <= max_position_embeddings "
                 f"({config.max_position_embeddings})",
@@ -152,26 +135,28 @@ class TFRemBertMainLayer(keras.layers.Layer):
                 gate=tf.range(past_length, seq + past_length)[None, :],  # (1, seq)
             )
         else:
-            position_ids = _check_position_ids(position_ids, config.max_position_embeddings, batch, seq)
+            position_ids = validation.check_position_ids(position_ids, config.max_position_embeddings, batch, seq)
 
         # -- masks (float32, additive: 0 to keep, float32.min to drop) --------------------------------
         extended_mask = self._extended_attention_mask(attention_mask, batch, seq, past_length)
         encoder_extended_mask = None
         if config.is_decoder and encoder_hidden_states is not None:
-            encoder_hidden_states = _check_encoder_hidden_states(encoder_hidden_states, config.hidden_size)
+            encoder_hidden_states = validation.check_encoder_hidden_states(encoder_hidden_states, config.hidden_size)
             encoder_hidden_states = tf.cast(encoder_hidden_states, self.compute_dtype)
-            enc_batch, enc_seq = _dim(encoder_hidden_states, 0), _dim(encoder_hidden_states, 1)
+            enc_batch, enc_seq = dim(encoder_hidden_states, 0), dim(encoder_hidden_states, 1)
             if encoder_attention_mask is None:
                 encoder_attention_mask = tf.ones([enc_batch, enc_seq], dtype=tf.float32)
-            encoder_attention_mask = tf.cast(_to_tensor(encoder_attention_mask, "encoder_attention_mask"), tf.float32)
-            _require_rank(encoder_attention_mask, "encoder_attention_mask", (2, 3), "(batch, encoder_seq)")
+            encoder_attention_mask = tf.cast(
+                validation.to_tensor(encoder_attention_mask, "encoder_attention_mask"), tf.float32
+            )
+            validation.require_rank(encoder_attention_mask, "encoder_attention_mask", (2, 3), "(batch, encoder_seq)")
             if encoder_attention_mask.shape.rank == 2:
                 encoder_extended_mask = encoder_attention_mask[:, None, None, :]  # (batch, 1, 1, enc_seq)
             else:
                 encoder_extended_mask = encoder_attention_mask[:, None, :, :]  # (batch, 1, seq, enc_seq)
             encoder_extended_mask = (1.0 - encoder_extended_mask) * _MASK_MIN
 
-        head_masks = _head_masks(head_mask, config.num_hidden_layers, config.num_attention_heads)
+        head_masks = validation.head_masks(head_mask, config.num_hidden_layers, config.num_attention_heads)
 
         embedding_output = self.embeddings(
             input_ids, token_type_ids, position_ids, inputs_embeds=inputs_embeds, training=training
@@ -204,11 +189,11 @@ class TFRemBertMainLayer(keras.layers.Layer):
         if attention_mask is None:
             mask = tf.ones([batch, seq + past_length], dtype=tf.float32)
         else:
-            mask = _check_attention_mask(attention_mask, batch, seq + past_length)
+            mask = validation.check_attention_mask(attention_mask, batch, seq + past_length)
         if mask.shape.rank == 3:
             extended = mask[:, None, :, :]  # (batch, 1, seq, kv_len)
         elif self.config.is_decoder:
-            kv_len = _dim(mask, 1)
+            kv_len = dim(mask, 1)
             seq_ids = tf.range(seq)
             causal = tf.cast(seq_ids[None, :] <= seq_ids[:, None], tf.float32)  # (seq, seq): key j <= query i
             prefix = tf.ones([seq, kv_len - seq], dtype=tf.float32)  # cached positions are always visible
@@ -267,7 +252,7 @@ class TFRemBertModel(TFRemBertPreTrainedModel):
         self.rembert = TFRemBertMainLayer(config, add_pooling_layer, name="rembert", dtype=self.dtype_policy)
         self.built = True
 
-    @document_call
+    @document_call(BaseModelOutputWithPoolingAndCrossAttentions)
     def call(
         self,
         input_ids: Tensor | None = None,
@@ -285,13 +270,7 @@ class TFRemBertModel(TFRemBertPreTrainedModel):
         return_dict: bool | None = None,
         training: bool = False,
     ) -> Any:
-        """Run the model; ``return_dict=False`` gives a tuple.
-
-        Returns:
-            BaseModelOutputWithPoolingAndCrossAttentions: ``last_hidden_state`` ``(batch, seq, hidden_size)``,
-                ``pooler_output`` ``(batch, hidden_size)``, ``past_key_values``, ``hidden_states``, ``attentions``,
-                ``cross_attentions``.
-        """
+        """Hidden states (batch, seq, hidden_size) and the pooled first token (batch, hidden_size)."""
         args = self._gather_inputs(input_ids, _named(locals(), self.INPUT_NAMES))
         out = self._backbone(
             args,
@@ -337,7 +316,7 @@ class TFRemBertForMaskedLM(_TFRemBertLMBase):
     task = "masked_lm"
     INPUT_NAMES = (*_COMMON_INPUTS, "encoder_hidden_states", "encoder_attention_mask", "labels")
 
-    @document_call
+    @document_call(MaskedLMOutput)
     def call(
         self,
         input_ids: Tensor | None = None,
@@ -354,14 +333,10 @@ class TFRemBertForMaskedLM(_TFRemBertLMBase):
         return_dict: bool | None = None,
         training: bool = False,
     ) -> Any:
-        """Run the model; ``return_dict=False`` gives a tuple.
+        """Masked-LM scores (batch, seq, vocab_size); with ``labels`` the mean cross-entropy.
 
         Args:
             labels (np.ndarray | tf.Tensor | None): int ``(batch, seq)`` token ids to predict, -100 to ignore.
-
-        Returns:
-            MaskedLMOutput: ``loss`` (scalar, with labels), ``logits`` ``(batch, seq, vocab_size)``, ``hidden_states``,
-                ``attentions``.
         """
         args = self._gather_inputs(input_ids, _named(locals(), self.INPUT_NAMES))
         outputs = self._backbone(
@@ -373,7 +348,9 @@ class TFRemBertForMaskedLM(_TFRemBertLMBase):
         logits = self.cls(outputs.last_hidden_state)  # (batch, seq, vocab)
         loss = None
         if args.get("labels") is not None:
-            labels = _class_labels(args["labels"], "labels", self.config.vocab_size, "(batch, seq) token ids")
+            labels = validation.check_class_labels(
+                args["labels"], "labels", self.config.vocab_size, "(batch, seq) token ids"
+            )
             loss = _cross_entropy(tf.reshape(logits, [-1, self.config.vocab_size]), tf.reshape(labels, [-1]))
         out = MaskedLMOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
@@ -407,7 +384,7 @@ class TFRemBertForCausalLM(_TFRemBertLMBase, TFGenerationMixin):
         "use_cache",
     )
 
-    @document_call
+    @document_call(CausalLMOutputWithCrossAttentions)
     def call(
         self,
         input_ids: Tensor | None = None,
@@ -426,15 +403,11 @@ class TFRemBertForCausalLM(_TFRemBertLMBase, TFGenerationMixin):
         return_dict: bool | None = None,
         training: bool = False,
     ) -> Any:
-        """Run the model; ``return_dict=False`` gives a tuple.
+        """Next-token scores (batch, seq, vocab_size); with ``labels`` the cross-entropy, with ``use_cache`` the cache.
 
         Args:
             labels (np.ndarray | tf.Tensor | None): int ``(batch, seq)``, the input ids themselves (shifted inside:
                 position t predicts label t + 1), -100 to ignore.
-
-        Returns:
-            CausalLMOutputWithCrossAttentions: ``loss``, ``logits`` ``(batch, seq, vocab_size)``, ``past_key_values``,
-                ``hidden_states``, ``attentions``, ``cross_attentions``.
         """
         args = self._gather_inputs(input_ids, _named(locals(), self.INPUT_NAMES))
         outputs = self._backbone(
@@ -448,9 +421,11 @@ class TFRemBertForCausalLM(_TFRemBertLMBase, TFGenerationMixin):
         logits = self.cls(outputs.last_hidden_state)  # (batch, seq, vocab)
         loss = None
         if args.get("labels") is not None:
-            labels = _class_labels(args["labels"], "labels", self.config.vocab_size, "(batch, seq) token ids")
-            _require_rank(labels, "labels", (2,), "(batch, seq)")
-            shifted = tf.concat([labels[:, 1:], tf.fill([_dim(labels, 0), 1], tf.constant(-100, labels.dtype))], 1)
+            labels = validation.check_class_labels(
+                args["labels"], "labels", self.config.vocab_size, "(batch, seq) token ids"
+            )
+            validation.require_rank(labels, "labels", (2,), "(batch, seq)")
+            shifted = tf.concat([labels[:, 1:], tf.fill([dim(labels, 0), 1], tf.constant(-100, labels.dtype))], 1)
             loss = _cross_entropy(tf.reshape(logits, [-1, self.config.vocab_size]), tf.reshape(shifted, [-1]))
         out = CausalLMOutputWithCrossAttentions(
             loss=loss,
@@ -492,7 +467,7 @@ class TFRemBertForSequenceClassification(TFRemBertPreTrainedModel):
         self.classifier = Linear(h, config.num_labels, initializer_range=r, name="classifier", dtype=policy)
         self.built = True
 
-    @document_call
+    @document_call(SequenceClassifierOutput)
     def call(
         self,
         input_ids: Tensor | None = None,
@@ -507,14 +482,11 @@ class TFRemBertForSequenceClassification(TFRemBertPreTrainedModel):
         return_dict: bool | None = None,
         training: bool = False,
     ) -> Any:
-        """Run the model; ``return_dict=False`` gives a tuple.
+        """Class scores (batch, num_labels); with ``labels`` the loss chosen by ``problem_type``.
 
         Args:
             labels (np.ndarray | tf.Tensor | None): int ``(batch,)`` classes, float ``(batch, num_labels)`` multi-hot
                 targets, or float ``(batch,)`` regression targets (``num_labels == 1``).
-
-        Returns:
-            SequenceClassifierOutput: ``loss``, ``logits`` ``(batch, num_labels)``, ``hidden_states``, ``attentions``.
         """
         args = self._gather_inputs(input_ids, _named(locals(), self.INPUT_NAMES))
         outputs = self._backbone(args, training)
@@ -522,7 +494,7 @@ class TFRemBertForSequenceClassification(TFRemBertPreTrainedModel):
         logits = self.classifier(pooled)  # (batch, num_labels)
         loss = None
         if args.get("labels") is not None:
-            loss = self._loss(logits, _to_tensor(args["labels"], "labels"))
+            loss = self._loss(logits, validation.to_tensor(args["labels"], "labels"))
         out = SequenceClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
@@ -545,10 +517,10 @@ class TFRemBertForSequenceClassification(TFRemBertPreTrainedModel):
             labels = tf.cast(labels, tf.float32)
             if n == 1:
                 return tf.reduce_mean(tf.square(tf.reshape(logits, [-1]) - tf.reshape(labels, [-1])))
-            _check_label_shape(labels, logits, "(batch, num_labels)")
+            validation.check_label_shape(labels, logits, "(batch, num_labels)")
             return tf.reduce_mean(tf.square(logits - labels))
         if problem == "single_label_classification":
-            labels = _class_labels(labels, "labels", n, "(batch,) class ids")
+            labels = validation.check_class_labels(labels, "labels", n, "(batch,) class ids")
             return _cross_entropy(tf.reshape(logits, [-1, n]), tf.reshape(labels, [-1]))
         if not labels.dtype.is_floating:
             raise InputError(
@@ -556,7 +528,7 @@ class TFRemBertForSequenceClassification(TFRemBertPreTrainedModel):
                 f"got dtype {labels.dtype.name}"
             )
         labels = tf.cast(labels, tf.float32)
-        _check_label_shape(labels, logits, "(batch, num_labels)")
+        validation.check_label_shape(labels, logits, "(batch, num_labels)")
         return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
 
 
@@ -590,7 +562,7 @@ class TFRemBertForMultipleChoice(TFRemBertPreTrainedModel):
         )
         self.built = True
 
-    @document_call
+    @document_call(MultipleChoiceModelOutput)
     def call(
         self,
         input_ids: Tensor | None = None,
@@ -605,42 +577,39 @@ class TFRemBertForMultipleChoice(TFRemBertPreTrainedModel):
         return_dict: bool | None = None,
         training: bool = False,
     ) -> Any:
-        """Run the model; ``return_dict=False`` gives a tuple.
+        """Choice scores (batch, num_choices); with ``labels`` the cross-entropy.
 
         Args:
             input_ids (np.ndarray | tf.Tensor | dict | None): int ``(batch, num_choices, seq)`` token ids (every
                 input has the choices axis); or a dict of every input (as Keras passes it).
             labels (np.ndarray | tf.Tensor | None): int ``(batch,)`` index of the right choice.
-
-        Returns:
-            MultipleChoiceModelOutput: ``loss``, ``logits`` ``(batch, num_choices)``, ``hidden_states``, ``attentions``.
         """
         args = self._gather_inputs(input_ids, _named(locals(), self.INPUT_NAMES))
         if args.get("input_ids") is not None:
-            ids = _to_tensor(args["input_ids"], "input_ids")
-            _require_rank(ids, "input_ids", (3,), "(batch, num_choices, seq)")
-            num_choices = _dim(ids, 1)
+            ids = validation.to_tensor(args["input_ids"], "input_ids")
+            validation.require_rank(ids, "input_ids", (3,), "(batch, num_choices, seq)")
+            num_choices = dim(ids, 1)
         elif args.get("inputs_embeds") is not None:
-            embeds = _to_tensor(args["inputs_embeds"], "inputs_embeds")
-            _require_rank(embeds, "inputs_embeds", (4,), "(batch, num_choices, seq, input_embedding_size)")
-            num_choices = _dim(embeds, 1)
+            embeds = validation.to_tensor(args["inputs_embeds"], "inputs_embeds")
+            validation.require_rank(embeds, "inputs_embeds", (4,), "(batch, num_choices, seq, input_embedding_size)")
+            num_choices = dim(embeds, 1)
         else:
             raise InputError("you have to pass input_ids or inputs_embeds")
         flat = dict(args)
         for name in ("input_ids", "attention_mask", "token_type_ids", "position_ids"):
             if flat.get(name) is not None:
-                t = _to_tensor(flat[name], name)
-                _require_rank(t, name, (3,), "(batch, num_choices, seq)")
-                flat[name] = tf.reshape(t, [-1, _dim(t, 2)])  # (batch * num_choices, seq)
+                t = validation.to_tensor(flat[name], name)
+                validation.require_rank(t, name, (3,), "(batch, num_choices, seq)")
+                flat[name] = tf.reshape(t, [-1, dim(t, 2)])  # (batch * num_choices, seq)
         if flat.get("inputs_embeds") is not None:
-            t = _to_tensor(flat["inputs_embeds"], "inputs_embeds")
-            flat["inputs_embeds"] = tf.reshape(t, [-1, _dim(t, 2), _dim(t, 3)])  # (batch * choices, seq, emb)
+            t = validation.to_tensor(flat["inputs_embeds"], "inputs_embeds")
+            flat["inputs_embeds"] = tf.reshape(t, [-1, dim(t, 2), dim(t, 3)])  # (batch * choices, seq, emb)
         outputs = self._backbone(flat, training)
         pooled = self.dropout(outputs.pooler_output, training=training)
         logits = tf.reshape(self.classifier(pooled), [-1, num_choices])  # (batch, num_choices)
         loss = None
         if args.get("labels") is not None:
-            labels = _choice_labels(args["labels"], num_choices)
+            labels = validation.check_choice_labels(args["labels"], num_choices)
             loss = _cross_entropy(logits, tf.reshape(labels, [-1]))
         out = MultipleChoiceModelOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
@@ -677,7 +646,7 @@ class TFRemBertForTokenClassification(TFRemBertPreTrainedModel):
         self.classifier = Linear(h, config.num_labels, initializer_range=r, name="classifier", dtype=policy)
         self.built = True
 
-    @document_call
+    @document_call(TokenClassifierOutput)
     def call(
         self,
         input_ids: Tensor | None = None,
@@ -692,13 +661,10 @@ class TFRemBertForTokenClassification(TFRemBertPreTrainedModel):
         return_dict: bool | None = None,
         training: bool = False,
     ) -> Any:
-        """Run the model; ``return_dict=False`` gives a tuple.
+        """Per-token scores (batch, seq, num_labels); with ``labels`` the cross-entropy.
 
         Args:
             labels (np.ndarray | tf.Tensor | None): int ``(batch, seq)`` classes, -100 to ignore a position.
-
-        Returns:
-            TokenClassifierOutput: ``loss``, ``logits`` ``(batch, seq, num_labels)``, ``hidden_states``, ``attentions``.
         """
         args = self._gather_inputs(input_ids, _named(locals(), self.INPUT_NAMES))
         outputs = self._backbone(args, training)
@@ -706,7 +672,7 @@ class TFRemBertForTokenClassification(TFRemBertPreTrainedModel):
         logits = self.classifier(sequence_output)  # (batch, seq, num_labels)
         loss = None
         if args.get("labels") is not None:
-            labels = _class_labels(args["labels"], "labels", self.num_labels, "(batch, seq) tag ids")
+            labels = validation.check_class_labels(args["labels"], "labels", self.num_labels, "(batch, seq) tag ids")
             loss = _cross_entropy(tf.reshape(logits, [-1, self.num_labels]), tf.reshape(labels, [-1]))
         out = TokenClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
@@ -743,7 +709,7 @@ class TFRemBertForQuestionAnswering(TFRemBertPreTrainedModel):
         self.qa_outputs = Linear(h, config.num_labels, initializer_range=r, name="qa_outputs", dtype=policy)
         self.built = True
 
-    @document_call
+    @document_call(QuestionAnsweringModelOutput)
     def call(
         self,
         input_ids: Tensor | None = None,
@@ -759,15 +725,11 @@ class TFRemBertForQuestionAnswering(TFRemBertPreTrainedModel):
         return_dict: bool | None = None,
         training: bool = False,
     ) -> Any:
-        """Run the model; ``return_dict=False`` gives a tuple.
+        """Start and end scores (batch, seq) each; with both positions the mean of their cross-entropies.
 
         Args:
             start_positions (np.ndarray | tf.Tensor | None): int ``(batch,)`` answer start token.
             end_positions (np.ndarray | tf.Tensor | None): int ``(batch,)`` answer end token (inclusive).
-
-        Returns:
-            QuestionAnsweringModelOutput: ``loss`` (mean of the start and end cross-entropies), ``start_logits`` and
-                ``end_logits`` ``(batch, seq)``, ``hidden_states``, ``attentions``.
         """
         args = self._gather_inputs(input_ids, _named(locals(), self.INPUT_NAMES))
         outputs = self._backbone(args, training)
@@ -782,9 +744,9 @@ class TFRemBertForQuestionAnswering(TFRemBertPreTrainedModel):
                 ("start_positions", start, start_logits),
                 ("end_positions", end, end_logits),
             ):
-                positions = _to_tensor(positions, name)
-                _require_int(positions, name)
-                _require_rank(positions, name, (1, 2), "(batch,)")
+                positions = validation.to_tensor(positions, name)
+                validation.require_int(positions, name)
+                validation.require_rank(positions, name, (1, 2), "(batch,)")
                 positions = tf.clip_by_value(tf.cast(tf.reshape(positions, [-1]), tf.int32), 0, seq)
                 losses.append(_cross_entropy(scores, positions, ignore_index=seq))
             loss = (losses[0] + losses[1]) / 2.0

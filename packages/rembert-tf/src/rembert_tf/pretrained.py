@@ -76,46 +76,47 @@ CALL_ARGS: dict[str, str] = {
 }
 
 _Call = TypeVar("_Call", bound=Callable[..., Any])
-_SECTIONS = ("Returns:", "Raises:", "Example:", "Examples:")
 
 
-def document_call(call: _Call) -> _Call:
-    """Complete the ``Args:`` section of ``call``'s docstring from :data:`CALL_ARGS`.
+def document_call(returns: type) -> Callable[[_Call], _Call]:
+    """Complete a ``call`` docstring with ``Args:`` (from :data:`CALL_ARGS`), ``Returns:`` and ``Raises:``.
 
-    The section lists every parameter in signature order: the docstring's own entry where it has one
-    (head-specific arguments such as ``labels``, or another shape), the shared one otherwise.
+    The docstring holds the description and, last, an optional ``Args:`` section with the arguments
+    documented differently (``labels``, other shapes). The completed ``Args:`` lists every parameter in
+    signature order, each with its own entry if it has one, else the shared one; ``Returns:`` names
+    ``returns``, the output class.
     """
-    if call.__doc__ is None:  # python -OO
-        return call
-    lines = inspect.cleandoc(call.__doc__).splitlines()
-    own: dict[str, list[str]] = {}
-    if "Args:" in lines:
-        start = lines.index("Args:")
-        end = next((i for i in range(start + 1, len(lines)) if not lines[i].strip()), len(lines))
-        for line in lines[start + 1 : end]:
-            if not line.startswith("     "):  # a new entry, "    name (type): text"
-                own[line.split(":")[0].split(" (")[0].strip()] = []
-            own[list(own)[-1]].append(line)
-        del lines[start:end]
-    else:
-        start = next((i for i, line in enumerate(lines) if line in _SECTIONS), len(lines))
-        if lines[start - 1].strip():
-            lines.insert(start, "")
-            start += 1
-    names = [name for name in inspect.signature(call).parameters if name != "self"]
-    if unknown := set(own) - set(names):
-        raise TypeError(f"{call.__qualname__} documents arguments it does not take: {sorted(unknown)}")
-    section = ["Args:"]
-    for name in names:
-        if name not in own and name not in CALL_ARGS:
-            raise TypeError(f"{call.__qualname__}: argument {name!r} is documented nowhere")
-        section += own.get(name) or textwrap.wrap(
-            f"{name} {CALL_ARGS[name]}", 116, initial_indent="    ", subsequent_indent="        "
+
+    def decorate(call: _Call) -> _Call:
+        if call.__doc__ is None:  # python -OO
+            return call
+        description, _, own_args = inspect.cleandoc(call.__doc__).partition("\nArgs:\n")
+        own: dict[str, list[str]] = {}
+        for line in own_args.splitlines():
+            if not line.startswith("     "):  # "    name (type): text" starts an entry
+                name = line.split(":")[0].split(" (")[0].strip()
+            own.setdefault(name, []).append(line)
+        args: list[str] = []
+        for name in [name for name in inspect.signature(call).parameters if name != "self"]:
+            if name not in own and name not in CALL_ARGS:
+                raise TypeError(f"{call.__qualname__}: argument {name!r} is documented nowhere")
+            args += own.pop(name, []) or textwrap.wrap(
+                f"{name} {CALL_ARGS[name]}", 116, initial_indent="    ", subsequent_indent=" " * 8
+            )
+        if own:
+            raise TypeError(f"{call.__qualname__} documents arguments it does not take: {sorted(own)}")
+        returns_doc = (
+            f"    :class:`~{returns.__module__}.{returns.__name__}` (or its tuple, with ``return_dict=False``)."
         )
-    if start < len(lines) and lines[start].strip():
-        section.append("")
-    call.__doc__ = "\n".join(lines[:start] + section + lines[start:])
-    return call
+        raises_doc = [
+            "    rembert_core.InputError: an input has the wrong type, dtype, shape or values (inside a",
+            "        ``tf.function``, a wrong value raises TensorFlow's ``InvalidArgumentError``, same message).",
+        ]
+        sections = ["Args:", *args, "", "Returns:", returns_doc, "", "Raises:", *raises_doc]
+        call.__doc__ = "\n".join([description.rstrip(), "", *sections])
+        return call
+
+    return decorate
 
 
 # -- the base class --------------------------------------------------------------------------------

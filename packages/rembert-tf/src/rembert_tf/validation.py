@@ -22,7 +22,7 @@ PastKeyValues = tuple[tuple[Tensor, ...], ...]
 # -- building blocks -------------------------------------------------------------------------------
 
 
-def _in_xla_context() -> bool:
+def in_xla_context() -> bool:
     """True while tracing a function compiled with XLA (which drops runtime assertions)."""
     try:
         from tensorflow.python.ops import control_flow_util
@@ -33,7 +33,7 @@ def _in_xla_context() -> bool:
         return False
 
 
-def _to_tensor(value: Any, name: str) -> tf.Tensor:
+def to_tensor(value: Any, name: str) -> tf.Tensor:
     if isinstance(value, tf.Tensor | tf.Variable):
         return tf.convert_to_tensor(value)
     try:
@@ -42,24 +42,24 @@ def _to_tensor(value: Any, name: str) -> tf.Tensor:
         raise InputError(f"{name} cannot be converted to a tensor ({type(value).__name__}): {exc}") from None
 
 
-def _require_int(t: tf.Tensor, name: str) -> None:
+def require_int(t: tf.Tensor, name: str) -> None:
     if not t.dtype.is_integer:
         raise InputError(f"{name} must be an integer tensor, got dtype {t.dtype.name}")
 
 
-def _require_float(t: tf.Tensor, name: str) -> None:
+def require_float(t: tf.Tensor, name: str) -> None:
     if not t.dtype.is_floating:
         raise InputError(f"{name} must be a floating-point tensor, got dtype {t.dtype.name}")
 
 
-def _require_rank(t: tf.Tensor, name: str, ranks: tuple[int, ...], what: str) -> None:
+def require_rank(t: tf.Tensor, name: str, ranks: tuple[int, ...], what: str) -> None:
     rank = t.shape.rank
     if rank is not None and rank not in ranks:
         expected = " or ".join(str(r) for r in ranks)
         raise InputError(f"{name} must have rank {expected} {what}, got shape {tuple(t.shape.as_list())}")
 
 
-def _check_range(t: tf.Tensor, name: str, upper: int, what: str, *, allow: int | None = None) -> tf.Tensor:
+def check_range(t: tf.Tensor, name: str, upper: int, what: str, *, allow: int | None = None) -> tf.Tensor:
     """Check ``0 <= t < upper`` (or ``t == allow``); return ``t`` (gated on the check in a graph).
 
     Eagerly a violation raises :class:`InputError`; in a ``tf.function`` an
@@ -82,7 +82,7 @@ def _check_range(t: tf.Tensor, name: str, upper: int, what: str, *, allow: int |
                 f"{name} contains {first} at index {where}; values must be in [0, {upper}){extra} ({what})"
             )
         return t
-    if _in_xla_context():
+    if in_xla_context():
         return t
     ok = tf.logical_and(t >= 0, t < tf.cast(upper, t.dtype))
     if allow is not None:
@@ -96,7 +96,7 @@ def _check_range(t: tf.Tensor, name: str, upper: int, what: str, *, allow: int |
         return tf.identity(t)
 
 
-def _check_condition(ok: Any, message: str, data: Sequence[Any] = (), gate: Any = None) -> Any:
+def check_condition(ok: Any, message: str, data: Sequence[Any] = (), gate: Any = None) -> Any:
     """Check ``ok``; return ``gate`` (made to wait for the check in a graph).
 
     Eagerly (or for a Python bool) a violation raises :class:`InputError`; in a
@@ -106,7 +106,7 @@ def _check_condition(ok: Any, message: str, data: Sequence[Any] = (), gate: Any 
         if not bool(np.all(np.asarray(ok))):
             raise InputError(message + ("" if not data else f" (got {', '.join(str(np.asarray(d)) for d in data)})"))
         return gate
-    if _in_xla_context():
+    if in_xla_context():
         return gate
     check = tf.debugging.Assert(tf.reduce_all(ok), [f"InputError: {message}", *data])
     if gate is None:
@@ -115,16 +115,16 @@ def _check_condition(ok: Any, message: str, data: Sequence[Any] = (), gate: Any 
         return tf.identity(gate)
 
 
-def _dim(t: tf.Tensor, axis: int) -> Any:
+def dim(t: tf.Tensor, axis: int) -> Any:
     """Static size of ``axis`` when known, else the dynamic one (keeps tracing shape-agnostic)."""
     static = t.shape[axis]
     return static if static is not None else tf.shape(t)[axis]
 
 
-def _check_same_shape(t: tf.Tensor, name: str, batch: Any, seq: Any, seq_name: str = "input length") -> tf.Tensor:
-    _require_rank(t, name, (2,), "(batch, seq)")
-    tb, ts = _dim(t, 0), _dim(t, 1)
-    return _check_condition(
+def check_same_shape(t: tf.Tensor, name: str, batch: Any, seq: Any, seq_name: str = "input length") -> tf.Tensor:
+    require_rank(t, name, (2,), "(batch, seq)")
+    tb, ts = dim(t, 0), dim(t, 1)
+    return check_condition(
         tf.logical_and(tf.equal(tb, batch), tf.equal(ts, seq))
         if not all(isinstance(v, int) for v in (tb, ts, batch, seq))
         else (tb == batch and ts == seq),
@@ -136,7 +136,7 @@ def _check_same_shape(t: tf.Tensor, name: str, batch: Any, seq: Any, seq_name: s
 # -- the backbone's inputs (TFRemBertMainLayer.call) -----------------------------------------------
 
 
-def _check_ids_or_embeds(
+def check_ids_or_embeds(
     input_ids: Tensor | None, inputs_embeds: Tensor | None, config: RemBertConfig
 ) -> tuple[tf.Tensor | None, tf.Tensor | None, Any, Any]:
     """Exactly one of ``input_ids`` (batch, seq) and ``inputs_embeds`` (batch, seq, input_embedding_size).
@@ -146,15 +146,15 @@ def _check_ids_or_embeds(
     if input_ids is not None and inputs_embeds is not None:
         raise InputError("pass either input_ids or inputs_embeds, not both")
     if input_ids is not None:
-        input_ids = _to_tensor(input_ids, "input_ids")
-        _require_int(input_ids, "input_ids")
-        _require_rank(input_ids, "input_ids", (2,), "(batch, seq)")
+        input_ids = to_tensor(input_ids, "input_ids")
+        require_int(input_ids, "input_ids")
+        require_rank(input_ids, "input_ids", (2,), "(batch, seq)")
         shape_source = input_ids
-        input_ids = _check_range(input_ids, "input_ids", config.vocab_size, "token ids must be < vocab_size")
+        input_ids = check_range(input_ids, "input_ids", config.vocab_size, "token ids must be < vocab_size")
     elif inputs_embeds is not None:
-        inputs_embeds = _to_tensor(inputs_embeds, "inputs_embeds")
-        _require_float(inputs_embeds, "inputs_embeds")
-        _require_rank(inputs_embeds, "inputs_embeds", (3,), "(batch, seq, input_embedding_size)")
+        inputs_embeds = to_tensor(inputs_embeds, "inputs_embeds")
+        require_float(inputs_embeds, "inputs_embeds")
+        require_rank(inputs_embeds, "inputs_embeds", (3,), "(batch, seq, input_embedding_size)")
         width = inputs_embeds.shape[-1]
         if width is not None and width != config.input_embedding_size:
             raise InputError(
@@ -163,13 +163,13 @@ def _check_ids_or_embeds(
         shape_source = inputs_embeds
     else:
         raise InputError("you have to pass input_ids or inputs_embeds")
-    batch, seq = _dim(shape_source, 0), _dim(shape_source, 1)
+    batch, seq = dim(shape_source, 0), dim(shape_source, 1)
     if isinstance(batch, int) and isinstance(seq, int) and (batch < 1 or seq < 1):
         raise InputError(f"inputs must have at least one sequence and one token, got batch={batch}, seq={seq}")
     return input_ids, inputs_embeds, batch, seq
 
 
-def _check_past(past_key_values: Any, n_layers: int) -> PastKeyValues:
+def check_past(past_key_values: Any, n_layers: int) -> PastKeyValues:
     if not isinstance(past_key_values, Sequence) or len(past_key_values) != n_layers:
         got = len(past_key_values) if isinstance(past_key_values, Sequence) else type(past_key_values).__name__
         raise InputError(
@@ -179,25 +179,25 @@ def _check_past(past_key_values: Any, n_layers: int) -> PastKeyValues:
     for i, entry in enumerate(past_key_values):
         if not isinstance(entry, Sequence) or len(entry) not in (2, 4):
             raise InputError(f"past_key_values[{i}] must be a tuple of 2 or 4 tensors")
-        tensors = tuple(_to_tensor(t, f"past_key_values[{i}][{j}]") for j, t in enumerate(entry))
+        tensors = tuple(to_tensor(t, f"past_key_values[{i}][{j}]") for j, t in enumerate(entry))
         for j, t in enumerate(tensors):
-            _require_rank(t, f"past_key_values[{i}][{j}]", (4,), "(batch, heads, seq, head_dim)")
+            require_rank(t, f"past_key_values[{i}][{j}]", (4,), "(batch, heads, seq, head_dim)")
         out.append(tensors)
     return tuple(out)
 
 
-def _check_token_type_ids(token_type_ids: Tensor, type_vocab_size: int, batch: Any, seq: Any) -> tf.Tensor:
-    token_type_ids = _to_tensor(token_type_ids, "token_type_ids")
-    _require_int(token_type_ids, "token_type_ids")
-    token_type_ids = _check_same_shape(token_type_ids, "token_type_ids", batch, seq)
-    return _check_range(token_type_ids, "token_type_ids", type_vocab_size, "must be < type_vocab_size")
+def check_token_type_ids(token_type_ids: Tensor, type_vocab_size: int, batch: Any, seq: Any) -> tf.Tensor:
+    token_type_ids = to_tensor(token_type_ids, "token_type_ids")
+    require_int(token_type_ids, "token_type_ids")
+    token_type_ids = check_same_shape(token_type_ids, "token_type_ids", batch, seq)
+    return check_range(token_type_ids, "token_type_ids", type_vocab_size, "must be < type_vocab_size")
 
 
-def _check_position_ids(position_ids: Tensor, max_position_embeddings: int, batch: Any, seq: Any) -> tf.Tensor:
+def check_position_ids(position_ids: Tensor, max_position_embeddings: int, batch: Any, seq: Any) -> tf.Tensor:
     """``position_ids`` (batch, seq), (1, seq) or (seq,), checked; returned 2-D."""
-    position_ids = _to_tensor(position_ids, "position_ids")
-    _require_int(position_ids, "position_ids")
-    _require_rank(position_ids, "position_ids", (1, 2), "(batch, seq) or (seq,)")
+    position_ids = to_tensor(position_ids, "position_ids")
+    require_int(position_ids, "position_ids")
+    require_rank(position_ids, "position_ids", (1, 2), "(batch, seq) or (seq,)")
     if position_ids.shape.rank == 1:
         position_ids = position_ids[None, :]
     pos_batch, pos_seq = position_ids.shape[0], position_ids.shape[1]
@@ -206,31 +206,31 @@ def _check_position_ids(position_ids: Tensor, max_position_embeddings: int, batc
     ):
         got = tuple(position_ids.shape.as_list())
         raise InputError(f"position_ids has shape {got}, expected ({batch}, {seq}) or (1, {seq})")
-    return _check_range(position_ids, "position_ids", max_position_embeddings, "must be < max_position_embeddings")
+    return check_range(position_ids, "position_ids", max_position_embeddings, "must be < max_position_embeddings")
 
 
-def _check_attention_mask(attention_mask: Tensor, batch: Any, kv_len: Any) -> tf.Tensor:
+def check_attention_mask(attention_mask: Tensor, batch: Any, kv_len: Any) -> tf.Tensor:
     """A 0/1 mask (batch, kv_len) or (batch, seq, kv_len), checked, as float32."""
-    mask = _to_tensor(attention_mask, "attention_mask")
+    mask = to_tensor(attention_mask, "attention_mask")
     if not (mask.dtype.is_integer or mask.dtype.is_floating or mask.dtype == tf.bool):
         raise InputError(f"attention_mask must be numeric or boolean, got dtype {mask.dtype.name}")
     mask = tf.cast(mask, tf.float32)
-    _require_rank(mask, "attention_mask", (2, 3), "(batch, seq) or (batch, seq, seq)")
+    require_rank(mask, "attention_mask", (2, 3), "(batch, seq) or (batch, seq, seq)")
     # Values other than 0..1 (7, inf, NaN) would make non-finite outputs (NaN fails both comparisons).
-    mask = _check_condition(
+    mask = check_condition(
         tf.reduce_all(tf.logical_and(mask >= 0, mask <= 1)),
         "attention_mask values must be in [0, 1] (1: attend, 0: masked)",
         gate=mask,
     )
     if mask.shape.rank == 2:
-        mask = _check_same_shape(mask, "attention_mask", batch, kv_len, "past length + input length")
+        mask = check_same_shape(mask, "attention_mask", batch, kv_len, "past length + input length")
     return mask
 
 
-def _check_encoder_hidden_states(encoder_hidden_states: Tensor, hidden_size: int) -> tf.Tensor:
-    encoder_hidden_states = _to_tensor(encoder_hidden_states, "encoder_hidden_states")
-    _require_float(encoder_hidden_states, "encoder_hidden_states")
-    _require_rank(encoder_hidden_states, "encoder_hidden_states", (3,), "(batch, encoder_seq, hidden)")
+def check_encoder_hidden_states(encoder_hidden_states: Tensor, hidden_size: int) -> tf.Tensor:
+    encoder_hidden_states = to_tensor(encoder_hidden_states, "encoder_hidden_states")
+    require_float(encoder_hidden_states, "encoder_hidden_states")
+    require_rank(encoder_hidden_states, "encoder_hidden_states", (3,), "(batch, encoder_seq, hidden)")
     if encoder_hidden_states.shape[-1] not in (None, hidden_size):
         raise InputError(
             f"encoder_hidden_states has width {encoder_hidden_states.shape[-1]}, expected hidden_size={hidden_size}"
@@ -238,11 +238,11 @@ def _check_encoder_hidden_states(encoder_hidden_states: Tensor, hidden_size: int
     return encoder_hidden_states
 
 
-def _head_masks(head_mask: Any, n_layers: int, n_heads: int) -> list[tf.Tensor | None]:
+def head_masks(head_mask: Any, n_layers: int, n_heads: int) -> list[tf.Tensor | None]:
     """One float32 ``(1, heads, 1, 1)`` mask (or None) per layer from ``(heads,)`` or ``(layers, heads)``."""
     if head_mask is None:
         return [None] * n_layers
-    mask = tf.cast(_to_tensor(head_mask, "head_mask"), tf.float32)
+    mask = tf.cast(to_tensor(head_mask, "head_mask"), tf.float32)
     shape = tuple(mask.shape.as_list())
     if shape == (n_heads,):
         return [tf.reshape(mask, [1, n_heads, 1, 1])] * n_layers
@@ -257,26 +257,26 @@ def _head_masks(head_mask: Any, n_layers: int, n_heads: int) -> list[tf.Tensor |
 # -- labels ----------------------------------------------------------------------------------------
 
 
-def _class_labels(labels: Any, name: str, num_classes: int, expected_shape: str) -> tf.Tensor:
-    labels = _to_tensor(labels, name)
-    _require_int(labels, name)
-    return _check_range(labels, name, num_classes, f"class indices {expected_shape}, -100 to ignore", allow=-100)
+def check_class_labels(labels: Any, name: str, num_classes: int, expected_shape: str) -> tf.Tensor:
+    labels = to_tensor(labels, name)
+    require_int(labels, name)
+    return check_range(labels, name, num_classes, f"class indices {expected_shape}, -100 to ignore", allow=-100)
 
 
-def _choice_labels(labels: Any, num_choices: Any) -> tf.Tensor:
+def check_choice_labels(labels: Any, num_choices: Any) -> tf.Tensor:
     """Multiple-choice labels: int choice indices ``(batch,)`` in ``[0, num_choices)`` or -100."""
-    labels = _to_tensor(labels, "labels")
-    _require_int(labels, "labels")
+    labels = to_tensor(labels, "labels")
+    require_int(labels, "labels")
     if isinstance(num_choices, int):
-        return _check_range(labels, "labels", num_choices, "choice indices (batch,), -100 to ignore", allow=-100)
-    return _check_condition(
+        return check_range(labels, "labels", num_choices, "choice indices (batch,), -100 to ignore", allow=-100)
+    return check_condition(
         tf.reduce_all(tf.logical_or(tf.logical_and(labels >= 0, labels < num_choices), labels == -100)),
         "labels must be choice indices in [0, num_choices) or -100",
         gate=labels,
     )
 
 
-def _check_label_shape(labels: tf.Tensor, logits: tf.Tensor, what: str) -> None:
+def check_label_shape(labels: tf.Tensor, logits: tf.Tensor, what: str) -> None:
     if labels.shape.rank is not None and labels.shape.rank != 2:
         raise InputError(f"labels must have shape {what}, got {tuple(labels.shape.as_list())}")
     width = labels.shape[-1]
