@@ -106,7 +106,11 @@ def _inspect_payload(path: Path, task: str | None) -> dict[str, Any]:
 
     config = read_config(path if path.is_dir() else path.parent, {})
 
-    detected = detect_format(path)
+    from rembert_core.convert import orphan_staging
+    from rembert_core.serialization import orphan_temp_files, pending_save
+
+    base = path if path.is_dir() else path.parent
+    detected = detect_format(path, recover=False)  # read-only: an interrupted save is reported, not finished
     with detected.format.open(detected.path) as weights:
         infos = weights.infos()
         check_layer_count(config, infos, str(detected.path))
@@ -151,6 +155,8 @@ def _inspect_payload(path: Path, task: str | None) -> dict[str, Any]:
         "newly_initialized": report.newly_initialized,
         "unused": report.unused,
         "errors": report.errors(),
+        "interrupted_save": pending_save(base),
+        "leftovers": [str(p) for p in [*orphan_temp_files(base), *orphan_staging(base)]],
     }
 
 
@@ -180,6 +186,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             print(f"not in checkpoint (would be newly initialised): {', '.join(payload['newly_initialized'])}")
         if payload["unused"]:
             print(f"in checkpoint but unused by this task: {', '.join(payload['unused'])}")
+        if payload["interrupted_save"]:
+            print("pending      a save was interrupted after its commit point; the next load finishes it")
+        for leftover in payload["leftovers"]:
+            print(f"leftover     {leftover} (left by a killed save or convert; the next save there removes it)")
         if payload["valid"]:
             print(f"schema       valid ({payload['matched']} tensors matched)")
         else:

@@ -26,6 +26,7 @@ import contextlib
 import glob
 import logging
 import os
+import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -36,14 +37,15 @@ import numpy as np
 
 from rembert_core.config import CONFIG_NAME, RemBertConfig
 from rembert_core.dtypes import dtype_code, dtype_name
-from rembert_core.errors import CheckpointError, RemBertError
+from rembert_core.errors import CheckpointError, ConfigError, RemBertError
 from rembert_core.formats import KNOWN_FILES, CheckpointFormat, Detected
 from rembert_core.hub import resolve_checkpoint
 from rembert_core.schema import CheckpointSchema, SchemaReport, TensorSpec, check_layer_count
-from rembert_core.serialization import TensorSource, check_file, recover_interrupted_save
+from rembert_core.serialization import TensorSource, check_file, pending_save, recover_interrupted_save
 
 __all__ = [
     "HUB_ARGUMENTS",
+    "LOAD_ATTEMPTS",
     "LoadPlan",
     "detect_format",
     "find_weights",
@@ -328,6 +330,18 @@ class LoadPlan:
         self.close()
 
 
+#: How often :func:`plan_load` reopens a checkpoint that a concurrent save changed while it was read.
+LOAD_ATTEMPTS = 20
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino)
+
+
 def plan_load(
     path: str | os.PathLike[str],
     *,
@@ -341,21 +355,54 @@ def plan_load(
     interrupted save, detect the format (``formats``: a framework's own, readable with plugin
     autoloading off), open the weights, read ``config.json`` with the remaining ``overrides`` (unless
     ``config`` is given: then the overrides are applied to a copy of it).
+
+    The plan holds one committed save, whole: once everything is open it checks that no save is in
+    progress and that ``config.json`` and every weights file are still the files it read (saves
+    replace files by rename, so a new save means new files). If another process committed a save
+    meanwhile, the checkpoint is opened again (up to :data:`LOAD_ATTEMPTS` times).
     """
     overrides = dict(overrides or {})
     hub = {k: overrides.pop(k) for k in HUB_ARGUMENTS if k in overrides}
     resolved = resolve_checkpoint(path, **hub)
     directory = resolved if resolved.is_dir() else resolved.parent
-    recover_interrupted_save(directory)
-    detected = detect_format(resolved, recover=False, extra=formats)
-    weights = detected.format.open(detected.path)  # headers only: a missing or unreadable file fails first
-    try:
-        if config is None:
-            config = read_config(directory, overrides)
-        elif overrides:
-            config = config.copy(**overrides)
-        check_layer_count(config, weights.infos(), str(detected.path))
-    except BaseException:
-        weights.close()
-        raise
-    return LoadPlan(resolved, directory, detected, weights, config)
+    config_path = directory / CONFIG_NAME
+    for attempt in range(LOAD_ATTEMPTS):
+        last = attempt + 1 == LOAD_ATTEMPTS
+        recover_interrupted_save(directory)
+        seen_config = _identity(config_path)
+        try:
+            detected = detect_format(resolved, recover=False, extra=formats)
+            seen_index = _identity(detected.path)
+            weights = detected.format.open(detected.path)  # headers only: a missing or unreadable file fails first
+        except CheckpointError:
+            if last or (not pending_save(directory) and _identity(config_path) == seen_config):
+                raise  # the directory did not change: the error is the checkpoint's
+            time.sleep(0.005 * (attempt + 1))
+            continue
+        try:
+            plan_config = read_config(directory, overrides) if config is None else config
+            if config is not None and overrides:
+                plan_config = config.copy(**overrides)
+            check_layer_count(plan_config, weights.infos(), str(detected.path))
+        except (CheckpointError, ConfigError):
+            weights.close()
+            if last or (not pending_save(directory) and _identity(config_path) == seen_config):
+                raise
+            time.sleep(0.005 * (attempt + 1))
+            continue
+        except BaseException:
+            weights.close()
+            raise
+        unchanged = (
+            not pending_save(directory)
+            and (config is not None or _identity(config_path) == seen_config)
+            and _identity(detected.path) == seen_index
+            and all(_identity(p) == ident for p, ident in weights.identities().items())
+        )
+        if unchanged:
+            return LoadPlan(resolved, directory, detected, weights, plan_config)
+        weights.close()  # a save was committed while the files were opened: read the new one
+        time.sleep(0.005 * (attempt + 1))
+    raise CheckpointError(
+        f"{directory} kept changing while it was read ({LOAD_ATTEMPTS} attempts): another process keeps saving into it"
+    )

@@ -24,6 +24,7 @@ import re
 import secrets
 import stat
 import tempfile
+import threading
 import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -46,9 +47,12 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_files",
     "check_file",
+    "directory_lock",
     "dtype_code",
     "open_checkpoint",
+    "orphan_temp_files",
     "parse_size",
+    "pending_save",
     "read_weight_map",
     "recover_interrupted_save",
     "safe_open_file",
@@ -107,14 +111,55 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+_HELD_LOCKS = threading.local()  # .paths: the directories this thread holds locked
+
+
+@contextlib.contextmanager
+def directory_lock(directory: str | os.PathLike[str], *, shared: bool = False) -> Iterator[None]:
+    """Hold an advisory lock (``fcntl.flock``) on ``directory`` itself; wait for it if another process has it.
+
+    Saves hold it exclusively from the start of a save to the end of its commit, so two processes
+    saving into one directory take turns instead of mixing their files; single-file writes
+    (:func:`atomic_path`) hold it shared; a reader that finds an interrupted save's journal takes it
+    exclusively before finishing that save. Where the directory cannot be locked (no ``fcntl``, a file
+    system without locks) the body runs unlocked.
+    """
+    key = os.path.realpath(directory)
+    held: set[str] = _HELD_LOCKS.__dict__.setdefault("paths", set())
+    if key in held:  # this thread already holds it (a save writing its journal): nothing more to take
+        yield
+        return
+    try:
+        import fcntl
+
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        with contextlib.suppress(OSError):  # no locking on this file system: run unlocked, as before
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        held.add(key)
+        yield
+    finally:
+        held.discard(key)
+        os.close(fd)  # releases the lock
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it is fsync-ed and renamed onto ``target``.
 
-    If the body raises, the temporary file is removed and ``target`` is untouched.
+    If the body raises, the temporary file is removed and ``target`` is untouched. The directory is
+    locked shared meanwhile (:func:`directory_lock`), so no save's clean-up takes the file for an orphan.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    with directory_lock(target.parent, shared=True):
+        yield from _atomic_path(target)
+
+
+def _atomic_path(target: Path) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -197,13 +242,17 @@ class SaveTransaction:
                     os.fsync(fh.fileno())
             _fsync_dir(self.directory)
             remove = [name for name in dict.fromkeys(self._remove) if name not in self._staged]
-            journal = {"replace": {name: tmp.name for name, tmp in self._staged.items()}, "remove": remove}
+            journal = {
+                "replace": {name: tmp.name for name, tmp in self._staged.items()},
+                "remove": remove,
+                "sizes": {name: tmp.stat().st_size for name, tmp in self._staged.items()},
+            }
             atomic_write_bytes(self.directory / SAVE_JOURNAL, json.dumps(journal).encode("utf-8"))
         except BaseException:
             self.abort()  # before the commit point: the previous files stay
             raise
         self._done = True
-        recover_interrupted_save(self.directory)
+        recover_interrupted_save(self.directory)  # (this thread holds the directory's lock: no wait)
 
     def abort(self) -> None:
         """Delete the staged files; the directory keeps its previous files."""
@@ -229,14 +278,18 @@ def save_transaction(directory: str | os.PathLike[str]) -> Iterator[SaveTransact
     if directory.exists() and not directory.is_dir():
         raise CheckpointError(f"cannot save into {directory}: it exists and is not a directory")
     directory.mkdir(parents=True, exist_ok=True)
-    recover_interrupted_save(directory)
-    transaction = SaveTransaction(directory)
-    try:
-        yield transaction
-    except BaseException:
-        transaction.abort()
-        raise
-    transaction.commit()
+    with directory_lock(directory):  # one writer at a time: a second save waits for this one
+        _replay_journal(directory)
+        for orphan in orphan_temp_files(directory):  # no save runs now: staged files left by killed saves
+            with contextlib.suppress(OSError):
+                orphan.unlink()
+        transaction = SaveTransaction(directory)
+        try:
+            yield transaction
+        except BaseException:
+            transaction.abort()
+            raise
+        transaction.commit()
 
 
 def atomic_write_files(
@@ -306,13 +359,51 @@ def check_file(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | N
     return path
 
 
+#: Temporary files of :class:`SaveTransaction` and :func:`atomic_path`: ``.<name>.<8 random>.tmp``.
+_TEMP_FILE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def orphan_temp_files(directory: str | os.PathLike[str]) -> list[Path]:
+    """Staged files in ``directory`` that no journal names: what saves killed before their commit left.
+
+    Only meaningful while no save runs (under :func:`directory_lock`); ``rembert inspect`` reports them.
+    """
+    directory = Path(directory)
+    named: set[str] = set()
+    journal = directory / SAVE_JOURNAL
+    if journal.is_file():
+        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError, RecursionError):
+            named = {str(v) for v in json.loads(journal.read_text(encoding="utf-8")).get("replace", {}).values()}
+    try:
+        entries = list(directory.iterdir())
+    except OSError:
+        return []
+    return sorted(p for p in entries if _TEMP_FILE.match(p.name) and p.name not in named and p.is_file())
+
+
+def pending_save(directory: str | os.PathLike[str]) -> bool:
+    """Whether ``directory`` holds the journal of a save interrupted after its commit point."""
+    return os.path.lexists(Path(directory) / SAVE_JOURNAL)
+
+
 def recover_interrupted_save(directory: str | os.PathLike[str]) -> None:
     """Finish a save of :func:`atomic_write_files` that was interrupted after its commit point.
 
-    Does nothing when ``directory`` holds no journal. The journal may only rename ``.NAME.*.tmp``
-    files of the directory onto ``NAME`` and remove plain names in it; anything else is refused.
+    Does nothing when ``directory`` holds no journal. Otherwise the directory is locked (a save still
+    running there finishes first) and the journal is replayed, once: it may only rename ``.NAME.*.tmp``
+    files of the directory onto ``NAME`` and remove plain names in it, and every file it renames must
+    be there, staged, or already renamed with the size the journal recorded. A journal that does not
+    match its files (one shipped inside a downloaded checkpoint, say) is refused, not replayed.
     """
     directory = Path(directory)
+    if not pending_save(directory):
+        return
+    with directory_lock(directory):
+        _replay_journal(directory)
+
+
+def _replay_journal(directory: Path) -> None:
+    """Replay the journal of ``directory`` (the caller holds its lock); see :func:`recover_interrupted_save`."""
     path = directory / SAVE_JOURNAL
     if not os.path.lexists(path):
         return
@@ -320,14 +411,33 @@ def recover_interrupted_save(directory: str | os.PathLike[str]) -> None:
         check_file(path, root=directory)
         journal = json.loads(path.read_text(encoding="utf-8"))
         replace, remove = dict(journal["replace"]), list(journal["remove"])
+        sizes = journal.get("sizes")
+        sizes = None if sizes is None else dict(sizes)
     except CheckpointError:
         raise
-    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise CheckpointError(f"{path}: unreadable journal of an interrupted save: {exc}") from None
     for name, tmp in [*replace.items(), *((r, None) for r in remove)]:
         plain = isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
         if not plain or (tmp is not None and not re.fullmatch(re.escape(f".{name}.") + r"[^/\\]+\.tmp", str(tmp))):
             raise CheckpointError(f"{path}: invalid entry {name!r} -> {tmp!r} in the journal of an interrupted save")
+    staged = [name for name, tmp in replace.items() if (directory / tmp).is_file()]
+    for name, tmp in replace.items():
+        if name in staged:
+            continue
+        done = (
+            sizes is not None and (directory / name).is_file() and (directory / name).stat().st_size == sizes.get(name)
+        )
+        if not done:
+            raise CheckpointError(
+                f"{path}: the journal renames {tmp!r} onto {name!r}, but neither is there as the save left it; "
+                "it was not written by an interrupted save of this directory: refusing to replay it "
+                "(delete the journal if the directory is otherwise intact)"
+            )
+    if not replace:
+        raise CheckpointError(
+            f"{path}: a journal that only removes files is not one a save writes: refusing to replay it"
+        )
     try:
         for name, tmp in replace.items():
             with contextlib.suppress(FileNotFoundError):  # already renamed (by the saver or another reader)
@@ -426,6 +536,19 @@ class TensorSource(Mapping[str, np.ndarray], abc.ABC):
 
     def close(self) -> None:
         """Release open files (reading again may re-open them)."""
+
+    def identities(self) -> dict[Path, tuple[int, int]]:
+        """``(st_dev, st_ino)`` of each file this source read, for telling whether a save replaced them since.
+
+        The default stats the paths now (right after opening, that is what was opened); readers that keep
+        the files open report what they hold.
+        """
+        out = {}
+        for path in self.files:
+            with contextlib.suppress(OSError):
+                info = os.stat(path)
+                out[path] = (info.st_dev, info.st_ino)
+        return out
 
     def __enter__(self) -> TensorSource:
         return self
@@ -653,6 +776,14 @@ class SafetensorsCheckpoint(TensorSource):
 
     def __len__(self) -> int:
         return len(self._info)
+
+    def identities(self) -> dict[Path, tuple[int, int]]:
+        """``(st_dev, st_ino)`` of the files this checkpoint holds open (what every read reads)."""
+        out = {}
+        for path, fd in self._handles.items():
+            info = os.fstat(fd)
+            out[path] = (info.st_dev, info.st_ino)
+        return out
 
     def close(self) -> None:
         """Release the files (arrays from :meth:`mapped` keep their map alive; reading again re-opens)."""
