@@ -140,6 +140,12 @@ def convert_checkpoint(
             out_config.save_pretrained(tmp)
             carried = _carry_files(src if src.is_dir() else src.parent, detected, tmp)
             _publish(tmp, dst, overwrite=overwrite)
+        except MemoryError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise CheckpointError(
+                f"not enough memory to convert {detected.path} (tensors are converted one at a time; the largest "
+                f"is {max((i.nbytes for i in infos.values()), default=0)} bytes)"
+            ) from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
