@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+import copy
+import dataclasses
+import inspect
 import json
+import pickle
+import re
 from pathlib import Path
 
 import pytest
 
 from rembert_core import ConfigError, RemBertConfig
+from rembert_core.config import ConfigFileError
 
 REFERENCE_DEFAULTS = {
     "vocab_size": 250300,
@@ -202,3 +208,249 @@ def test_a_config_claiming_a_trillion_labels_is_refused_without_allocating(tmp_p
     with pytest.raises(ConfigError, match="num_labels must be <= "):
         config.num_labels = MAX_NUM_LABELS + 1
     assert RemBertConfig(num_labels=MAX_NUM_LABELS).num_labels == MAX_NUM_LABELS
+
+
+# -- transformers' PretrainedConfig attributes (issue 18) -----------------------------------------
+
+SMALL = {"hidden_size": 48, "num_attention_heads": 6, "num_hidden_layers": 2}
+
+
+def test_the_constructor_signature_matches_the_fields() -> None:
+    """The hand-written __init__ (it takes **kwargs) keeps every field, in order, with the field's default."""
+    parameters = inspect.signature(RemBertConfig).parameters
+    fields = [f for f in dataclasses.fields(RemBertConfig)]
+    assert list(parameters)[: len(fields)] == [f.name for f in fields]
+    for f in fields:
+        expected = None if f.name == "extra" else f.default
+        assert parameters[f.name].default == expected, f.name
+    assert RemBertConfig.model_type == "rembert"
+
+
+def test_transformers_attributes_have_the_reference_defaults() -> None:
+    config = RemBertConfig()
+    assert config.extra == {}  # defaults are not stored: extra holds what was set
+    assert (config.return_dict, config.output_attentions, config.output_hidden_states) == (True, False, False)
+    assert config.use_return_dict and not config.torchscript
+    assert config.dtype is None and config.torch_dtype is None and config._attn_implementation is None
+    assert config.pruned_heads == {} and config.chunk_size_feed_forward == 0 and not config.is_encoder_decoder
+    assert (config.max_length, config.min_length, config.num_beams, config.top_k, config.top_p) == (20, 0, 1, 50, 1.0)
+    assert config.bad_words_ids is None and config.task_specific_params is None and config.prefix is None
+    assert config.extra == {"pruned_heads": {}}  # a dict read once is stored, so in-place changes stick
+
+
+def test_transformers_attributes_are_arguments_attributes_and_extra_entries() -> None:
+    config = RemBertConfig(
+        **SMALL,
+        return_dict=False,
+        output_hidden_states=True,
+        chunk_size_feed_forward=4,
+        finetuning_task="sst2",
+        tokenizer_class="RemBertTokenizerFast",
+        prefix="summarize: ",
+        sep_token_id=313,
+        decoder_start_token_id=312,
+        max_length=64,
+        num_beams=4,
+        early_stopping="never",
+        bad_words_ids=[[5, 6], [7]],
+        task_specific_params={"summarization": {"num_beams": 2}},
+    )
+    assert config.return_dict is False and config.output_hidden_states is True and not config.use_return_dict
+    assert (config.chunk_size_feed_forward, config.max_length, config.num_beams) == (4, 64, 4)
+    assert config.bad_words_ids == [[5, 6], [7]] and config.early_stopping == "never"
+    # framework code that reads config.extra (rembert_torch's _resolve_flags) sees the same values
+    assert config.extra["return_dict"] is False and config.extra["output_hidden_states"] is True
+    config.output_attentions = True
+    config.return_dict = True
+    assert config.output_attentions and config.extra["output_attentions"] is True and config.use_return_dict
+    data = config.to_dict()
+    assert data["output_attentions"] is True and data["task_specific_params"] == {"summarization": {"num_beams": 2}}
+    assert RemBertConfig.from_dict(data) == config
+
+
+def test_torch_dtype_is_dtype() -> None:
+    assert RemBertConfig(torch_dtype="float16").dtype == "float16"
+    assert RemBertConfig(dtype="torch.bfloat16").to_dict()["dtype"] == "bfloat16"
+    assert RemBertConfig(dtype="float32", torch_dtype="float16").dtype == "float32"  # dtype wins, as in transformers
+    loaded = RemBertConfig.from_dict({"torch_dtype": "bfloat16"})
+    assert loaded.dtype == "bfloat16" and loaded.extra == {"dtype": "bfloat16"}
+    assert "torch_dtype" not in loaded.to_dict() and loaded.to_dict()["dtype"] == "bfloat16"
+    config = RemBertConfig()
+    config.torch_dtype = "float16"
+    assert config.dtype == "float16"
+
+    class FakeTorchDtype:  # torch.float16 prints as "torch.float16"
+        def __str__(self) -> str:
+            return "torch.float16"
+
+    assert RemBertConfig(dtype=FakeTorchDtype()).dtype == "float16"
+
+
+def test_pruned_heads_keys_become_ints_and_are_kept_when_mutated() -> None:
+    config = RemBertConfig.from_dict({**SMALL, "pruned_heads": {"1": [0, 2]}})
+    assert config.pruned_heads == {1: [0, 2]}
+    assert json.loads(config.to_json_string())["pruned_heads"] == {"1": [0, 2]}
+    fresh = RemBertConfig(**SMALL)
+    fresh.pruned_heads[0] = [3]  # transformers' prune_heads updates the dict in place
+    assert fresh.pruned_heads == {0: [3]} and json.loads(fresh.to_json_string())["pruned_heads"] == {"0": [3]}
+
+
+def test_unknown_arguments_and_attributes_are_kept_and_saved(tmp_path: Path) -> None:
+    config = RemBertConfig(**SMALL, my_setting={"a": 1})
+    config.note = "kept"
+    assert config.my_setting == {"a": 1} and config.note == "kept"
+    assert config.extra == {"my_setting": {"a": 1}, "note": "kept"}
+    with pytest.raises(AttributeError, match="no attribute 'absent'"):
+        _ = config.absent
+    assert not hasattr(config, "absent")
+    config.save_pretrained(tmp_path)
+    again = RemBertConfig.from_pretrained(tmp_path)
+    assert again.note == "kept" and again.my_setting == {"a": 1} and again == config
+
+
+def test_a_misspelt_argument_warns_with_the_field_it_resembles() -> None:
+    with pytest.warns(UserWarning, match="did you mean 'hidden_size'"):
+        config = RemBertConfig(hiden_size=48)
+    assert config.hidden_size == 1152 and config.extra == {"hiden_size": 48}
+    with pytest.warns(UserWarning, match="did you mean 'output_hidden_states'"):
+        config.output_hidden_state = True
+    RemBertConfig.from_dict({"hiden_size": 48})  # a file's keys are data: no warning (filterwarnings=error)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"output_attentions": "yes"}, "output_attentions must be a bool"),
+        ({"return_dict": 1}, "return_dict must be a bool"),
+        ({"chunk_size_feed_forward": -1}, "chunk_size_feed_forward must be >= 0"),
+        ({"dtype": "fp17"}, "dtype must name a dtype"),
+        ({"torch_dtype": 3}, "dtype must name a dtype"),
+        ({"pruned_heads": {"5": [0]}}, "pruned_heads names layer 5, but num_hidden_layers is 2"),
+        ({"pruned_heads": {"0": [6]}}, "pruned_heads[0] names head 6, but num_attention_heads is 6"),
+        ({"pruned_heads": {"x": [0]}}, "pruned_heads key 'x' is not a layer index"),
+        ({"pruned_heads": [0]}, "pruned_heads must be a mapping"),
+        ({"num_beams": 0}, "num_beams must be >= 1"),
+        ({"top_p": 1.5}, "top_p must be in [0.0, 1.0]"),
+        ({"repetition_penalty": 0.0}, "repetition_penalty must be in (0.0, inf]"),
+        ({"temperature": float("nan")}, "temperature must be a finite number"),
+        ({"bad_words_ids": [[-1]]}, "bad_words_ids[0][0] must be >= 0"),
+        ({"early_stopping": "sometimes"}, "early_stopping must be True, False or 'never'"),
+        ({"task_specific_params": ["x"]}, "task_specific_params must be a mapping with string keys"),
+        ({"sep_token_id": -3}, "sep_token_id must be >= 0"),
+        ({"label2id": ["a"]}, "label2id must be a mapping"),
+    ],
+)
+def test_transformers_attributes_are_validated_naming_the_field(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        RemBertConfig.from_dict({**SMALL, **kwargs})
+
+
+def test_an_assignment_is_validated_too() -> None:
+    config = RemBertConfig(**SMALL)
+    with pytest.raises(ConfigError, match="output_hidden_states must be a bool"):
+        config.output_hidden_states = "no"
+    with pytest.raises(ConfigError, match="pruned_heads names layer 9"):
+        config.pruned_heads = {9: [0]}
+    assert config.output_hidden_states is False and config.pruned_heads == {}
+
+
+def test_generation_defaults_of_old_configs_are_kept() -> None:
+    old = {
+        **REFERENCE_DEFAULTS,
+        "max_length": 128,
+        "num_beams": 4,
+        "length_penalty": 0.6,
+        "no_repeat_ngram_size": 3,
+        "num_return_sequences": 2,
+        "do_sample": True,
+        "temperature": 0.7,
+        "top_k": 0,
+        "forced_eos_token_id": [313, 2],
+        "exponential_decay_length_penalty": [5, 1.5],
+        "suppress_tokens": None,  # None delegates to the generation config, as in transformers
+    }
+    config = RemBertConfig.from_dict(old)
+    assert (config.max_length, config.num_beams, config.length_penalty, config.do_sample) == (128, 4, 0.6, True)
+    written = json.loads(config.to_json_string())
+    for key in ("max_length", "num_beams", "length_penalty", "no_repeat_ngram_size", "forced_eos_token_id"):
+        assert written[key] == old[key], key
+    assert "suppress_tokens" not in written  # equal to the default: dropped, as transformers drops it
+
+
+def test_use_diff_drops_transformers_defaults_and_keeps_rembert_sizes(tmp_path: Path) -> None:
+    config = RemBertConfig(**SMALL, pad_token_id=None, is_decoder=True)
+    diff = config.to_diff_dict()
+    assert diff == json.loads(config.to_json_string()) == json.loads(config.to_json_string(use_diff=True))
+    # RemBERT's own fields are always written, even at their defaults (as transformers writes them)
+    for key in ("vocab_size", "input_embedding_size", "use_cache", "layer_norm_eps", "bos_token_id", "model_type"):
+        assert key in diff, key
+    assert diff["pad_token_id"] is None  # differs from RemBertConfig's default 0: must be written
+    assert diff["is_decoder"] is True and diff["tie_word_embeddings"] is False
+    for key in ("id2label", "label2id", "add_cross_attention", "return_dict", "max_length", "pruned_heads", "dtype"):
+        assert key not in diff, key
+    full = json.loads(config.to_json_string(use_diff=False))
+    assert full == config.to_dict() and full["max_length"] == 20
+    assert full["id2label"] == {"0": "LABEL_0", "1": "LABEL_1"}
+    assert config.to_json_file(tmp_path / "full.json", use_diff=False).read_text() == config.to_json_string(
+        use_diff=False
+    )
+    assert RemBertConfig.from_json_file(tmp_path / "full.json") == config
+    config.save_pretrained(tmp_path)
+    assert (tmp_path / "config.json").read_text() == config.to_json_string()
+
+
+def test_from_pretrained_returns_unused_kwargs(tmp_path: Path) -> None:
+    RemBertConfig(**SMALL, custom=1).save_pretrained(tmp_path)
+    config, unused = RemBertConfig.from_pretrained(
+        tmp_path,
+        return_unused_kwargs=True,
+        output_attentions=True,
+        num_labels=4,
+        custom=2,  # a key of the file: an attribute, so applied
+        torch_dtype="bfloat16",  # applied, and handed back as `dtype` for the model loader (as transformers)
+        add_pooling_layer=False,  # not an attribute: handed back, not applied
+        revision="main",  # a download argument: consumed
+    )
+    assert unused == {"add_pooling_layer": False, "dtype": "bfloat16"}
+    assert config.output_attentions and config.num_labels == 4 and config.custom == 2 and config.dtype == "bfloat16"
+    assert "add_pooling_layer" not in config.extra
+    # without return_unused_kwargs an unknown override is kept in extra, as before
+    assert RemBertConfig.from_pretrained(tmp_path, add_pooling_layer=False).extra["add_pooling_layer"] is False
+    again, nothing = RemBertConfig.from_dict(config.to_dict(), return_unused_kwargs=True, return_dict=False)
+    assert nothing == {} and again.return_dict is False
+
+
+def test_from_pretrained_subfolder_and_missing_paths_are_os_errors(tmp_path: Path) -> None:
+    RemBertConfig(**SMALL).save_pretrained(tmp_path / "sub")
+    assert RemBertConfig.from_pretrained(tmp_path, subfolder="sub").hidden_size == 48
+    for missing in (tmp_path / "nowhere", tmp_path):  # no such path; a directory without config.json
+        with pytest.raises(OSError, match="config file not found") as info:
+            RemBertConfig.from_pretrained(missing)
+        assert isinstance(info.value, ConfigError) and isinstance(info.value, ConfigFileError)
+    with pytest.raises(OSError, match="config file not found"):
+        RemBertConfig.from_pretrained(tmp_path, subfolder="other")
+
+
+def test_attn_implementation_is_kept_in_memory_not_written(tmp_path: Path) -> None:
+    config = RemBertConfig(**SMALL, attn_implementation="eager")
+    assert config._attn_implementation == "eager" and "attn_implementation" not in config.extra
+    assert "attn_implementation" not in config.to_dict() and "_attn_implementation" not in config.to_dict()
+    assert config.copy(num_labels=3)._attn_implementation == "eager"
+    config.save_pretrained(tmp_path)
+    assert RemBertConfig.from_pretrained(tmp_path)._attn_implementation is None
+    loaded, unused = RemBertConfig.from_pretrained(tmp_path, attn_implementation="sdpa", return_unused_kwargs=True)
+    assert loaded._attn_implementation == "sdpa" and unused == {}
+    # as in transformers, only the argument counts: a file's "attn_implementation" key is dropped
+    assert RemBertConfig.from_dict({"attn_implementation": "eager"})._attn_implementation is None
+    with pytest.raises(ConfigError, match="attn_implementation must be a string or None"):
+        RemBertConfig(attn_implementation=3)
+
+
+def test_copy_pickle_and_update_keep_everything() -> None:
+    config = RemBertConfig(**SMALL, output_hidden_states=True, pruned_heads={1: [2]}, custom=[1])
+    for other in (config.copy(), copy.deepcopy(config), pickle.loads(pickle.dumps(config))):
+        assert other == config and other.output_hidden_states and other.pruned_heads == {1: [2]}
+        assert other.custom == [1] and other.extra is not config.extra
+    config.update({"return_dict": False, "num_labels": 5})
+    assert config.return_dict is False and config.num_labels == 5
+    assert config.copy(output_hidden_states=False).output_hidden_states is False
