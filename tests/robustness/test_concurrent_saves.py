@@ -89,7 +89,7 @@ def test_two_writers_take_turns(tmp_path: Path, cases: Any) -> None:
 def test_two_converts_to_one_destination(tmp_path: Path, cases: Any) -> None:
     src = tmp_path / "src"
     save(str(src), 7, sharded=True)
-    for trial in range(20):
+    for trial in range(50):
         dst = tmp_path / f"dst-{trial}"
         start, result = CTX.Barrier(2), CTX.Queue()
         procs = [CTX.Process(target=convert_once, args=(str(src), str(dst), start, result)) for _ in range(2)]

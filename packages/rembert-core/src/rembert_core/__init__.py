@@ -11,7 +11,7 @@ from importlib import metadata
 
 from rembert_core.backend import Backend, TokenizerSpec
 from rembert_core.config import RemBertConfig
-from rembert_core.errors import CheckpointError, ConfigError, InputError, PluginError, RemBertError
+from rembert_core.errors import CheckpointError, ConfigError, ConfigFileError, InputError, PluginError, RemBertError
 from rembert_core.hookspecs import HOOKSPEC_VERSION, hookimpl, hookspec
 from rembert_core.loading import find_weights, iter_matched, match_weights, open_weights
 from rembert_core.plugins import get_backend, get_backends, get_registry, get_tokenizer, register_plugin
@@ -31,6 +31,7 @@ __all__ = [
     "CheckpointError",
     "CheckpointSchema",
     "ConfigError",
+    "ConfigFileError",
     "InputError",
     "Layout",
     "PluginError",

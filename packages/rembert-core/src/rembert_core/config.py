@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Generic, Literal, TypeVar, overload
 
 from rembert_core.dtypes import DTYPES
-from rembert_core.errors import ConfigError
-from rembert_core.serialization import atomic_write_bytes
+from rembert_core.errors import CheckpointError, ConfigError, ConfigFileError
+from rembert_core.serialization import atomic_write_bytes, check_file
 
 __all__ = ["CONFIG_NAME", "HIDDEN_ACTS", "PROBLEM_TYPES", "ConfigFileError", "RemBertConfig"]
 
@@ -89,14 +89,6 @@ _LOADING_ARGUMENTS = (
     "_from_pipeline",
     "_commit_hash",
 )
-
-
-class ConfigFileError(ConfigError, OSError):
-    """A ``config.json`` that does not exist or cannot be read: a :class:`ConfigError` and an ``OSError``.
-
-    transformers raises ``OSError`` for a path without a config, so code written against it keeps
-    catching the same thing.
-    """
 
 
 # -- transformers' attributes --------------------------------------------------------------------
@@ -759,7 +751,8 @@ class RemBertConfig:
             token=token,
             revision=revision,
         )
-        data = _read_json(path)
+        directory = Path(pretrained_model_name_or_path)
+        data = _read_json(path, root=path.parent if directory.is_dir() else None)
         try:
             if return_unused_kwargs:
                 return cls.from_dict(data, return_unused_kwargs=True, **overrides)
@@ -927,12 +920,20 @@ def _download_config(
         raise ConfigFileError(f"cannot fetch {CONFIG_NAME} of {where!r}: {type(exc).__name__}: {exc}") from None
 
 
-def _read_json(path: Path) -> Any:
-    """The parsed JSON of ``path``: a missing or unreadable file is a :class:`ConfigFileError`."""
+def _read_json(path: Path, root: Path | None = None) -> Any:
+    """The parsed JSON of ``path``: a missing or unreadable file is a :class:`ConfigFileError`.
+
+    The file must be a regular file (a FIFO would block, a device read forever); with ``root`` (the
+    checkpoint directory it was found in) a symbolic link must stay inside it, as for every file a
+    checkpoint directory holds (:func:`rembert_core.serialization.check_file`).
+    """
     try:
+        check_file(path, root=root)
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigFileError(f"config file not found: {path}") from None
+    except CheckpointError as exc:  # not a regular file, or a link leaving its directory
+        raise ConfigFileError(f"cannot read config file {path}: {exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
     except OSError as exc:

@@ -136,7 +136,7 @@ def convert_checkpoint(
             files = save_safetensors(view, tmp, max_shard_size=max_shard_size, progress=progress)
             out_config = config.copy(architectures=[ARCHITECTURES[chosen]])
             if dtype is not None:
-                out_config.extra["dtype"] = dtype
+                out_config.dtype = dtype
             out_config.save_pretrained(tmp)
             carried = _carry_files(src if src.is_dir() else src.parent, detected, tmp)
             _publish(tmp, dst, overwrite=overwrite)

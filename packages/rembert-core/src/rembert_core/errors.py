@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "CheckpointError",
     "ConfigError",
+    "ConfigFileError",
     "InputError",
     "PluginError",
     "RemBertError",
@@ -23,6 +24,14 @@ class RemBertError(Exception):
 
 class ConfigError(RemBertError, ValueError):
     """A configuration is invalid (bad value, wrong type, wrong ``model_type``)."""
+
+
+class ConfigFileError(ConfigError, OSError):
+    """A ``config.json`` that does not exist or cannot be read: a :class:`ConfigError` and an ``OSError``.
+
+    transformers raises ``OSError`` for a path without a config, so code written against it keeps
+    catching the same thing.
+    """
 
 
 class CheckpointError(RemBertError, OSError):
