@@ -45,7 +45,7 @@ FORMATS = ("safetensors", "sharded", "bin", "h5", "tf_checkpoint")
 
 
 def _original_name(canonical: str) -> tuple[str, bool]:
-    """Google's original variable name for a canonical tensor (the inverse of rembert_core.tf_names)."""
+    """Google's original variable name for a canonical tensor (the inverse of rembert_core.io.tf_names)."""
     head = {
         "cls.predictions.dense.weight": ("cls/predictions/transform/dense/kernel", True),
         "cls.predictions.dense.bias": ("cls/predictions/transform/dense/bias", False),

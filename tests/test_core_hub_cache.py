@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rembert_core import CheckpointError
-from rembert_core.hub import resolve_checkpoint
+from rembert_core.io.hub import resolve_checkpoint
 
 pytest.importorskip("huggingface_hub")
 

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+import rembert_core.io.atomic as atomic
+import rembert_core.io.tensors as tensors
 import rembert_core.loading as core_loading
-import rembert_core.serialization as serialization
 from rembert_core import build_schema, save_safetensors
 from rembert_core.serialization import SAVE_JOURNAL
 from rembert_core.testing import tiny_config
@@ -53,10 +54,10 @@ class _Spy:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls: dict[str, list[Any]] = {"header": [], "detect": [], "recover": []}
         for module, attr, key in (
-            (serialization, "read_safetensors_header", "header"),
+            (tensors, "read_safetensors_header", "header"),
             (core_loading, "detect_format", "detect"),
             (core_loading, "recover_interrupted_save", "recover"),
-            (serialization, "recover_interrupted_save", "recover"),
+            (atomic, "recover_interrupted_save", "recover"),
         ):
             monkeypatch.setattr(module, attr, self._wrap(getattr(module, attr), key))
         import safetensors

@@ -61,7 +61,7 @@ def op_safetensors(path: str) -> Any:
 
 
 def op_h5(path: str) -> Any:
-    from rembert_core.h5 import open_h5
+    from rembert_core.io.h5 import open_h5
 
     return _read_all(open_h5(Path(path)))
 

@@ -9,7 +9,7 @@ import pytest
 from _util import make_h5
 
 from rembert_core import CheckpointError
-from rembert_core.h5 import open_h5
+from rembert_core.io.h5 import open_h5
 
 CATEGORY = "regressions"
 

@@ -264,7 +264,7 @@ def test_h5_without_h5py_says_what_to_install(tmp_path: Path, monkeypatch: pytes
     ],
 )
 def test_h5_name_rules(h5_name: str, canonical: str, transpose: bool) -> None:
-    from rembert_core.h5 import canonical_h5_name
+    from rembert_core.io.h5 import canonical_h5_name
 
     assert canonical_h5_name(h5_name) == (canonical, transpose)
 
@@ -296,7 +296,7 @@ def test_h5_name_rules(h5_name: str, canonical: str, transpose: bool) -> None:
     ],
 )
 def test_original_tf_checkpoint_names(variable: str, expected: tuple[str, bool] | None) -> None:
-    from rembert_core.tf_names import tf_checkpoint_name
+    from rembert_core.io.tf_names import tf_checkpoint_name
 
     assert tf_checkpoint_name(variable) == expected
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from rembert_core import CheckpointError
-from rembert_core.hub import resolve_checkpoint
+from rembert_core.io.hub import resolve_checkpoint
 
 
 def test_local_paths_are_returned(tmp_path: Path) -> None:

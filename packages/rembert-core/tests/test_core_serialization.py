@@ -76,7 +76,7 @@ def test_crash_mid_save_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatc
     first = tensors(0)
     save_safetensors(first, tmp_path, max_shard_size=1200)
     calls = {"n": 0}
-    import rembert_core.serialization as ser
+    import rembert_core.io.tensors as ser
 
     real = ser.save_file
 
@@ -227,7 +227,7 @@ def test_dtype_code() -> None:
 
 def _crash_after_renames(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
     """Make os.replace in serialization fail after ``n`` renames, as a crash between renames would."""
-    import rembert_core.serialization as serialization
+    import rembert_core.io.atomic as serialization
 
     real = os.replace
     calls = {"n": 0}
@@ -316,7 +316,7 @@ def _load_unit(directory: Path) -> tuple[int, set[float]]:
 
 @pytest.mark.parametrize("layouts", [(None, None), (None, "60B"), ("60B", None), ("60B", "60B")])
 def test_a_save_interrupted_before_its_commit_point_leaves_the_previous_unit(tmp_path, monkeypatch, layouts):
-    import rembert_core.serialization as serialization
+    import rembert_core.io.atomic as serialization
 
     first, second = layouts
     _save_unit(tmp_path, 1, first)
@@ -337,7 +337,7 @@ def test_a_save_interrupted_before_its_commit_point_leaves_the_previous_unit(tmp
 
 @pytest.mark.parametrize("layouts", [(None, None), (None, "60B"), ("60B", None), ("60B", "60B")])
 def test_a_save_interrupted_after_its_commit_point_is_finished_by_the_next_load(tmp_path, monkeypatch, layouts):
-    import rembert_core.serialization as serialization
+    import rembert_core.io.atomic as serialization
 
     first, second = layouts
     _save_unit(tmp_path, 1, first)

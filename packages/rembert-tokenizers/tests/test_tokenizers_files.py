@@ -133,7 +133,7 @@ def test_a_save_interrupted_after_its_commit_point_loads_as_the_new_tokenizer(
     tmp_path: Path, en_model: Path, ja_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Killed between its renames, a save used to leave a mix of old and new files that loaded."""
-    import rembert_core.serialization as serialization
+    import rembert_core.io.atomic as serialization
     from rembert_tokenizers import RemBertTokenizer
 
     RemBertTokenizer(str(en_model)).save_pretrained(tmp_path)

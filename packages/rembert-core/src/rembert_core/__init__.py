@@ -13,10 +13,10 @@ from rembert_core.backend import Backend, TokenizerSpec
 from rembert_core.config import RemBertConfig
 from rembert_core.errors import CheckpointError, ConfigError, ConfigFileError, InputError, PluginError, RemBertError
 from rembert_core.hookspecs import HOOKSPEC_VERSION, hookimpl, hookspec
+from rembert_core.io.tensors import open_checkpoint, save_safetensors
 from rembert_core.loading import find_weights, iter_matched, match_weights, open_weights
 from rembert_core.plugins import get_backend, get_backends, get_registry, get_tokenizer, register_plugin
 from rembert_core.schema import ARCHITECTURES, TASKS, CheckpointSchema, Layout, SchemaReport, TensorSpec, build_schema
-from rembert_core.serialization import open_checkpoint, save_safetensors
 
 try:
     __version__ = metadata.version("rembert-core")

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from rembert_core.config import RemBertConfig
-from rembert_core.dtypes import COMPUTE_DTYPES
+from rembert_core.io.dtypes import COMPUTE_DTYPES
 from rembert_core.schema import TASKS
 
 __all__ = ["DTYPES", "INPUT_NAMES", "OUTPUT_NAMES", "Backend", "TokenizerSpec"]

@@ -107,7 +107,7 @@ def _inspect_payload(path: Path, task: str | None) -> dict[str, Any]:
     config = read_config(path if path.is_dir() else path.parent, {})
 
     from rembert_core.convert import orphan_staging
-    from rembert_core.serialization import orphan_temp_files, pending_save
+    from rembert_core.io.atomic import orphan_temp_files, pending_save
 
     base = path if path.is_dir() else path.parent
     detected = detect_format(path, recover=False)  # read-only: an interrupted save is reported, not finished
@@ -271,7 +271,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
         report.skipped.append("tokenizers (rembert-tokenizers or its fixtures are not available)")
     print(report.render())
     if args.report:
-        from rembert_core.serialization import atomic_write_bytes
+        from rembert_core.io.atomic import atomic_write_bytes
 
         atomic_write_bytes(Path(args.report), report.to_json().encode("utf-8"))
         print(f"report written to {args.report}")

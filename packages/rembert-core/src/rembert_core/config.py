@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Literal, TypeVar, overload
 
-from rembert_core.dtypes import DTYPES
 from rembert_core.errors import CheckpointError, ConfigError, ConfigFileError
-from rembert_core.serialization import atomic_write_bytes, check_file
+from rembert_core.io.atomic import atomic_write_bytes, check_file
+from rembert_core.io.dtypes import DTYPES
 
 __all__ = ["CONFIG_NAME", "HIDDEN_ACTS", "PROBLEM_TYPES", "ConfigFileError", "RemBertConfig"]
 
@@ -830,7 +830,7 @@ def _config_path(
     revision: str | None,
 ) -> Path:
     """The local ``config.json`` that ``name`` (a directory, a file or a Hub id) and ``subfolder`` name."""
-    from rembert_core.serialization import recover_interrupted_save
+    from rembert_core.io.atomic import recover_interrupted_save
 
     path = Path(name)
     if path.is_dir():
@@ -853,7 +853,7 @@ def _config_path(
 
 
 def _looks_like_hub_id(name: str) -> bool:
-    from rembert_core.hub import _HUB_ID
+    from rembert_core.io.hub import _HUB_ID
 
     return not (os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1) and bool(_HUB_ID.match(name))
 
@@ -925,7 +925,7 @@ def _read_json(path: Path, root: Path | None = None) -> Any:
 
     The file must be a regular file (a FIFO would block, a device read forever); with ``root`` (the
     checkpoint directory it was found in) a symbolic link must stay inside it, as for every file a
-    checkpoint directory holds (:func:`rembert_core.serialization.check_file`).
+    checkpoint directory holds (:func:`rembert_core.io.atomic.check_file`).
     """
     try:
         check_file(path, root=root)

@@ -27,12 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from rembert_core.config import CONFIG_NAME, RemBertConfig
-from rembert_core.dtypes import COMPUTE_DTYPES, by_name
 from rembert_core.errors import CheckpointError
 from rembert_core.formats import Detected
+from rembert_core.io.atomic import _fsync_dir, check_file
+from rembert_core.io.dtypes import COMPUTE_DTYPES, by_name
+from rembert_core.io.tensors import TensorInfo, TensorSource, save_safetensors
 from rembert_core.loading import detect_format, read_config
 from rembert_core.schema import ARCHITECTURES, build_schema, check_layer_count, infer_task
-from rembert_core.serialization import TensorInfo, TensorSource, _fsync_dir, check_file, save_safetensors
 
 __all__ = ["ConvertResult", "convert_checkpoint"]
 

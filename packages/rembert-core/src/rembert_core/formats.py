@@ -26,7 +26,7 @@ from typing import Any
 
 from rembert_core.errors import CheckpointError, RemBertError
 from rembert_core.hookspecs import hookimpl
-from rembert_core.serialization import (
+from rembert_core.io.tensors import (
     SAFE_WEIGHTS_INDEX_NAME,
     SAFE_WEIGHTS_NAME,
     TensorSource,
@@ -159,7 +159,7 @@ PYTORCH = CheckpointFormat(
 TF_H5 = CheckpointFormat(
     name="tf_h5",
     detect=detect_files(TF_WEIGHTS_NAME, suffixes=(".h5",)),
-    opener="rembert_core.h5:open_h5",
+    opener="rembert_core.io.h5:open_h5",
     precedence=PRECEDENCE["tf_h5"],
     description="tf_model.h5 written by transformers' TensorFlow classes (needs h5py)",
 )

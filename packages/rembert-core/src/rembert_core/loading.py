@@ -12,8 +12,8 @@ Every framework's ``from_pretrained`` runs the same plan::
         plan.log(logger, type(model).__name__)
         info = plan.loading_info()
 
-:func:`plan_load` resolves a Hub id (:mod:`rembert_core.hub`), finishes a save interrupted after its
-commit point (:func:`~rembert_core.serialization.recover_interrupted_save`), detects the format among
+:func:`plan_load` resolves a Hub id (:mod:`rembert_core.io.hub`), finishes a save interrupted after its
+commit point (:func:`~rembert_core.io.atomic.recover_interrupted_save`), detects the format among
 the registered ones (:func:`detect_format`), opens the weights (their headers parsed once, the files
 kept open until the plan closes, so a load sees the save that was there when it started) and reads the
 config. :meth:`LoadPlan.match` checks the tensors against the model's schema from the headers alone.
@@ -36,12 +36,13 @@ from typing import Any
 import numpy as np
 
 from rembert_core.config import CONFIG_NAME, RemBertConfig
-from rembert_core.dtypes import dtype_code, dtype_name
 from rembert_core.errors import CheckpointError, ConfigError, RemBertError
 from rembert_core.formats import KNOWN_FILES, CheckpointFormat, Detected
-from rembert_core.hub import resolve_checkpoint
+from rembert_core.io.atomic import check_file, pending_save, recover_interrupted_save
+from rembert_core.io.dtypes import dtype_code, dtype_name
+from rembert_core.io.hub import resolve_checkpoint
+from rembert_core.io.tensors import TensorSource
 from rembert_core.schema import CheckpointSchema, SchemaReport, TensorSpec, check_layer_count
-from rembert_core.serialization import TensorSource, check_file, pending_save, recover_interrupted_save
 
 __all__ = [
     "HUB_ARGUMENTS",
@@ -184,7 +185,7 @@ def iter_matched(
 def read_config(directory: Path, overrides: Mapping[str, Any]) -> RemBertConfig:
     """``config.json`` of ``directory`` with ``overrides`` applied, as transformers applies them.
 
-    The file must be a regular file of ``directory`` (:func:`~rembert_core.serialization.check_file`).
+    The file must be a regular file of ``directory`` (:func:`~rembert_core.io.atomic.check_file`).
     ``num_labels`` without ``id2label`` regenerates the label names (``LABEL_0``, ...) when it changes the
     count; with ``id2label`` it is checked against it.
     """

@@ -33,8 +33,8 @@ import numpy as np
 from rembert_core.backend import Backend
 from rembert_core.config import RemBertConfig
 from rembert_core.errors import RemBertError
+from rembert_core.io.tensors import open_checkpoint, save_safetensors
 from rembert_core.schema import TASKS, Init, build_schema
-from rembert_core.serialization import open_checkpoint, save_safetensors
 from rembert_core.testing.configs import tiny_config
 from rembert_core.tolerances import Tolerance, get_tolerance, max_diffs
 

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rembert_core.config import RemBertConfig
-from rembert_core.dtypes import by_code, by_name
 from rembert_core.errors import CheckpointError
+from rembert_core.io.dtypes import by_code, by_name
 
 __all__ = [
     "ARCHITECTURES",

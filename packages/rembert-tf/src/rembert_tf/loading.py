@@ -40,7 +40,7 @@ from rembert_core.serialization import (
     dtype_code,
     save_transaction,
 )
-from rembert_core.tf_names import tf_checkpoint_name
+from rembert_core.io.tf_names import tf_checkpoint_name
 from rembert_tf._tensorflow import tf
 
 if TYPE_CHECKING:

@@ -30,8 +30,8 @@ from torch import nn
 
 from rembert_core import CheckpointError, ConfigError, RemBertConfig, build_schema
 from rembert_core.config import CONFIG_NAME
-from rembert_core.dtypes import COMPUTE_DTYPES, by_name
 from rembert_core.formats import PT_WEIGHTS_INDEX_NAME, PT_WEIGHTS_NAME, PYTORCH
+from rembert_core.io.dtypes import COMPUTE_DTYPES, by_name
 from rembert_core.loading import LoadPlan, plan_load
 from rembert_core.schema import CheckpointSchema, Init
 from rembert_core.serialization import (

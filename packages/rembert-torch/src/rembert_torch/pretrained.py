@@ -333,7 +333,7 @@ class RemBertPreTrainedModel(nn.Module):
 
         Args:
             pretrained_model_name_or_path: a local directory or weights file, or a Hugging Face Hub id
-                (resolved through ``rembert_core.hub`` and the Hub cache; needs ``huggingface_hub``). Any
+                (resolved through ``rembert_core.io.hub`` and the Hub cache; needs ``huggingface_hub``). Any
                 format a rembert plugin reads works: safetensors, ``pytorch_model.bin``, ``tf_model.h5``.
             config: use this config instead of the checkpoint's ``config.json``.
             torch_dtype: ``torch.float32`` (default), ``torch.bfloat16``, ``torch.float16``, their names, or

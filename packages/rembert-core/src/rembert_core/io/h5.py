@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from rembert_core.errors import CheckpointError
-from rembert_core.serialization import TensorInfo, TensorSource, dtype_code
+from rembert_core.io.tensors import TensorInfo, TensorSource, dtype_code
 
 __all__ = ["LEAF_RULES", "SEGMENT_RULES", "H5Checkpoint", "canonical_h5_name", "open_h5"]
 
