@@ -9,7 +9,7 @@ core schema from the headers alone, then streamed into the Keras variables one
 at a time (dense kernels transposed from the canonical ``[out, in]``);
 safetensors tensors larger than :data:`STREAM_BLOCK_BYTES` are copied in row
 blocks read from the file. The model is built under
-:func:`~rembert_tf.modeling.skip_init`: its large float32 variables start as
+:func:`~rembert_tf.kernels.skip_init`: its large float32 variables start as
 untouched zero pages in NumPy buffers that TensorFlow adopts, and the values are
 written straight into those buffers (:func:`host_buffer`), so peak memory stays at
 one copy of the weights plus a block (measured on the full-size backbone:
@@ -31,8 +31,9 @@ import numpy as np
 
 from rembert_core import ARCHITECTURES, CheckpointError, RemBertConfig, build_schema, save_safetensors
 from rembert_core.config import CONFIG_NAME
+from rembert_core.io.tf_names import tf_checkpoint_name
 from rembert_core.loading import LoadPlan, plan_load
-from rembert_core.schema import CheckpointSchema, Init, SchemaReport
+from rembert_core.schema import CheckpointSchema, SchemaReport
 from rembert_core.serialization import (
     SafetensorsCheckpoint,
     TensorInfo,
@@ -40,7 +41,6 @@ from rembert_core.serialization import (
     dtype_code,
     save_transaction,
 )
-from rembert_core.io.tf_names import tf_checkpoint_name
 from rembert_tf._tensorflow import tf
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ class _DLPackCapsule:
 def host_buffer(var: Any) -> np.ndarray | None:
     """The writable NumPy array that holds ``var``'s values, when it is one of the model's lazy buffers.
 
-    Models built under :func:`rembert_tf.modeling.skip_init` keep their large float32
+    Models built under :func:`rembert_tf.kernels.skip_init` keep their large float32
     variables in NumPy buffers adopted by TensorFlow; writing into such a buffer is
     writing into the variable, with no TensorFlow copy. The address of the variable's
     current value proves the aliasing; anything else (another device, a buffer
@@ -184,24 +184,27 @@ def assign_canonical(
 
 
 def _initialize(model: TFRemBertPreTrainedModel, schema: CheckpointSchema, names: list[str]) -> None:
-    """Give the tensors ``names`` (absent from the checkpoint) their reference initial values."""
+    """Give the tensors ``names`` (absent from the checkpoint) their initial values, from each spec's ``init``.
+
+    The values come from :func:`rembert_tf.kernels.initial_value`, as a new model's do; they are drawn in
+    Keras' default float dtype and cast to the variable's (for a float32 variable: the constructor's draw).
+    """
     import keras
 
+    from rembert_tf.kernels import initial_value
+
     variables = model.canonical_variables()
-    std = model.config.initializer_range
+    config = model.config
     for name in names:
         var, _ = variables[name]
-        init = schema[name].init
         shape = tuple(int(d) for d in var.shape)
-        if init is Init.ZEROS:
-            value = tf.zeros(shape)
-        elif init is Init.ONES:
-            value = tf.ones(shape)
-        else:
-            value = keras.random.normal(shape, stddev=std)
-            pad = model.config.pad_token_id
-            if init is Init.NORMAL_PADDED and pad is not None:
-                value = value * tf.cast(tf.range(shape[0]) != pad, value.dtype)[:, None]
+        value = initial_value(
+            schema[name].init,
+            shape,
+            keras.backend.floatx(),
+            initializer_range=config.initializer_range,
+            pad_token_id=config.pad_token_id,
+        )
         var.assign(tf.cast(value, var.dtype))
 
 
