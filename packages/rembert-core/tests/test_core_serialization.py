@@ -358,3 +358,26 @@ def test_save_transaction_refuses_files_outside_its_directory(tmp_path):
     with pytest.raises(CheckpointError, match="not a file of it"), save_transaction(tmp_path) as save:
         save.write_bytes("../escape.json", b"{}")
     assert not (tmp_path.parent / "escape.json").exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_saved_files_get_the_mode_a_plain_open_gives(tmp_path: Path, umask: int) -> None:
+    """Temporary files are 0600; what a save publishes must be readable as the user's umask allows."""
+    import stat
+
+    from rembert_core import RemBertConfig
+    from rembert_core.serialization import atomic_write_bytes, atomic_write_files
+
+    old = os.umask(umask)
+    try:
+        RemBertConfig(vocab_size=10, hidden_size=8, num_attention_heads=2).save_pretrained(tmp_path / "single")
+        save_safetensors(tensors(0), tmp_path / "single")
+        save_safetensors(tensors(0), tmp_path / "sharded", max_shard_size=1200)
+        atomic_write_bytes(tmp_path / "plain" / "notes.txt", b"x")
+        atomic_write_files({tmp_path / "plain" / "a.json": b"{}", tmp_path / "plain" / "b.json": b"{}"})
+    finally:
+        os.umask(old)
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(files) >= 8
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path

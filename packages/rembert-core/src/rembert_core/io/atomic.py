@@ -51,6 +51,33 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (else set and restored, locked)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def _open_mode(fd: int) -> None:
+    """Give a temporary file (``mkstemp`` makes it 0600) the mode a plain ``open()`` would: 0666 less the umask.
+
+    A saved checkpoint or tokenizer must be readable by whoever could read a file the user wrote
+    themselves (a serving process running as another user, say).
+    """
+    os.fchmod(fd, 0o666 & ~_umask())
+
+
 _HELD_LOCKS = threading.local()  # .paths: the directories this thread holds locked
 
 
@@ -101,6 +128,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
 
 def _atomic_path(target: Path) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    _open_mode(fd)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -160,6 +188,7 @@ class SaveTransaction:
             raise CheckpointError(f"{name!r} is written twice in one save into {self.directory}")
         self.directory.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.directory)
+        _open_mode(fd)
         os.close(fd)
         self._staged[name] = Path(tmp_name)
         return self._staged[name]
@@ -179,6 +208,7 @@ class SaveTransaction:
         try:
             for tmp in self._staged.values():
                 with open(tmp, "rb+") as fh:
+                    _open_mode(fh.fileno())  # however the file was written (some writers replace it)
                     os.fsync(fh.fileno())
             _fsync_dir(self.directory)
             remove = [name for name in dict.fromkeys(self._remove) if name not in self._staged]
