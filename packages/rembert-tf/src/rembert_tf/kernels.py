@@ -9,7 +9,8 @@ Keras has no layers with PyTorch's exact semantics, so the model builds on three
   and, like ``padding_idx``, gives the padding row none;
 * :class:`LayerNorm` computes and returns float32 whatever the compute dtype.
 
-Their variables start from the reference ``_init_weights`` values, except under :func:`skip_init`
+Their variables start as :func:`initial_value` says for their schema ``Init`` (the one place a
+variable gets its initial values, shared with ``rembert_tf.loading``), except under :func:`skip_init`
 (used by ``from_pretrained`` before a checkpoint overwrites every value): then float32 variables of
 at least :data:`LAZY_ZEROS_MIN_BYTES` start as untouched zero pages of a NumPy buffer TensorFlow
 adopts (:func:`_lazy_zeros`), which ``rembert_tf.loading`` writes the checkpoint into, so a load
@@ -29,9 +30,19 @@ from typing import Any
 
 import numpy as np
 
+from rembert_core.schema import Init
 from rembert_tf._tensorflow import keras, tf
 
-__all__ = ["LAZY_BUFFERS", "LAZY_ZEROS", "LAZY_ZEROS_MIN_BYTES", "Embedding", "LayerNorm", "Linear", "skip_init"]
+__all__ = [
+    "LAZY_BUFFERS",
+    "LAZY_ZEROS",
+    "LAZY_ZEROS_MIN_BYTES",
+    "Embedding",
+    "LayerNorm",
+    "Linear",
+    "initial_value",
+    "skip_init",
+]
 
 # -- switches --------------------------------------------------------------------------------------
 
@@ -95,24 +106,44 @@ def _lazy_zeros(shape: Sequence[int], dtype: Any) -> Any:
     return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
 
 
-def _initializer(kind: str, std: float = 0.0, pad_row: int | None = None) -> Callable[..., Any]:
-    """A Keras initializer of the reference ``_init_weights`` kind ("normal", "zeros", "ones")."""
+def initial_value(
+    init: Init, shape: Sequence[int], dtype: Any, *, initializer_range: float, pad_token_id: int | None = None
+) -> Any:
+    """The initial value ``init`` names, as a tensor of ``shape`` and ``dtype`` (the reference ``_init_weights``).
 
-    def init(shape: Sequence[int], dtype: Any = None) -> Any:
+    ``NORMAL``: normal(0, ``initializer_range``) from Keras' seeded generator; ``NORMAL_PADDED``: the same
+    with the ``pad_token_id`` row zeroed (when set and inside the table); ``ZEROS``; ``ONES``. The one place a
+    TensorFlow variable gets its initial values: the leaf layers' initializers (:func:`_initializer`) and
+    ``rembert_tf.loading`` (for the tensors a checkpoint lacks) both call it.
+
+    Example:
+        >>> from rembert_core.schema import Init
+        >>> from rembert_tf.kernels import initial_value
+        >>> table = initial_value(Init.NORMAL_PADDED, (4, 3), "float32", initializer_range=0.02, pad_token_id=0)
+        >>> table.numpy()[0].tolist()
+        [0.0, 0.0, 0.0]
+    """
+    if init is Init.ZEROS:
+        return tf.zeros(shape, dtype)
+    if init is Init.ONES:
+        return tf.ones(shape, dtype)
+    value = keras.random.normal(shape, stddev=initializer_range, dtype=dtype)
+    if init is Init.NORMAL_PADDED and pad_token_id is not None and pad_token_id < shape[0]:
+        keep = tf.cast(tf.range(shape[0]) != pad_token_id, value.dtype)[:, None]
+        value = value * keep
+    return value
+
+
+def _initializer(init: Init, initializer_range: float = 0.0, pad_token_id: int | None = None) -> Callable[..., Any]:
+    """A Keras initializer giving :func:`initial_value`, or lazy zeros under :func:`skip_init`."""
+
+    def initializer(shape: Sequence[int], dtype: Any = None) -> Any:
         dtype = dtype or "float32"
         if getattr(_INIT_STATE, "skip", False):
             return _lazy_zeros(shape, dtype)
-        if kind == "zeros":
-            return tf.zeros(shape, dtype)
-        if kind == "ones":
-            return tf.ones(shape, dtype)
-        value = keras.random.normal(shape, stddev=std, dtype=dtype)
-        if pad_row is not None and pad_row < shape[0]:
-            keep = tf.cast(tf.range(shape[0]) != pad_row, value.dtype)[:, None]
-            value = value * keep
-        return value
+        return initial_value(init, shape, dtype, initializer_range=initializer_range, pad_token_id=pad_token_id)
 
-    return init
+    return initializer
 
 
 # -- leaf layers -----------------------------------------------------------------------------------
@@ -139,9 +170,9 @@ class Linear(keras.layers.Layer):
         self.in_features = in_features
         self.out_features = out_features
         self.kernel = self.add_weight(
-            name="kernel", shape=(in_features, out_features), initializer=_initializer("normal", initializer_range)
+            name="kernel", shape=(in_features, out_features), initializer=_initializer(Init.NORMAL, initializer_range)
         )
-        self.bias = self.add_weight(name="bias", shape=(out_features,), initializer=_initializer("zeros"))
+        self.bias = self.add_weight(name="bias", shape=(out_features,), initializer=_initializer(Init.ZEROS))
         self.built = True
 
     def call(self, x: tf.Tensor) -> tf.Tensor:
@@ -179,8 +210,9 @@ class Embedding(keras.layers.Layer):
         self.width = width
         self.initializer_range = initializer_range
         self.pad_row = pad_row
+        init = Init.NORMAL if pad_row is None else Init.NORMAL_PADDED
         self.weight = self.add_weight(
-            name="weight", shape=(rows, width), initializer=_initializer("normal", initializer_range, pad_row)
+            name="weight", shape=(rows, width), initializer=_initializer(init, initializer_range, pad_row)
         )
         self.built = True
 
@@ -221,8 +253,8 @@ class LayerNorm(keras.layers.Layer):
         super().__init__(autocast=False, **kwargs)
         self.width = width
         self.eps = eps
-        self.weight = self.add_weight(name="weight", shape=(width,), initializer=_initializer("ones"))
-        self.bias = self.add_weight(name="bias", shape=(width,), initializer=_initializer("zeros"))
+        self.weight = self.add_weight(name="weight", shape=(width,), initializer=_initializer(Init.ONES))
+        self.bias = self.add_weight(name="bias", shape=(width,), initializer=_initializer(Init.ZEROS))
         self.built = True
 
     def call(self, x: tf.Tensor) -> tf.Tensor:

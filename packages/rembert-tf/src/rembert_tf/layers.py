@@ -1,10 +1,11 @@
-"""The transformer blocks of RemBERT as Keras layers, in reading order (what ``rembert_tf.modeling`` assembles).
+"""RemBERT's transformer blocks as Keras layers, in reading order (what :mod:`rembert_tf.modeling` assembles).
 
-Embeddings, self-attention, its output block, attention, intermediate, output, layer, encoder,
-pooler and the LM prediction head, each with its PyTorch twin's name and canonical children
-(``TFRemBertOutput`` is ``RemBertOutput``). They are built from the leaf layers ``Linear``,
-``Embedding`` and ``LayerNorm`` of :mod:`rembert_tf.kernels`; the main layer, which checks the
-inputs and builds the masks, and the models are in :mod:`rembert_tf.modeling`.
+Read this file first, top to bottom: the activations, then embeddings, self-attention, its output block,
+attention, intermediate, output, layer, encoder, pooler and the LM prediction head, each with its
+PyTorch twin's name (``TFRemBertEmbeddings`` is ``rembert_torch.layers.RemBertEmbeddings``). Then
+:mod:`rembert_tf.modeling`: :class:`~rembert_tf.modeling.TFRemBertMainLayer` (inputs, masks, embeddings,
+encoder, pooler), :class:`~rembert_tf.modeling.TFRemBertModel` and the six task heads. The blocks are
+built from the leaf layers ``Linear``, ``Embedding`` and ``LayerNorm`` of :mod:`rembert_tf.kernels`.
 
 Naming: every layer and weight is named after the canonical checkpoint tensor
 (:func:`rembert_core.build_schema`): ``embeddings.word_embeddings.weight`` is the
@@ -34,6 +35,7 @@ from rembert_tf.outputs import BaseModelOutputWithPastAndCrossAttentions
 from rembert_tf.validation import PastKeyValues, dim
 
 __all__ = [
+    "ACTIVATIONS",
     "TFRemBertAttention",
     "TFRemBertEmbeddings",
     "TFRemBertEncoder",
@@ -52,20 +54,31 @@ __all__ = [
 # -- activations -----------------------------------------------------------------------------------
 
 
+def _gelu(x: tf.Tensor) -> tf.Tensor:
+    return tf.nn.gelu(x, approximate=False)  # the exact erf GELU
+
+
+def _gelu_tanh(x: tf.Tensor) -> tf.Tensor:
+    return tf.nn.gelu(x, approximate=True)
+
+
+#: ``config.hidden_act`` -> the activation function ("gelu" is the exact erf GELU).
+ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
+    "gelu": _gelu,
+    "gelu_new": _gelu_tanh,
+    "gelu_pytorch_tanh": _gelu_tanh,
+    "relu": tf.nn.relu,
+    "silu": tf.nn.silu,
+    "swish": tf.nn.silu,
+}
+
+
 def get_activation(name: str) -> Callable[[tf.Tensor], tf.Tensor]:
-    """The activation called ``name`` in the config ("gelu" is the exact erf GELU)."""
-    activations: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
-        "gelu": lambda x: tf.nn.gelu(x, approximate=False),
-        "gelu_new": lambda x: tf.nn.gelu(x, approximate=True),
-        "gelu_pytorch_tanh": lambda x: tf.nn.gelu(x, approximate=True),
-        "relu": tf.nn.relu,
-        "silu": tf.nn.silu,
-        "swish": tf.nn.silu,
-    }
+    """The activation called ``name`` in the config (:data:`ACTIVATIONS`)."""
     try:
-        return activations[name]
+        return ACTIVATIONS[name]
     except KeyError:
-        raise ConfigError(f"hidden_act {name!r} is not supported; choose one of {sorted(activations)}") from None
+        raise ConfigError(f"hidden_act {name!r} is not supported; choose one of {sorted(ACTIVATIONS)}") from None
 
 
 # -- embeddings ------------------------------------------------------------------------------------

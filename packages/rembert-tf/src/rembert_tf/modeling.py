@@ -1,11 +1,12 @@
-"""RemBERT in TensorFlow / Keras 3: the backbone and the six task heads, following the reference PyTorch model.
+"""RemBERT in TensorFlow / Keras 3: the model and the six task heads, following the reference PyTorch model.
 
-Read :mod:`rembert_tf.layers` first (embeddings, attention, feed-forward, layer, encoder, pooler,
-LM head); this file assembles them: :class:`TFRemBertMainLayer` (the backbone: inputs, masks,
-embeddings, encoder, pooler), :class:`TFRemBertModel` and the heads. Elsewhere: the leaf layers
-and the lazy-memory tricks in :mod:`rembert_tf.kernels`, the input and label checks in
-:mod:`rembert_tf.validation`, the base class (config, canonical tensors, checkpoints, Keras hooks,
-export) in :mod:`rembert_tf.pretrained`, ``generate`` in :mod:`rembert_tf.generation`.
+Read :mod:`rembert_tf.layers` first (activations, embeddings, attention, feed-forward, layer, encoder,
+pooler, LM head); this file assembles them, top to bottom: :class:`TFRemBertMainLayer` (the backbone:
+inputs, the additive attention masks, embeddings, encoder, pooler), :class:`TFRemBertModel`, then the six
+task heads. Elsewhere: the base class (config, canonical tensors, checkpoints, resizing, Keras hooks,
+export) in :mod:`~rembert_tf.pretrained`, the input and label checks in :mod:`~rembert_tf.validation`,
+the leaf layers, their initial values and the lazy-memory tricks in :mod:`~rembert_tf.kernels`,
+``generate`` in :mod:`~rembert_tf.generation`.
 
 The semantics are those of the reference *PyTorch* implementation
 (``transformers`` 4.57 ``RemBertModel``), also where the old TensorFlow reference
@@ -31,6 +32,7 @@ from rembert_tf.kernels import Embedding as Embedding
 from rembert_tf.kernels import LayerNorm as LayerNorm
 from rembert_tf.kernels import Linear
 from rembert_tf.kernels import skip_init as skip_init
+from rembert_tf.layers import ACTIVATIONS as ACTIVATIONS
 from rembert_tf.layers import TFRemBertAttention as TFRemBertAttention
 from rembert_tf.layers import TFRemBertEmbeddings, TFRemBertEncoder, TFRemBertOnlyMLMHead, TFRemBertPooler
 from rembert_tf.layers import TFRemBertIntermediate as TFRemBertIntermediate

@@ -1,6 +1,6 @@
-"""The speed tricks, kept out of the model code: activations, oneDNN dense layers, packed QKV, the attention kernel.
+"""What the model code leaves out: the dense layers' fast path, packed QKV, the attention kernel, initial values.
 
-None of them changes a number beyond the parity tolerances, and each steps aside where it could:
+None of the speed tricks changes a number beyond the parity tolerances, and each steps aside where it could:
 
 * **oneDNN dense layers.** The model's dense layers are :class:`Linear`, an ``nn.Linear`` whose forward,
   at float32 CPU inference, runs as one oneDNN call (``torch.ops.mkldnn._linear_pointwise``: GEMM, bias
@@ -11,45 +11,27 @@ None of them changes a number beyond the parity tolerances, and each steps aside
 * **The attention kernel.** ``scaled_dot_product_attention`` or the reference's explicit softmax, chosen
   by :func:`use_sdpa` from the module's ``attn_implementation`` (:data:`ATTN_IMPLEMENTATIONS`).
 
+Every tensor starts as its core schema spec says (:class:`rembert_core.schema.Init`), through one function,
+:func:`init_tensor`: when a model is built (``RemBertPreTrainedModel.post_init``) and, in
+``rembert_torch.loading``, for the tensors a checkpoint lacks. The activations are in
+:mod:`rembert_torch.layers`, as in rembert-tf.
+
 Measured speed-ups: see docs/performance.md.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rembert_core.schema import Init
 from rembert_torch.validation import checking_values
 
 Tensor = torch.Tensor
-
-# -- activations -------------------------------------------------------------------------------
-
-
-def _gelu_new(x: Tensor) -> Tensor:
-    # The tanh approximation written out, as the reference's "gelu_new" computes it.
-    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
-
-
-def _gelu_tanh(x: Tensor) -> Tensor:
-    return F.gelu(x, approximate="tanh")
-
-
-#: ``config.hidden_act`` -> the activation function.
-ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
-    "gelu": F.gelu,  # exact erf GELU
-    "gelu_new": _gelu_new,
-    "gelu_pytorch_tanh": _gelu_tanh,
-    "relu": F.relu,
-    "silu": F.silu,
-    "swish": F.silu,
-}
-
 
 # -- dense layers at inference (float32 on CPU: one oneDNN call per layer) ----------------------
 
@@ -61,7 +43,7 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 #: Set to False to do so everywhere (read at every call: ``rembert_torch.kernels.ONEDNN_INFERENCE = False``).
 ONEDNN_INFERENCE = True
 
-#: Activations oneDNN computes exactly as ``ACTIVATIONS`` does, as (post-op, algorithm); "none" is erf GELU.
+#: Activations oneDNN computes exactly as ``layers.ACTIVATIONS`` does, as (post-op, algorithm); "none" is erf GELU.
 _ONEDNN_EPILOGUES: dict[Callable[[Tensor], Tensor], tuple[str, str]] = {F.gelu: ("gelu", "none"), F.relu: ("relu", "")}
 
 
@@ -261,3 +243,33 @@ def use_sdpa(
         return True
     grads_flow = torch.is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad)
     return attn_implementation == "auto" and (not grads_flow or not _has_fully_masked_row(attention_mask))
+
+
+# -- initial values -----------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def init_tensor(tensor: Tensor, init: Init, *, initializer_range: float, pad_token_id: int | None) -> None:
+    """Fill ``tensor`` in place with the initial values ``init`` names (the reference ``_init_weights``).
+
+    ``NORMAL``: normal(0, ``initializer_range``); ``NORMAL_PADDED``: the same, then the ``pad_token_id`` row
+    zeroed (when set); ``ZEROS``; ``ONES``. The one place a torch tensor gets its initial values, so a model
+    built from a seed and a tensor a checkpoint lacks draw their numbers alike.
+
+    Example:
+        >>> import torch
+        >>> from rembert_core.schema import Init
+        >>> from rembert_torch.kernels import init_tensor
+        >>> table = torch.empty(4, 3)
+        >>> init_tensor(table, Init.NORMAL_PADDED, initializer_range=0.02, pad_token_id=0)
+        >>> table[0].tolist()
+        [0.0, 0.0, 0.0]
+    """
+    if init in (Init.NORMAL, Init.NORMAL_PADDED):
+        tensor.normal_(mean=0.0, std=initializer_range)
+        if init is Init.NORMAL_PADDED and pad_token_id is not None:
+            tensor[pad_token_id].zero_()
+    elif init is Init.ZEROS:
+        tensor.zero_()
+    else:
+        tensor.fill_(1.0)

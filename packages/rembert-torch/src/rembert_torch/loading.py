@@ -33,7 +33,7 @@ from rembert_core.config import CONFIG_NAME
 from rembert_core.formats import PT_WEIGHTS_INDEX_NAME, PT_WEIGHTS_NAME, PYTORCH
 from rembert_core.io.dtypes import COMPUTE_DTYPES, by_name
 from rembert_core.loading import LoadPlan, plan_load
-from rembert_core.schema import CheckpointSchema, Init
+from rembert_core.schema import CheckpointSchema
 from rembert_core.serialization import (
     SAFE_WEIGHTS_INDEX_NAME,
     SAFE_WEIGHTS_NAME,
@@ -44,6 +44,7 @@ from rembert_core.serialization import (
     save_safetensors,
     save_transaction,
 )
+from rembert_torch.kernels import init_tensor
 
 if TYPE_CHECKING:
     from rembert_torch.pretrained import RemBertPreTrainedModel
@@ -137,18 +138,6 @@ def _set_parameter(model: nn.Module, name: str, tensor: torch.Tensor) -> None:
     module._parameters[attr] = nn.Parameter(tensor, requires_grad=True if old is None else old.requires_grad)
 
 
-@torch.no_grad()
-def _init_tensor(tensor: torch.Tensor, init: Init, config: RemBertConfig) -> None:
-    if init in (Init.NORMAL, Init.NORMAL_PADDED):
-        tensor.normal_(mean=0.0, std=config.initializer_range)
-        if init is Init.NORMAL_PADDED and config.pad_token_id is not None:
-            tensor[config.pad_token_id].zero_()
-    elif init is Init.ZEROS:
-        tensor.zero_()
-    else:
-        tensor.fill_(1.0)
-
-
 def set_tensors(
     model: RemBertPreTrainedModel,
     tensors: Iterator[tuple[str, Any]],
@@ -161,7 +150,8 @@ def set_tensors(
 ) -> None:
     """Install ``(schema name, array or tensor)`` pairs as the model's parameters, cast to ``dtype`` on ``device``.
 
-    Tensors named in ``initialize`` are allocated and initialised like the reference instead. With
+    Tensors named in ``initialize`` are allocated and initialised instead, as a new model's are
+    (:func:`rembert_torch.kernels.init_tensor`, from each spec's ``init``). With
     ``alias``, given torch tensors already of the right dtype and device become the parameters as they
     are (used for safetensors' private, copy-on-write file mappings); otherwise they are copied.
     """
@@ -172,9 +162,12 @@ def set_tensors(
         if (shares and not alias) or not tensor.is_contiguous():
             tensor = tensor.clone(memory_format=torch.contiguous_format)  # never alias the caller's/mmap'd storage
         _set_parameter(model, name, tensor)
-    for name in initialize or []:
+    config = model.config
+    for name in initialize or []:  # as the constructor would: rembert_torch.kernels.init_tensor
         tensor = torch.empty(schema[name].shape, dtype=dtype, device=device)
-        _init_tensor(tensor, schema[name].init, model.config)
+        init_tensor(
+            tensor, schema[name].init, initializer_range=config.initializer_range, pad_token_id=config.pad_token_id
+        )
         _set_parameter(model, name, tensor)
 
 

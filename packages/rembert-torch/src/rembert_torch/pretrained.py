@@ -1,4 +1,4 @@
-"""The base of every RemBERT model: config, weight init, loading/saving, resizing, checkpointing, masks.
+"""The base of every RemBERT model: config, weight init, loading/saving, resizing, checkpointing.
 
 Also the documentation of the forward arguments every model shares, written once
 (:data:`FORWARD_ARGS`, added to each ``forward`` by :func:`document_forward`).
@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 import torch
 from torch import nn
 
-from rembert_core import ConfigError, InputError, RemBertConfig
-from rembert_torch.kernels import ATTN_IMPLEMENTATIONS, Linear
+from rembert_core import ConfigError, InputError, RemBertConfig, build_schema
+from rembert_core.schema import Init
+from rembert_torch.kernels import ATTN_IMPLEMENTATIONS, Linear, init_tensor
 
 if TYPE_CHECKING:
     from rembert_torch.modeling import RemBertModel
@@ -121,25 +122,41 @@ class RemBertPreTrainedModel(nn.Module):
 
     # -- weights ---------------------------------------------------------------------------------
 
+    def post_init(self) -> None:
+        """Initialise every weight as the core schema says (called at the end of each model's ``__init__``).
+
+        The modules are visited as the reference's ``self.apply(self._init_weights)`` visits them (children
+        first, each module's own parameters in order), so one seed gives the reference's numbers.
+        """
+        self.__dict__["_schema_inits"] = self._parameter_inits()  # read by _init_weights during apply
+        try:
+            self.apply(self._init_weights)
+        finally:
+            del self.__dict__["_schema_inits"]
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        """The reference initialisation: normal(0, initializer_range), zero biases, padding row zero, LN ones/zeros."""
-        std = self.config.initializer_range
-        if isinstance(module, nn.Linear):
-            module.weight.normal_(mean=0.0, std=std)
-            if module.bias is not None:
-                module.bias.zero_()
-        elif isinstance(module, nn.Embedding):
-            module.weight.normal_(mean=0.0, std=std)
-            if module.padding_idx is not None:
-                module.weight[module.padding_idx].zero_()
-        elif isinstance(module, nn.LayerNorm):
-            module.weight.fill_(1.0)
-            module.bias.zero_()
+        """Initialise ``module``'s own parameters, each as its core schema spec's ``init`` says (the reference's
+        normal(0, initializer_range), zero biases, zero padding row, LayerNorm ones/zeros; see
+        :func:`rembert_torch.kernels.init_tensor`).
 
-    def post_init(self) -> None:
-        """Initialise every weight (called at the end of each model's ``__init__``)."""
-        self.apply(self._init_weights)
+        Parameters the schema does not name (modules a subclass adds) keep the values their module gave them.
+        """
+        params = list(module.parameters(recurse=False))
+        if not params:
+            return
+        inits = self.__dict__.get("_schema_inits") or self._parameter_inits()
+        config = self.config
+        for param in params:
+            init = inits.get(id(param))
+            if init is not None:
+                init_tensor(param, init, initializer_range=config.initializer_range, pad_token_id=config.pad_token_id)
+
+    def _parameter_inits(self) -> dict[int, Init]:
+        """``id(parameter) -> Init`` of every parameter the core schema of this model names."""
+        pooler = getattr(self.base_model, "pooler", None) is not None
+        schema = build_schema(self.config, self.task, add_pooling_layer=pooler)
+        return {id(param): schema[name].init for name, param in self.named_parameters() if name in schema}
 
     @property
     def dtype(self) -> torch.dtype:
@@ -404,51 +421,6 @@ class RemBertPreTrainedModel(nn.Module):
             safe_serialization=safe_serialization,
             state_dict=state_dict,
         )
-
-    # -- attention masks (as transformers' get_extended_attention_mask, invert_attention_mask, get_head_mask) --
-
-    def _self_attention_bias(
-        self, attention_mask: Tensor | None, batch: int, seq: int, past_length: int, device: torch.device
-    ) -> Tensor | None:
-        """The additive self-attention mask (batch, 1, seq or 1, past + seq): 0 to attend, finfo(dtype).min to mask."""
-        dtype = self.dtype
-        if attention_mask is None and not self.config.is_decoder:
-            return None  # adding the reference's all-zero mask changes nothing
-        if attention_mask is None:
-            attention_mask = torch.ones(batch, past_length + seq, device=device, dtype=dtype)
-        if attention_mask.dim() == 3:
-            extended = attention_mask[:, None, :, :].to(dtype)  # (batch, 1, seq, past + seq)
-        elif self.config.is_decoder:
-            positions = torch.arange(seq, device=device)
-            causal = positions[None, :] <= positions[:, None]  # (seq, seq): key j visible from query i when j <= i
-            if past_length:
-                prefix = torch.ones(seq, past_length, dtype=torch.bool, device=device)
-                causal = torch.cat([prefix, causal], dim=-1)  # (seq, past + seq)
-            extended = causal[None, None, :, :].to(dtype) * attention_mask[:, None, None, :].to(dtype)
-        else:
-            extended = attention_mask[:, None, None, :].to(dtype)  # (batch, 1, 1, seq)
-        return (1.0 - extended) * torch.finfo(dtype).min
-
-    def _encoder_attention_bias(self, encoder_attention_mask: Tensor | None) -> Tensor | None:
-        if encoder_attention_mask is None:
-            return None
-        dtype = self.dtype
-        if encoder_attention_mask.dim() == 3:
-            extended = encoder_attention_mask[:, None, :, :].to(dtype)  # (batch, 1, seq, enc_seq)
-        else:
-            extended = encoder_attention_mask[:, None, None, :].to(dtype)  # (batch, 1, 1, enc_seq)
-        return (1.0 - extended) * torch.finfo(dtype).min
-
-    def _head_masks(self, head_mask: Tensor | None) -> list[Tensor | None]:
-        layers = self.config.num_hidden_layers
-        if head_mask is None:
-            return [None] * layers
-        if head_mask.dim() == 1:
-            head_mask = head_mask[None, None, :, None, None].expand(layers, -1, -1, -1, -1)  # (layers, 1, heads, 1, 1)
-        elif head_mask.dim() == 2:
-            head_mask = head_mask[:, None, :, None, None]  # (layers, 1, heads, 1, 1)
-        head_mask = head_mask.to(self.dtype)
-        return [head_mask[i] for i in range(layers)]
 
     # -- shared forward helpers ------------------------------------------------------------------
 
