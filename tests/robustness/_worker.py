@@ -197,6 +197,14 @@ def op_leak(kind: str, iterations: int, warmup: int) -> Any:
     return leak(kind, iterations, warmup)
 
 
+def op_tokenizer_ids(kind: str, path: str, text: str) -> Any:
+    """A tokenizer directory's ids for ``text``, with its [CLS] and [SEP] ids and its size (id stability)."""
+    from rembert_tokenizers import RemBertTokenizer, RemBertTokenizerFast
+
+    tok = (RemBertTokenizerFast if kind == "fast" else RemBertTokenizer).from_pretrained(path)
+    return [tok(text)["input_ids"], tok.cls_token_id, tok.sep_token_id, len(tok)]
+
+
 OPS = {name.removeprefix("op_"): fn for name, fn in globals().items() if name.startswith("op_")}
 
 

@@ -31,13 +31,14 @@ This module holds the constructor and the entry points (``__call__``, ``encode``
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
-from rembert_core import InputError
+from rembert_core import CheckpointError, InputError
 from rembert_core.tokens import CLS_TOKEN, MASK_TOKEN, PAD_TOKEN, SEP_TOKEN, UNK_TOKEN
 from rembert_tokenizers.encoding import BatchEncoding
 from rembert_tokenizers.files import ADDED_TOKENS_FILE as ADDED_TOKENS_FILE
@@ -51,7 +52,7 @@ from rembert_tokenizers.segmentation import SegmentationMixin
 from rembert_tokenizers.special_tokens import SPECIAL_TOKEN_ATTRIBUTES, SpecialTokensMixin
 from rembert_tokenizers.truncation_padding import MAX_PADDED_LENGTH as MAX_PADDED_LENGTH
 from rembert_tokenizers.truncation_padding import VERY_LARGE_INTEGER, TruncationPaddingMixin
-from rembert_tokenizers.vocabulary import SPIECE_UNDERLINE, AddedToken, Vocabulary
+from rembert_tokenizers.vocabulary import SPIECE_UNDERLINE, AddedToken, Vocabulary, _short_repr
 from rembert_tokenizers.vocabulary import _Sequence as _Sequence
 
 __all__ = [
@@ -63,6 +64,18 @@ __all__ = [
 ]
 # The file names, MAX_PADDED_LENGTH and _Sequence were defined here before the step modules existed: the
 # "X as X" imports above keep them importable from here.
+
+
+@contextlib.contextmanager
+def _file_errors(source: str | None) -> Iterator[None]:
+    """An :class:`InputError` about what a file holds becomes a :class:`CheckpointError` naming the file."""
+    if source is None:
+        yield
+        return
+    try:
+        yield
+    except InputError as exc:
+        raise CheckpointError(f"{source}: {exc}") from exc
 
 
 # Each step's mixin builds on the ones it calls, so Python wants the later steps listed first.
@@ -128,6 +141,8 @@ class RemBertTokenizerBase(
         if not isinstance(model_max_length, int) or model_max_length <= 0:
             raise InputError(f"model_max_length must be a positive int, got {model_max_length!r}")
         self.model_max_length = model_max_length
+        # Set by from_pretrained: the file the added tokens come from (its errors are CheckpointErrors naming it).
+        added_tokens_source = kwargs.pop("_added_tokens_source", None)
         # Options kept for the config file; the reference stores unknown keys the same way.
         self.init_kwargs = {
             k: v
@@ -147,14 +162,11 @@ class RemBertTokenizerBase(
         self._added_ids = {}
         self._special = {}
         self._additional_special = []
-        for key, value in (added_tokens_decoder or {}).items():
-            try:
-                index = int(key)
-            except (TypeError, ValueError):
-                raise InputError(f"added_tokens_decoder: key {key!r} is not a token id") from None
-            token = AddedToken.from_value(value, special=False, argument="added_tokens_decoder")
-            self._added_tokens[index] = token
-            self._added_ids[token.content] = index
+        with _file_errors(added_tokens_source):
+            self._set_added_tokens(
+                added_tokens_decoder if added_tokens_decoder is not None else {},
+                argument="added_tokens_decoder" if added_tokens_source is None else "added tokens",
+            )
         specials: dict[str, Any] = {
             "bos_token": bos_token,
             "eos_token": eos_token,
@@ -176,13 +188,20 @@ class RemBertTokenizerBase(
             if token.content in self._added_ids:  # keep the stored flags (config files written by save_pretrained)
                 token = self._added_tokens[self._added_ids[token.content]]
             self._special[name] = token
+        if additional_special_tokens is not None and not isinstance(additional_special_tokens, (list, tuple)):
+            # A str would be split into its characters (as this class did); transformers refuses it too.
+            raise InputError(
+                "additional_special_tokens must be a list of tokens, "
+                f"got {type(additional_special_tokens).__name__} {_short_repr(additional_special_tokens)}"
+            )
         for value in additional_special_tokens or ():
             token = AddedToken.from_value(value, special=True, argument="additional_special_tokens")
             if token.content in self._added_ids:
                 token = self._added_tokens[self._added_ids[token.content]]
             if token.content not in [t.content for t in self._additional_special]:
                 self._additional_special.append(token)
-        self._register(self._all_special_extended(), special=True)
+        with _file_errors(added_tokens_source):
+            self._register(self._all_special_extended(), special=True)
 
     def __repr__(self) -> str:
         return (

@@ -31,7 +31,9 @@ text) so the ``tokenizers`` lattice cannot produce them either.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -46,6 +48,7 @@ from rembert_tokenizers.spmodel import (
     build_model_proto,
     parse_model,
 )
+from rembert_tokenizers.vocabulary import _short_repr
 
 __all__ = [
     "SPIECE_UNDERLINE",
@@ -201,58 +204,88 @@ def _hf_token(token: Mapping[str, Any]) -> Any:
     )
 
 
-def _find_charsmap(normalizer: Any) -> bytes | None:
-    if not isinstance(normalizer, Mapping):
-        return None
-    if normalizer.get("type") == "Precompiled":
-        value = normalizer.get("precompiled_charsmap")
-        if value is None:
-            return b""
-        if isinstance(value, str):
-            return base64.b64decode(value)
-        if isinstance(value, list):  # older tokenizers versions wrote a list of bytes
-            return bytes(value)
-    if normalizer.get("type") == "Sequence":
-        for item in normalizer.get("normalizers", []):
-            found = _find_charsmap(item)
-            if found is not None:
-                return found
+def _find_charsmap(normalizer: Any, *, source: str) -> bytes | None:
+    """The ``Precompiled`` charsmap of a ``tokenizer.json`` normalizer, searched through nested sequences."""
+    pending = [normalizer]
+    while pending:  # a loop, not recursion: a file may nest Sequences thousands deep
+        item = pending.pop(0)
+        if not isinstance(item, Mapping):
+            continue
+        if item.get("type") == "Precompiled":
+            value = item.get("precompiled_charsmap")
+            if value is None:
+                return b""
+            if isinstance(value, str):
+                try:  # strict, as tokenizers reads it: other characters are not silently dropped
+                    return base64.b64decode(value, validate=True)
+                except (binascii.Error, ValueError) as exc:
+                    raise CheckpointError(
+                        f"{source}: field 'normalizer' 'precompiled_charsmap' is not valid base64 ({exc})"
+                    ) from exc
+            if isinstance(value, list):  # older tokenizers versions wrote a list of bytes
+                if not all(isinstance(b, int) and not isinstance(b, bool) and 0 <= b < 256 for b in value):
+                    raise CheckpointError(f"{source}: field 'normalizer' 'precompiled_charsmap' is not a list of bytes")
+                return bytes(value)
+            raise CheckpointError(
+                f"{source}: field 'normalizer' 'precompiled_charsmap' must be a base64 string, "
+                f"got {type(value).__name__}"
+            )
+        if item.get("type") == "Sequence":
+            children = item.get("normalizers", [])
+            if not isinstance(children, list):
+                raise CheckpointError(
+                    f"{source}: field 'normalizer' 'normalizers' must be a list, got {_short_repr(children)}"
+                )
+            pending[:0] = children  # depth first, as the file reads
     return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def model_from_tokenizer_json(text: str, *, source: str) -> tuple[SentencePieceModel, list[tuple[int, dict[str, Any]]]]:
     """Rebuild the SentencePiece model and the added tokens from a ``tokenizer.json`` (ours or the reference's).
 
     Pieces listed as special added tokens with ids inside the vocabulary are
-    SentencePiece control pieces; they are not returned as added tokens.
+    SentencePiece control pieces; they are not returned as added tokens. A malformed
+    file raises :class:`~rembert_core.CheckpointError` naming ``source`` and the field.
     """
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{source} is not valid JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, a 5,000-digit number, nesting too deep
+        raise CheckpointError(f"{source} is not valid JSON: {type(exc).__name__}: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
         raise CheckpointError(f"{source} is not a tokenizers tokenizer.json (no 'model' object)")
     model = data["model"]
     if model.get("type") != "Unigram":
-        raise CheckpointError(f"{source}: RemBERT needs a Unigram model, got {model.get('type')!r}")
+        raise CheckpointError(f"{source}: RemBERT needs a Unigram model, got {_short_repr(model.get('type'))}")
     vocab = model.get("vocab")
     unk_id = model.get("unk_id")
-    if not isinstance(vocab, list) or not vocab or not isinstance(unk_id, int) or not 0 <= unk_id < len(vocab):
-        raise CheckpointError(f"{source}: the Unigram model has no vocab or no valid unk_id")
+    if not isinstance(vocab, list) or not vocab or not _is_int(unk_id) or not 0 <= unk_id < len(vocab):
+        raise CheckpointError(
+            f"{source}: the Unigram model has no vocab or no valid unk_id "
+            f"(field 'model' 'unk_id': {_short_repr(unk_id)})"
+        )
+    byte_fallback = model.get("byte_fallback", False)
+    if not isinstance(byte_fallback, bool) and byte_fallback is not None:
+        raise CheckpointError(
+            f"{source}: field 'model' 'byte_fallback' must be true or false, got {_short_repr(byte_fallback)}"
+        )
+    entries = data.get("added_tokens") or []
+    if not isinstance(entries, list):
+        raise CheckpointError(f"{source}: field 'added_tokens' must be a list, got {type(entries).__name__}")
     added: list[tuple[int, dict[str, Any]]] = []
     control: set[int] = set()
-    for entry in data.get("added_tokens") or []:
-        if (
-            not isinstance(entry, dict)
-            or not isinstance(entry.get("id"), int)
-            or not isinstance(entry.get("content"), str)
-        ):
-            raise CheckpointError(f"{source}: malformed added token {entry!r}")
+    for entry in entries:
+        if not isinstance(entry, dict) or not _is_int(entry.get("id")) or not isinstance(entry.get("content"), str):
+            raise CheckpointError(f"{source}: field 'added_tokens': malformed added token {_short_repr(entry)}")
         index = entry["id"]
         if (
-            index < len(vocab)
+            0 <= index < len(vocab)
             and entry.get("special")
-            and vocab[index][0] == entry["content"]
+            and isinstance(vocab[index], (list, tuple))
+            and vocab[index][:1] == [entry["content"]]
             and (index == unk_id or entry["content"] in ("<s>", "</s>", "<pad>", "<unk>"))
         ):
             control.add(index)
@@ -261,15 +294,28 @@ def model_from_tokenizer_json(text: str, *, source: str) -> tuple[SentencePieceM
     pieces: list[tuple[str, float, int]] = []
     for index, item in enumerate(vocab):
         if not isinstance(item, (list, tuple)) or len(item) != 2 or not isinstance(item[0], str):
-            raise CheckpointError(f"{source}: malformed vocab entry {index}: {item!r}")
+            raise CheckpointError(f"{source}: field 'model' 'vocab': malformed entry {index}: {_short_repr(item)}")
+        score = item[1]
+        if not isinstance(score, (int, float)) or isinstance(score, bool):
+            raise CheckpointError(
+                f"{source}: field 'model' 'vocab': entry {index} ({item[0]!r}) has the score {_short_repr(score)}, "
+                "not a number"
+            )
+        try:
+            score = float(score)
+        except OverflowError:
+            score = math.inf  # refused as not finite by parse_model, naming the piece
         kind = PIECE_UNKNOWN if index == unk_id else PIECE_CONTROL if index in control else PIECE_NORMAL
-        pieces.append((item[0], float(item[1]), kind))
-    charsmap = _find_charsmap(data.get("normalizer")) or b""
-    proto = build_model_proto(
-        pieces,
-        charsmap=charsmap,
-        normalizer_name="nmt_nfkc" if charsmap else "identity",
-        byte_fallback=bool(model.get("byte_fallback", False)),
-        unk_id=unk_id,
-    )
+        pieces.append((item[0], score, kind))
+    charsmap = _find_charsmap(data.get("normalizer"), source=source) or b""
+    try:
+        proto = build_model_proto(
+            pieces,
+            charsmap=charsmap,
+            normalizer_name="nmt_nfkc" if charsmap else "identity",
+            byte_fallback=bool(byte_fallback),
+            unk_id=unk_id,
+        )
+    except (ValueError, TypeError) as exc:  # e.g. a piece with a lone surrogate (not UTF-8)
+        raise CheckpointError(f"{source}: field 'model' 'vocab' cannot be a SentencePiece model: {exc}") from exc
     return parse_model(proto, source=source), added

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rembert_core import CheckpointError, InputError
-from rembert_core.serialization import recover_interrupted_save
+from rembert_core.serialization import check_file, recover_interrupted_save
 from rembert_core.tokens import CLS_TOKEN, MASK_TOKEN, PAD_TOKEN, SEP_TOKEN, UNK_TOKEN
 from rembert_tokenizers.base import RemBertTokenizerBase
 from rembert_tokenizers.convert import (
@@ -28,7 +28,7 @@ from rembert_tokenizers.convert import (
     model_from_tokenizer_json,
     whitespace_function,
 )
-from rembert_tokenizers.files import VOCAB_FILE
+from rembert_tokenizers.files import VOCAB_FILE, directory_file
 from rembert_tokenizers.spmodel import (
     PIECE_NORMAL,
     PIECE_USER_DEFINED,
@@ -155,6 +155,7 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
                 raise InputError(f"tokenizer_file must be a path, got {type(tokenizer_file).__name__}")
             path = os.fspath(tokenizer_file)
             try:
+                check_file(path)  # a regular file (a FIFO would block the read, a device would never end)
                 with open(path, encoding="utf-8") as handle:
                     text = handle.read()
             except (OSError, UnicodeDecodeError) as exc:
@@ -169,7 +170,16 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
         self._model: SentencePieceModel = model
         self.vocab_file = os.fspath(vocab_file) if vocab_file is not None else None
         if file_added and "added_tokens_decoder" not in kwargs:
-            kwargs["added_tokens_decoder"] = {index: token for index, token in file_added}
+            decoder: dict[int, dict[str, Any]] = {}
+            for index, token in file_added:
+                if index in decoder:
+                    raise CheckpointError(
+                        f"{path!r}: field 'added_tokens': the id {index} is given to both "
+                        f"{decoder[index]['content']!r} and {token['content']!r}"
+                    )
+                decoder[index] = token
+            kwargs["added_tokens_decoder"] = decoder
+            kwargs["_added_tokens_source"] = f"{path!r} (field 'added_tokens')"
         super().__init__(
             do_lower_case=do_lower_case,
             remove_space=remove_space,
@@ -185,19 +195,19 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
         )
 
     def _load_model(self) -> None:
-        import sentencepiece
-
+        # The slow tokenizer's processor: decode() is exactly its, and so are the rows whose segmentation is a tie.
+        # Loaded first: sentencepiece's checks of the model name the file (CheckpointError).
+        self._sp = self._model.processor(remove_space=self.remove_space)
         self._charsmap = self._model.charsmap_normalizer()
         self._ascii_identity: bool | None = None  # decided on first use (charsmap_keeps_ascii)
         # Two cores share the lattice: one with the whitespace rules as tokenizers normalizers (offsets and
         # pieces are tracked through them), one without, fed by the same rules in Python (ids only, faster).
-        self._core = build_core_tokenizer(self._model, remove_space=self.remove_space)
-        self._core_ids = build_core_tokenizer(self._model, remove_space=self.remove_space, whitespace=False)
+        try:
+            self._core = build_core_tokenizer(self._model, remove_space=self.remove_space)
+            self._core_ids = build_core_tokenizer(self._model, remove_space=self.remove_space, whitespace=False)
+        except Exception as exc:  # tokenizers raises plain Exception for a model it refuses
+            raise CheckpointError(f"tokenizers cannot build a Unigram model of {self._model.source}: {exc}") from exc
         self._whitespace = whitespace_function(self._model, remove_space=self.remove_space)
-        # The slow tokenizer's processor: decode() is exactly its, and so are the rows whose segmentation is a tie.
-        processor = sentencepiece.SentencePieceProcessor()
-        processor.LoadFromSerializedProto(self._model.processor_bytes(remove_space=self.remove_space))
-        self._sp = processor
         self._pieces = list(self._model.pieces)
         self._piece_ids = {}
         for index, piece in enumerate(self._pieces):
@@ -372,14 +382,10 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
                 f"{path!r} is neither a directory nor a file (hub downloads are not supported; pass a local path)"
             )
         recover_interrupted_save(path)  # a save killed after its commit point is finished first
-        vocab = os.path.join(path, VOCAB_FILE)
-        tokenizer_json = os.path.join(path, TOKENIZER_FILE)
-        has_vocab, has_json = os.path.isfile(vocab), os.path.isfile(tokenizer_json)
-        if not has_vocab and not has_json:
+        # Every file is read under the file policy (check_file); tokenizer.json only without sentencepiece.model.
+        vocab = directory_file(path, VOCAB_FILE)
+        tokenizer_json = directory_file(path, TOKENIZER_FILE) if vocab is None else None
+        if vocab is None and tokenizer_json is None:
             raise CheckpointError(f"{path!r} has neither {VOCAB_FILE} nor {TOKENIZER_FILE}")
         options = cls._pretrained_kwargs(path, kwargs)
-        return cls(
-            vocab_file=vocab if has_vocab else None,
-            tokenizer_file=tokenizer_json if has_json and not has_vocab else None,
-            **options,
-        )
+        return cls(vocab_file=vocab, tokenizer_file=tokenizer_json, **options)

@@ -12,12 +12,19 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from rembert_core import CheckpointError
-from rembert_core.serialization import atomic_write_bytes, atomic_write_files
+from rembert_core import CheckpointError, InputError
+from rembert_core.serialization import atomic_write_bytes, atomic_write_files, check_file
 from rembert_tokenizers.special_tokens import SPECIAL_TOKEN_ATTRIBUTES, SpecialTokensMixin
-from rembert_tokenizers.vocabulary import AddedToken
+from rembert_tokenizers.vocabulary import AddedToken, _short_repr
 
-__all__ = ["ADDED_TOKENS_FILE", "SPECIAL_TOKENS_MAP_FILE", "TOKENIZER_CONFIG_FILE", "VOCAB_FILE", "FilesMixin"]
+__all__ = [
+    "ADDED_TOKENS_FILE",
+    "SPECIAL_TOKENS_MAP_FILE",
+    "TOKENIZER_CONFIG_FILE",
+    "VOCAB_FILE",
+    "FilesMixin",
+    "directory_file",
+]
 
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
@@ -157,21 +164,29 @@ class FilesMixin(SpecialTokensMixin):
         return dict(sorted(result.items()))
 
     @staticmethod
-    def _read_json(path: str) -> dict[str, Any]:
+    def _read_json(path: str, *, root: str | None = None) -> dict[str, Any]:
+        """A JSON object file of a tokenizer directory ``root``, read under the file policy (``check_file``)."""
         try:
+            check_file(path, root=root)  # a regular file; a link only inside the directory (or to hub blobs)
             with open(path, encoding="utf-8") as handle:
                 data = json.load(handle)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"cannot read {path}: {exc}") from exc
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+            # ValueError: JSONDecodeError, or a number of more than 4,300 digits; RecursionError: nesting too deep
+            raise CheckpointError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
         if not isinstance(data, dict):
             raise CheckpointError(f"{path}: expected a JSON object, got {type(data).__name__}")
         return data
 
     @classmethod
     def _pretrained_kwargs(cls, directory: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Constructor arguments from ``tokenizer_config.json``/``special_tokens_map.json``; ``kwargs`` win."""
+        """Constructor arguments from ``tokenizer_config.json``/``special_tokens_map.json``; ``kwargs`` win.
+
+        Every file is read under the file policy of :func:`rembert_core.serialization.check_file` and
+        checked field by field: a malformed file raises :class:`~rembert_core.CheckpointError` naming the
+        file and the field.
+        """
         config_path = os.path.join(directory, TOKENIZER_CONFIG_FILE)
-        config = cls._read_json(config_path) if os.path.isfile(config_path) else {}
+        config = cls._read_json(config_path, root=directory) if os.path.lexists(config_path) else {}
         for key in (
             "tokenizer_class",
             "auto_map",
@@ -183,26 +198,130 @@ class FilesMixin(SpecialTokensMixin):
             "legacy",
             "sp_model_kwargs",
             "split_special_tokens",
+            "_added_tokens_source",  # set below, never taken from the file
         ):
             config.pop(key, None)
+        _check_options(config, config_path)
+        added_source = f"{config_path} (field 'added_tokens_decoder')"
         special_path = os.path.join(directory, SPECIAL_TOKENS_MAP_FILE)
-        if os.path.isfile(special_path):
-            for key, value in cls._read_json(special_path).items():
-                if (key in SPECIAL_TOKEN_ATTRIBUTES or key == "additional_special_tokens") and key not in config:
-                    config[key] = value
-        added_path = os.path.join(directory, ADDED_TOKENS_FILE)
-        if os.path.isfile(added_path) and "added_tokens_decoder" not in config:
-            added = cls._read_json(added_path)
-            config["added_tokens_decoder"] = {
-                int(i): {"content": c, "special": c in {str(config.get(k)) for k in SPECIAL_TOKEN_ATTRIBUTES}}
-                for c, i in added.items()
+        if os.path.lexists(special_path):
+            special_map = cls._read_json(special_path, root=directory)
+            taken = {
+                key: value
+                for key, value in special_map.items()
+                if (key in SPECIAL_TOKEN_ATTRIBUTES or key == "additional_special_tokens") and key not in config
             }
+            _check_options(taken, special_path)
+            config.update(taken)
+        added_path = os.path.join(directory, ADDED_TOKENS_FILE)
+        if os.path.lexists(added_path) and "added_tokens_decoder" not in config:
+            added = cls._read_json(added_path, root=directory)
+            specials = {_content(config.get(k)) for k in SPECIAL_TOKEN_ATTRIBUTES}
+            decoder: dict[int, dict[str, Any]] = {}
+            for content, index in added.items():
+                if not isinstance(index, int) or isinstance(index, bool):
+                    raise CheckpointError(
+                        f"{added_path}: token {content!r} has the id {_short_repr(index)}, not an integer"
+                    )
+                if index in decoder:
+                    raise CheckpointError(
+                        f"{added_path}: token {content!r} has the id {index}, already given to "
+                        f"{decoder[index]['content']!r}"
+                    )
+                decoder[index] = {"content": content, "special": content in specials}
+            config["added_tokens_decoder"] = decoder
+            added_source = added_path
         for name in SPECIAL_TOKEN_ATTRIBUTES:
             value = config.get(name)
             if isinstance(value, Mapping):
                 config[name] = AddedToken.from_value(value, special=True, argument=name)
         for key in _HUB_ARGUMENTS:  # accepted for compatibility; only local directories are read
             kwargs.pop(key, None)
+        if "added_tokens_decoder" in config and "added_tokens_decoder" not in kwargs:
+            config["_added_tokens_source"] = added_source
         config.update(kwargs)
         config["name_or_path"] = directory
         return config
+
+
+def directory_file(directory: str, name: str) -> str | None:
+    """``directory/name`` if the directory holds that name, checked by the file policy; None if it holds none.
+
+    The file policy (:func:`rembert_core.serialization.check_file`): a regular file, not a FIFO or a
+    device; a symbolic link only to a file inside the directory (or to a Hugging Face cache snapshot's
+    blobs) unless ``REMBERT_FOLLOW_SYMLINKS=1``. Anything else raises :class:`~rembert_core.CheckpointError`.
+    """
+    path = os.path.join(directory, name)
+    if not os.path.lexists(path):
+        return None
+    try:
+        check_file(path, root=directory)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is a symbolic link to a file that does not exist") from None
+    return path
+
+
+def _content(value: Any) -> str | None:
+    """The text of a special-token value of a file (a str or an AddedToken dict)."""
+    if isinstance(value, Mapping):
+        value = value.get("content")
+    return value if isinstance(value, str) else None
+
+
+#: Options of tokenizer_config.json whose values must be booleans.
+_BOOL_OPTIONS = ("do_lower_case", "remove_space", "keep_accents", "clean_up_tokenization_spaces")
+
+
+def _check_options(config: Mapping[str, Any], path: str) -> None:
+    """The fields of ``tokenizer_config.json`` (or ``special_tokens_map.json``) that the constructor reads.
+
+    Raises :class:`~rembert_core.CheckpointError` naming ``path`` and the field, instead of a
+    ``TypeError`` (a ``"self"`` key) or characters taken for tokens (a string ``additional_special_tokens``).
+    """
+
+    def bad(key: str, expected: str) -> CheckpointError:
+        value = config[key]
+        return CheckpointError(
+            f"{path}: field {key!r} must be {expected}, got {type(value).__name__} {_short_repr(value)}"
+        )
+
+    if "self" in config:
+        raise CheckpointError(f"{path}: field 'self' is not a tokenizer option")
+    for key in _BOOL_OPTIONS:
+        if key in config and not isinstance(config[key], bool):
+            raise bad(key, "true or false")
+    if "model_max_length" in config:
+        value = config["model_max_length"]
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+            raise bad("model_max_length", "a positive integer")
+    for key in ("padding_side", "truncation_side"):
+        if key in config and config[key] not in ("left", "right"):
+            raise bad(key, "'left' or 'right'")
+    for key in SPECIAL_TOKEN_ATTRIBUTES:
+        if key in config:
+            _check_token(config[key], path, key, optional=True)
+    if "additional_special_tokens" in config:
+        value = config["additional_special_tokens"]
+        if value is not None:
+            if not isinstance(value, list):
+                # transformers 4.57 refuses a str here in tokenizer_config.json (AssertionError) and ignores it in
+                # special_tokens_map.json; taken as a list, its characters became special tokens.
+                raise bad("additional_special_tokens", "a list of tokens")
+            for index, item in enumerate(value):
+                _check_token(item, path, f"additional_special_tokens[{index}]", optional=False)
+    if "added_tokens_decoder" in config:
+        decoder = config["added_tokens_decoder"]
+        if not isinstance(decoder, Mapping):
+            raise bad("added_tokens_decoder", "an object of id -> token")
+        for key, value in decoder.items():
+            _check_token(value, path, f"added_tokens_decoder[{key!r}]", optional=False)
+
+
+def _check_token(value: Any, path: str, field: str, *, optional: bool) -> None:
+    """A token of a file: a non-empty str or an AddedToken object (``{"content": ..., "lstrip": ...}``)."""
+    if value is None and optional:
+        return
+    try:
+        AddedToken.from_value(value, special=True, argument=field)
+    except InputError as exc:
+        raise CheckpointError(f"{path}: field {exc}") from exc

@@ -9,7 +9,7 @@ from rembert_core import CheckpointError
 from rembert_core.serialization import recover_interrupted_save
 from rembert_core.tokens import CLS_TOKEN, MASK_TOKEN, PAD_TOKEN, SEP_TOKEN, UNK_TOKEN
 from rembert_tokenizers.base import RemBertTokenizerBase
-from rembert_tokenizers.files import VOCAB_FILE
+from rembert_tokenizers.files import VOCAB_FILE, directory_file
 from rembert_tokenizers.spmodel import SentencePieceModel, load_model_file
 from rembert_tokenizers.vocabulary import _Sequence
 
@@ -81,14 +81,7 @@ class RemBertTokenizer(RemBertTokenizerBase):
         )
 
     def _load_model(self) -> None:
-        import sentencepiece
-
-        processor = sentencepiece.SentencePieceProcessor()
-        try:
-            processor.LoadFromSerializedProto(self._model.processor_bytes(remove_space=self.remove_space))
-        except (RuntimeError, OSError) as exc:
-            raise CheckpointError(f"sentencepiece cannot load {self.vocab_file!r}: {exc}") from exc
-        self._sp = processor
+        self._sp = self._model.processor(remove_space=self.remove_space)
         self._pieces = list(self._model.pieces)
         self._piece_ids = {}
         for index, piece in enumerate(self._pieces):
@@ -133,7 +126,7 @@ class RemBertTokenizer(RemBertTokenizerBase):
                 f"{path!r} is neither a directory nor a file (hub downloads are not supported; pass a local path)"
             )
         recover_interrupted_save(path)  # a save killed after its commit point is finished first
-        vocab = os.path.join(path, VOCAB_FILE)
-        if not os.path.isfile(vocab):
+        vocab = directory_file(path, VOCAB_FILE)  # every file is read under the file policy (check_file)
+        if vocab is None:
             raise CheckpointError(f"{path!r} has no {VOCAB_FILE}")
         return cls(vocab, **cls._pretrained_kwargs(path, kwargs))

@@ -14,14 +14,25 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
+import numpy as np
+
 from rembert_core import InputError
 from rembert_tokenizers._trie import TokenTrie
-from rembert_tokenizers.vocabulary import AddedToken, Vocabulary
+from rembert_tokenizers.vocabulary import AddedToken, Vocabulary, _short_repr
 
 __all__ = ["SPECIAL_TOKEN_ATTRIBUTES", "SpecialTokensMixin"]
 
 #: Special-token attributes in the reference's registration order (this order fixes new token ids).
 SPECIAL_TOKEN_ATTRIBUTES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+
+
+def _token_id(key: Any) -> int | None:
+    """An ``added_tokens_decoder`` key as an id (JSON object keys are strings: ``"1000"``); None if it is not one."""
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return int(key)
+    if isinstance(key, str) and re.fullmatch(r"-?[0-9]{1,19}", key.strip()):
+        return int(key)
+    return None
 
 
 class SpecialTokensMixin(Vocabulary):
@@ -39,27 +50,72 @@ class SpecialTokensMixin(Vocabulary):
             seen.setdefault(token.content, token)
         return list(seen.values())
 
+    def _set_added_tokens(self, decoder: Mapping[Any, Any], *, argument: str = "added_tokens_decoder") -> None:
+        """Start from the added tokens of a saved tokenizer (``added_tokens_decoder``: id -> token).
+
+        The ids are checked, so that no file moves another token's id (transformers' slow and fast
+        tokenizers disagree on such files, or give one id to two tokens): an id is a non-negative
+        integer, an id inside the vocabulary names that very piece (``<s>``, or ``[CLS]`` 312 in
+        ``google/rembert``), and no id or token is listed twice. :class:`~rembert_core.InputError` otherwise.
+        """
+        if not isinstance(decoder, Mapping):
+            raise InputError(f"{argument}: expected a dict of id -> token, got {_short_repr(decoder)}")
+        vocab_size = len(self._pieces)
+        for key, value in decoder.items():
+            index = _token_id(key)
+            token = AddedToken.from_value(value, special=False, argument=argument)
+            where = f"{argument}: token {token.content!r}"
+            if index is None:
+                raise InputError(f"{where} has the id {_short_repr(key)}, not an integer")
+            if index < 0:
+                raise InputError(f"{where} has the negative id {index}")
+            if index < vocab_size and self._pieces[index] != token.content:
+                raise InputError(
+                    f"{where} has the id {index}, which is the SentencePiece piece {self._pieces[index]!r}: "
+                    f"an added token with an id inside the vocabulary (0..{vocab_size - 1}) must be that piece "
+                    "(refused rather than moving the ids of [CLS], [SEP] and the other added tokens)"
+                )
+            if index in self._added_tokens:
+                raise InputError(f"{where} has the id {index}, already given to {self._added_tokens[index].content!r}")
+            if token.content in self._added_ids:
+                raise InputError(f"{where} is listed twice, with the ids {self._added_ids[token.content]} and {index}")
+            self._added_tokens[index] = token
+            self._added_ids[token.content] = index
+
     def _register(self, tokens: Iterable[AddedToken], *, special: bool) -> int:
-        """Add tokens like the reference: an existing piece keeps its id, a new token gets the next id."""
+        """Add tokens like the reference: an existing piece keeps its id, a new token gets the next id.
+
+        The next id is the size of the vocabulary, as in the reference. When the added tokens leave a
+        gap after the vocabulary, that id may already belong to an added token: the reference then gives
+        it to both; here nothing is changed and :class:`~rembert_core.InputError` says so.
+        """
         added = 0
         with self._lock:
+            added_tokens, added_ids = dict(self._added_tokens), dict(self._added_ids)
             size = len(self.get_vocab())
             for token in tokens:
-                if token.content in self._added_ids and self._added_tokens[self._added_ids[token.content]] == token:
+                if token.content in added_ids and added_tokens[added_ids[token.content]] == token:
                     continue
-                if not special and token.content in self._added_ids:
+                if not special and token.content in added_ids:
                     continue
                 if self.do_lower_case and not token.special and token.normalized:
                     token = AddedToken(**{**asdict(token), "content": token.content.lower()})
-                if token.content in self._added_ids:
-                    index = self._added_ids[token.content]
+                if token.content in added_ids:
+                    index = added_ids[token.content]
                 elif token.content in self._piece_ids:
                     index = self._piece_ids[token.content]
                 else:
                     index = size + added
+                    if index in added_tokens:
+                        raise InputError(
+                            f"cannot add {token.content!r}: its id would be {index} (the vocabulary's size), which the "
+                            f"added token {added_tokens[index].content!r} already has (the added token ids leave a gap "
+                            "after the vocabulary)"
+                        )
                     added += 1
-                self._added_tokens[index] = token
-                self._added_ids[token.content] = index
+                added_tokens[index] = token
+                added_ids[token.content] = index
+            self._added_tokens, self._added_ids = added_tokens, added_ids
             self._rebuild_matcher()
         return added
 

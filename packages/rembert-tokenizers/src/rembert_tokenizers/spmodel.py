@@ -7,12 +7,14 @@ Both tokenizers start here. ``sentencepiece`` ships the protobuf module
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rembert_core import CheckpointError, InputError
+from rembert_core.serialization import check_file
 
 __all__ = [
     "PIECE_BYTE",
@@ -58,6 +60,7 @@ class SentencePieceModel:
         charsmap: the precompiled normalization charsmap (``b""``: identity normalization).
         add_dummy_prefix / remove_extra_whitespaces / escape_whitespaces: the model's normalizer flags.
         byte_fallback: whether unknown characters become byte pieces.
+        source: where the model was read from (named in error messages).
     """
 
     proto_bytes: bytes
@@ -71,6 +74,18 @@ class SentencePieceModel:
     remove_extra_whitespaces: bool
     escape_whitespaces: bool
     byte_fallback: bool
+    source: str = field(default="", compare=False)
+
+    def processor(self, *, remove_space: bool) -> Any:
+        """A ``sentencepiece.SentencePieceProcessor`` of the model; :class:`CheckpointError` if it refuses it."""
+        import sentencepiece
+
+        processor = sentencepiece.SentencePieceProcessor()
+        try:
+            processor.LoadFromSerializedProto(self.processor_bytes(remove_space=remove_space))
+        except (RuntimeError, OSError) as exc:
+            raise CheckpointError(f"sentencepiece cannot load {self.source or 'the model'}: {exc}") from exc
+        return processor
 
     def processor_bytes(self, *, remove_space: bool) -> bytes:
         """The model with ``remove_extra_whitespaces`` switched off when ``remove_space`` is False."""
@@ -96,7 +111,12 @@ class SentencePieceModel:
         spec.add_dummy_prefix = False
         spec.remove_extra_whitespaces = False
         spec.escape_whitespaces = False
-        return sentencepiece.SentencePieceNormalizer(normalizer_spec=spec)
+        try:
+            return sentencepiece.SentencePieceNormalizer(normalizer_spec=spec)
+        except (RuntimeError, OSError) as exc:
+            raise CheckpointError(
+                f"{self.source or 'the model'}: its precompiled_charsmap is not a valid normalization table ({exc})"
+            ) from exc
 
 
 _ASCII_CACHE: dict[str, bool] = {}
@@ -139,11 +159,14 @@ def parse_model(data: bytes, *, source: str) -> SentencePieceModel:
     unknown = [i for i, t in enumerate(types) if t == PIECE_UNKNOWN]
     if len(unknown) != 1:
         raise CheckpointError(f"{source}: expected exactly one unknown piece, found {len(unknown)}")
+    pieces = tuple(p.piece for p in model.pieces)
+    scores = tuple(float(p.score) for p in model.pieces)
+    _check_pieces(pieces, scores, types, source=source)
     spec = model.normalizer_spec
     return SentencePieceModel(
         proto_bytes=bytes(data),
-        pieces=tuple(p.piece for p in model.pieces),
-        scores=tuple(float(p.score) for p in model.pieces),
+        pieces=pieces,
+        scores=scores,
         types=types,
         unk_id=unknown[0],
         charsmap=bytes(spec.precompiled_charsmap),
@@ -152,7 +175,27 @@ def parse_model(data: bytes, *, source: str) -> SentencePieceModel:
         remove_extra_whitespaces=bool(spec.remove_extra_whitespaces),
         escape_whitespaces=bool(spec.escape_whitespaces),
         byte_fallback=bool(model.trainer_spec.byte_fallback),
+        source=source,
     )
+
+
+def _check_pieces(pieces: tuple[str, ...], scores: tuple[float, ...], types: tuple[int, ...], *, source: str) -> None:
+    """What ``sentencepiece`` checks when it loads a model, as a :class:`CheckpointError` naming the piece.
+
+    Every piece is non-empty with a finite score, and no piece is defined twice (normal, user-defined and
+    unused pieces share one table, control, unknown and byte pieces another, as in ``sentencepiece``).
+    """
+    reserved = (PIECE_CONTROL, PIECE_UNKNOWN, PIECE_BYTE)
+    seen: tuple[dict[str, int], dict[str, int]] = ({}, {})
+    for index, (piece, score, kind) in enumerate(zip(pieces, scores, types, strict=True)):
+        if not piece:
+            raise CheckpointError(f"{source}: piece {index} is empty")
+        if not math.isfinite(score):
+            raise CheckpointError(f"{source}: piece {index} ({piece!r}) has the score {score}, not a finite number")
+        table = seen[kind in reserved]
+        if piece in table:
+            raise CheckpointError(f"{source}: piece {index} ({piece!r}) is already defined as piece {table[piece]}")
+        table[piece] = index
 
 
 def load_model_file(vocab_file: Any, *, argument: str = "vocab_file") -> SentencePieceModel:
@@ -165,6 +208,7 @@ def load_model_file(vocab_file: Any, *, argument: str = "vocab_file") -> Sentenc
     if os.path.isdir(path):
         raise CheckpointError(f"{argument} {path!r} is a directory; use from_pretrained() for directories")
     try:
+        check_file(path)  # a regular file (a FIFO would block the read, a device would never end)
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as exc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import re
+import reprlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -28,6 +29,17 @@ __all__ = ["SPIECE_UNDERLINE", "AddedToken", "Vocabulary"]
 
 #: The SentencePiece whitespace symbol.
 SPIECE_UNDERLINE = "\u2581"
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 60, 60
+
+#: The flags of an added token (``AddedToken`` fields besides ``content``).
+_FLAGS = ("lstrip", "rstrip", "single_word", "normalized", "special")
+
+
+def _short_repr(value: Any) -> str:
+    """A short ``repr`` for error messages: bounded on huge values and safe on deeply nested ones (files)."""
+    return _REPR.repr(value)
 
 
 @dataclass(frozen=True)
@@ -83,7 +95,13 @@ class AddedToken:
         if isinstance(value, Mapping):
             fields = {k: value[k] for k in ("content", "lstrip", "rstrip", "single_word", "normalized") if k in value}
             if not isinstance(fields.get("content"), str) or not fields["content"]:
-                raise InputError(f"{argument}: {value!r} has no non-empty 'content'")
+                raise InputError(f"{argument}: {_short_repr(value)} has no non-empty 'content'")
+            for flag in _FLAGS:
+                if flag in value and not isinstance(value[flag], bool):
+                    raise InputError(
+                        f"{argument}: token {fields['content']!r}: {flag!r} must be true or false, "
+                        f"got {_short_repr(value[flag])}"
+                    )
             return cls(**fields, special=bool(value.get("special", special)) or special)
         content = getattr(value, "content", None)  # transformers / tokenizers AddedToken
         if isinstance(content, str) and content:
@@ -95,7 +113,7 @@ class AddedToken:
                 normalized=bool(getattr(value, "normalized", True)),
                 special=special or bool(getattr(value, "special", False)),
             )
-        raise InputError(f"{argument}: expected a str or AddedToken, got {type(value).__name__} {value!r}")
+        raise InputError(f"{argument}: expected a str or AddedToken, got {type(value).__name__} {_short_repr(value)}")
 
 
 @dataclass(slots=True)
