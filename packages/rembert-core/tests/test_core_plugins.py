@@ -304,3 +304,140 @@ def test_a_plugin_hanging_at_import_is_given_up_after_the_timeout(
     reset_plugins()
     with pytest.raises(PluginError, match="REMBERT_PLUGIN_IMPORT_TIMEOUT must be a number"):
         get_registry()
+
+
+# -- guards of issue 23: the import timeout's values, imports holding the GIL, tokenizer name clashes ------
+
+
+@pytest.mark.parametrize("raw", ["inf", "-inf", "1e20", "nan", "-1", "0"])
+def test_an_import_timeout_that_sets_no_limit_is_refused(raw: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """inf and 1e20 made every plugin fail with OverflowError; nan, 0 and negative values removed the limit."""
+    import re
+
+    monkeypatch.delenv("REMBERT_DISABLE_PLUGIN_AUTOLOAD")
+    monkeypatch.setenv("REMBERT_PLUGIN_IMPORT_TIMEOUT", raw)
+    expected = f"REMBERT_PLUGIN_IMPORT_TIMEOUT must be a number of seconds greater than 0 .*got '{re.escape(raw)}'"
+    with pytest.raises(PluginError, match=expected):
+        get_registry()
+
+
+def test_an_import_timeout_is_a_positive_number_of_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rembert_core.plugins import _import_timeout
+
+    for raw, expected in (("", None), (" 2.5 ", 2.5), ("1e3", 1000.0), ("9223372036", 9223372036.0)):
+        monkeypatch.setenv("REMBERT_PLUGIN_IMPORT_TIMEOUT", raw)
+        assert _import_timeout() == expected
+
+
+def test_the_import_probe_gives_up_on_imports_a_thread_cannot_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import holding the GIL in a C call never lets the host's waiting thread run again; one ending the
+    process would end the host. Both happen in the probe's child process only."""
+    import time
+    from importlib.metadata import EntryPoint
+
+    from rembert_core.plugins import _probe_imports
+
+    (tmp_path / "fake_gil_hog.py").write_text("import re\nre.match(r'(a+)+$', 'a' * 64 + 'b')\n")
+    (tmp_path / "fake_ender.py").write_text("import os\nos._exit(7)\n")
+    (tmp_path / "fake_quick.py").write_text("from rembert_core import hookimpl\n")
+    (tmp_path / "fake_raises.py").write_text("raise ImportError('missing')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    eps = [EntryPoint(name, f"fake_{name}", "rembert") for name in ("gil_hog", "ender", "quick", "raises")]
+    start = time.monotonic()
+    failures = _probe_imports(eps, 1.0)
+    assert time.monotonic() - start < 60
+    hog, ender = failures.pop(id(eps[0])), failures.pop(id(eps[1]))
+    assert isinstance(hog, TimeoutError) and "did not finish within 1 s" in str(hog)
+    assert isinstance(ender, RuntimeError) and "exit status 7" in str(ender)
+    assert failures == {}  # the quick one passed; the raising one raises again in the host, with its own message
+
+
+def _tokenizer_plugin(*names: str) -> object:
+    class Plugin:
+        @hookimpl
+        def register_tokenizers(self, register: Callable[[TokenizerSpec], None]) -> None:
+            for name in names:
+                register(TokenizerSpec(name, "json:JSONDecoder", kind="slow"))
+
+        @hookimpl
+        def register_backends(self, register: Callable[[Backend], None]) -> None:
+            register(DummyBackend(f"backend_{names[-1]}"))
+
+    return Plugin()
+
+
+def test_a_tokenizer_name_claimed_twice_is_a_conflict_and_the_rest_is_kept() -> None:
+    """A clash used to fail the second plugin wholly (its other tokenizers and backends were dropped)."""
+    from rembert_core.plugins import get_tokenizer
+
+    register_plugin(_tokenizer_plugin("shared", "only_a"), name="a")
+    register_plugin(_tokenizer_plugin("shared", "only_b"), name="b")
+    with pytest.warns(
+        PluginWarning, match=r"tokenizer 'shared' is registered by several distributions \(a, b\): neither"
+    ):
+        registry = get_registry()
+    assert {"only_a", "only_b"} <= set(registry.tokenizers) and "shared" not in registry.tokenizers
+    assert {"backend_only_a", "backend_only_b"} <= set(registry.backends)
+    assert registry.tokenizer_conflicts == {"shared": ["a", "b"]}
+    assert [p.status for p in registry.plugins if p.name in "ab"] == ["loaded", "loaded"]
+    with pytest.raises(PluginError, match=r"tokenizer 'shared' is registered by several distributions \(a, b\)"):
+        get_tokenizer("shared")
+    assert get_tokenizer("only_b").name == "only_b"
+
+
+def test_a_tokenizer_name_clash_in_strict_mode_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REMBERT_STRICT_PLUGINS", "1")
+    register_plugin(_tokenizer_plugin("shared"), name="a")
+    register_plugin(_tokenizer_plugin("shared"), name="b")
+    with pytest.raises(PluginError, match="tokenizer 'shared' is registered by several distributions"):
+        get_registry()
+
+
+TOKENIZER_PLUGIN = """
+    from rembert_core import TokenizerSpec, hookimpl
+
+    @hookimpl
+    def register_tokenizers(register):
+        register(TokenizerSpec("fast", "{path}", kind="fast"))
+        register(TokenizerSpec("{other}", "json:JSONDecoder", kind="slow"))
+"""
+
+
+@pytest.mark.parametrize("builtin_first", [True, False])
+def test_a_builtin_tokenizer_keeps_its_name_whoever_registers_first(
+    builtin_first: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plugin registering 'fast' before rembert-tokenizers made the real plugin fail wholly."""
+    from rembert_core import plugins
+
+    monkeypatch.setattr(plugins, "BUILTIN_DISTRIBUTIONS", frozenset({"rembert-fake-builtin"}))
+    sites = {}
+    for key, path, other in (
+        ("builtin", "rembert_tokenizers:RemBertTokenizerFast", "sentencepiece"),
+        ("thief", "json:JSONDecoder", "thief_extra"),
+    ):
+        sites[key] = tmp_path / key
+        sites[key].mkdir()
+        source = TOKENIZER_PLUGIN.format(path=path, other=other)
+        install_fake_distribution(sites[key], f"rembert-fake-{key}", f"fake_{key}", f"fake_{key}_mod", source)
+    # entry points are found in sys.path order: the site prepended last comes first
+    for key in ("thief", "builtin") if builtin_first else ("builtin", "thief"):
+        monkeypatch.syspath_prepend(str(sites[key]))
+    monkeypatch.delenv("REMBERT_DISABLE_PLUGIN_AUTOLOAD")
+    monkeypatch.setenv("REMBERT_PLUGINS", "fake_builtin,fake_thief")
+    with pytest.warns(
+        PluginWarning,
+        match="tokenizer 'fast' is registered by several distributions .*: the tokenizer "
+        "of 'rembert-fake-builtin' is kept",
+    ):
+        registry = get_registry()
+    assert registry.tokenizers["fast"].distribution == "rembert-fake-builtin"
+    assert registry.tokenizers["fast"].import_path == "rembert_tokenizers:RemBertTokenizerFast"
+    assert {"sentencepiece", "thief_extra"} <= set(registry.tokenizers)
+    assert sorted(registry.tokenizer_conflicts["fast"]) == ["rembert-fake-builtin", "rembert-fake-thief"]
+    assert {p.name: p.status for p in registry.plugins if p.name.startswith("fake_")} == {
+        "fake_builtin": "loaded",
+        "fake_thief": "loaded",
+    }
