@@ -335,3 +335,23 @@ def test_small_integer_ids_work_like_int64(cfg: dict[str, Any], dtype: torch.dty
     expected = model(IDS, token_type_ids=types, position_ids=positions).last_hidden_state
     got = model(IDS.to(dtype), token_type_ids=types.to(dtype), position_ids=positions.to(dtype)).last_hidden_state
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+def test_output_flags_come_from_the_config_when_the_call_omits_them() -> None:
+    """As in transformers: config.return_dict / output_hidden_states / output_attentions are the defaults."""
+    from rembert_core.testing import tiny_config
+    from rembert_torch import RemBertModel
+
+    torch.manual_seed(0)
+    model = RemBertModel(tiny_config()).eval()
+    ids = torch.tensor([[5, 6, 7, 8]])
+    assert model(ids).hidden_states is None and model(ids).attentions is None
+    model.config.output_hidden_states = True
+    model.config.output_attentions = True
+    out = model(ids)
+    assert len(out.hidden_states) == 3 and len(out.attentions) == 2
+    assert model(ids, output_attentions=False).attentions is None  # the call wins
+    model.config.return_dict = False
+    as_tuple = model(ids)
+    assert isinstance(as_tuple, tuple) and torch.equal(as_tuple[0], out.last_hidden_state)
+    assert not isinstance(model(ids, return_dict=True), tuple)

@@ -380,8 +380,7 @@ def save_pretrained(
         if tensor.device.type == "meta":
             raise CheckpointError(f"cannot save {name}: it is on the meta device (never loaded)")
     config = model.config.copy(architectures=[_architecture(model)])
-    config.extra["dtype"] = _torch_dtype_name(model.dtype)
-    config.extra.pop("torch_dtype", None)
+    config.dtype = _torch_dtype_name(model.dtype)
     # config.json and the weights replace the previous ones together (a save killed at any point
     # leaves the previous complete checkpoint or the new one, never a new config with old weights).
     with save_transaction(directory) as save:

@@ -427,10 +427,8 @@ class RemBertPreTrainedModel(nn.Module):
     def _resolve_flags(
         self, output_attentions: bool | None, output_hidden_states: bool | None, return_dict: bool | None
     ) -> tuple[bool, bool, bool]:
-        extra = self.config.extra
-        oa = output_attentions if output_attentions is not None else bool(extra.get("output_attentions", False))
-        oh = (
-            output_hidden_states if output_hidden_states is not None else bool(extra.get("output_hidden_states", False))
-        )
-        rd = return_dict if return_dict is not None else bool(extra.get("return_dict", True))
+        config = self.config  # the call's flags win; else the config's, as in transformers
+        oa = output_attentions if output_attentions is not None else bool(config.output_attentions)
+        oh = output_hidden_states if output_hidden_states is not None else bool(config.output_hidden_states)
+        rd = return_dict if return_dict is not None else bool(config.use_return_dict)
         return oa, oh, rd
