@@ -122,7 +122,8 @@ class _Attribute(Generic[T]):
             return self
         if self.name in config.extra:
             return config.extra[self.name]  # type: ignore[no-any-return]
-        if isinstance(self.default, dict | list):  # mutated in place (config.pruned_heads[0] = [1]): keep it
+        # (a tuple, not ``dict | list``: torch.compile traces this in every forward and cannot trace unions)
+        if isinstance(self.default, (dict, list)):  # mutated in place (config.pruned_heads[0] = [1]): keep it
             return config.extra.setdefault(self.name, _copy.deepcopy(self.default))  # type: ignore[no-any-return]
         return self.default
 
