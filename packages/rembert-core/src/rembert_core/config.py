@@ -260,7 +260,7 @@ class RemBertConfig:
     Every argument name and default matches ``transformers.RemBertConfig``, and so do the
     arguments of transformers' ``PretrainedConfig`` (``return_dict``, ``output_hidden_states``,
     ``dtype``, ``pruned_heads``, generation defaults, ...). Arguments the config does not know are
-    kept (in :attr:`extra`) and saved, as transformers keeps them. ``num_labels`` may be passed
+    kept (in ``config.extra``) and saved, as transformers keeps them. ``num_labels`` may be passed
     instead of ``id2label`` (labels are then named ``LABEL_0`` …); setting ``config.num_labels``
     later regenerates the labels. Invalid values raise :class:`~rembert_core.ConfigError` naming
     the field when the config is built.
@@ -393,7 +393,7 @@ class RemBertConfig:
 
         ``kwargs`` are attributes of transformers' ``PretrainedConfig`` (``return_dict=False``,
         ``torch_dtype="bfloat16"``, ``attn_implementation="eager"``, ``max_length=64``, ...) or unknown
-        keys, kept in :attr:`extra` and saved as transformers keeps them (a name close to a known one
+        keys, kept in ``config.extra`` and saved as transformers keeps them (a name close to a known one
         gets a warning naming it).
         """
         given = locals()
@@ -526,7 +526,7 @@ class RemBertConfig:
     def validate(self) -> None:
         """Check every field; raise :class:`ConfigError` naming the first bad field.
 
-        transformers' attributes held in :attr:`extra` are checked (and normalised) too.
+        transformers' attributes held in ``config.extra`` are checked (and normalised) too.
         """
         for name in _POSITIVE_INTS:
             _require_int(getattr(self, name), name, minimum=1)
@@ -733,7 +733,7 @@ class RemBertConfig:
             subfolder: the folder of the directory or repository that holds ``config.json``.
             return_unused_kwargs: return ``(config, unused)``; ``unused`` holds the ``overrides`` that
                 are not config attributes, which are then not applied (as in transformers). Without it
-                they are kept in :attr:`extra`.
+                they are kept in ``config.extra``.
             cache_dir, force_download, local_files_only, token, revision: Hub download settings.
             overrides: values replacing those of the file (``num_labels=5``, ``output_hidden_states=True``).
 
