@@ -275,3 +275,95 @@ def test_two_sided_bounds_are_twice_the_table() -> None:
         pair = get_tolerance(dtype, quantity, two_sided=True)
         assert (pair.atol, pair.rtol) == (2 * tol.atol, 2 * tol.rtol)
         assert tol.reason in pair.reason
+
+
+# -- the ratio to the bound, the summary, the references --------------------------------------------------------
+
+
+class ReferenceToy(ToyBackend):
+    """A toy that declares itself a reference implementation, as the transformers plugin's backends do."""
+
+    reference = "toyformers 9.9 (toy classes)"
+
+
+class PaddingRowsToy(ToyBackend):
+    """A toy that says it computes rows of padding only its own way (as transformers' TF classes do)."""
+
+    padding_only_rows = False
+
+
+def test_ratio_is_the_error_as_a_fraction_of_its_bound() -> None:
+    bad = ToyBackend("bad", perturb="embeddings.word_embeddings.weight", scale=1e-3)
+    report = run_parity([ToyBackend("good"), bad], tasks=["base"], dtypes=["float32"], reference=ToyBackend("ref"))
+    for c in report.comparisons:
+        if c.quantity == "roundtrip":
+            assert c.ratio == (0.0 if c.passed else float("inf"))
+        else:
+            assert c.passed == (c.ratio <= 1.0), c
+    worst = max((c for c in report.comparisons if c.quantity == "last_hidden_state"), key=lambda c: c.ratio)
+    assert worst.ratio > 1.0 and not worst.passed
+    assert worst.ratio >= worst.max_abs / (worst.atol + worst.rtol * 1.0)  # |b| <= 1 after tanh
+
+
+def test_summary_puts_the_reference_on_the_right_and_states_the_rule_first() -> None:
+    report = run_parity(
+        [ToyBackend("ours"), ReferenceToy("toyformers")],
+        tasks=["base", "masked_lm"],
+        dtypes=["float32"],
+        reference=ToyBackend("exact"),
+    )
+    assert report.references == {"toyformers": "toyformers 9.9 (toy classes)"}
+    rows = report.summary_rows()
+    assert [(r.left, r.right, r.group) for r in rows] == [
+        ("ours:float32", "toyformers:float32", "reference"),
+        ("ours:float32", "exact:float64", "exact"),
+        ("toyformers:float32", "exact:float64", "exact"),
+    ]
+    assert set(rows[0].cells) == {"base", "masked_lm"} and rows[0].passed
+    text = report.summary()
+    lines = text.splitlines()
+    rule = next(i for i, line in enumerate(lines) if "|a - b| <= atol + rtol * |b|" in line)
+    table = next(i for i, line in enumerate(lines) if line.startswith("pair of runs"))
+    assert rule < table
+    assert text.count("|a - b| <= atol + rtol * |b|") == 1  # stated once
+    assert lines[table + 1].startswith("ours:float32 vs toyformers:float32") and lines[table + 1].endswith("PASS")
+    verdict = text.split("\n\n")[-1].replace("\n", " ")
+    assert verdict.startswith("PASS: ours agrees with toyformers 9.9 (toy classes) and the float64 reference")
+    assert "max abs" not in text  # the per-field table is for --verbose and the reports
+
+
+def test_a_backend_that_leaves_out_padding_rows_is_compared_on_the_real_rows() -> None:
+    report = run_parity([ToyBackend("full"), PaddingRowsToy("partial")], tasks=["base"], dtypes=["float32"], batch=3)
+    rows = {(c.left, c.right): c.rows for c in report.comparisons if c.quantity == "last_hidden_state"}
+    assert rows == {("partial:float32", "full:float32"): "rows with a real token"}
+    assert report.notes == [
+        "partial is compared on the rows with a real token (it computes rows of padding only its own way)"
+    ]
+    assert report.ok
+
+
+def test_a_framework_that_cannot_be_imported_is_reported_once() -> None:
+    class Missing(ToyBackend):
+        def build_model(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            raise ModuleNotFoundError("No module named 'noframework'")
+
+    report = run_parity([ToyBackend("a"), Missing("gone")], tasks=["base", "masked_lm"], dtypes=["float32"])
+    assert report.errors == ["gone: cannot import its framework (ModuleNotFoundError: No module named 'noframework')"]
+    assert not report.ok
+
+
+def test_report_round_trips_through_json_and_renders_html(tmp_path: Path) -> None:
+    from rembert_core.parity import ParityReport
+
+    report = run_parity(
+        [ToyBackend("a"), ReferenceToy("toyformers")], tasks=["base"], dtypes=["float32"], reference=ToyBackend("r")
+    )
+    payload = json.loads(report.to_json())
+    assert payload["rule"].startswith("Rule: a value a matches")
+    assert payload["summary"][0]["left"] == "a:float32" and payload["summary"][0]["right"] == "toyformers:float32"
+    again = ParityReport.from_dict(payload)
+    assert again.summary() == report.summary()
+    page = report.to_html()
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert 'class="fields sortable"' in page and "<svg" in page and "<script>" in page
+    assert page.count("<tr>") == len(report.comparisons) + len(report.summary_rows()) + 2  # + the heading rows

@@ -76,6 +76,19 @@ class Backend(abc.ABC):
     tasks: tuple[str, ...] = TASKS
     #: Compute dtypes the backend supports, a subset of :data:`DTYPES`.
     dtypes: tuple[str, ...] = ("float32",)
+    #: Top-level modules the backend imports when used (``("torch",)``, ``("tensorflow", "keras")``).
+    #: Optional: ``rembert backends`` reports a backend whose modules are missing as unavailable, and
+    #: ``rembert backends --strict`` and ``rembert parity`` import them first, quietly, to say why one fails.
+    requires: tuple[str, ...] = ()
+    #: Non-empty for a backend that wraps a reference implementation, naming it (say
+    #: ``"transformers 4.57.6 (PyTorch classes)"``): ``rembert parity`` compares every other backend with it and
+    #: names it in its verdict. Optional; empty for ordinary backends.
+    reference: str = ""
+    #: False for a backend that computes the rows of a batch that are padding only (no real token) its own
+    #: way, where the reference PyTorch classes mask every key with the dtype's minimum (transformers' TF
+    #: classes add -10000, so such a row attends as if unmasked). ``rembert parity`` then compares it on the
+    #: rows that hold a real token. Optional; True for ordinary backends.
+    padding_only_rows: bool = True
 
     def describe(self) -> dict[str, Any]:
         """Name, version, distribution, tasks and dtypes as a plain dict."""

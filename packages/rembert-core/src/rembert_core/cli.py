@@ -2,22 +2,42 @@
 
 ``rembert backends``            the installed backends, tokenizers and plugins, with their status
 ``rembert inspect CHECKPOINT``  config summary, parameters per component, schema check, dtype, size
+``rembert parity [CHECKPOINT]`` every backend, head, output and gradient against each other and the references
+``rembert convert SRC DST``     any readable checkpoint to canonical safetensors
 
 Exit codes: 0 success; 1 the command ran and found a problem (an invalid
-checkpoint, a failed plugin with ``--strict``); 2 bad usage or unreadable input.
+checkpoint, a failed or unavailable plugin with ``--strict``, a parity
+violation, no reference to compare with); 2 bad usage or unreadable input.
 Errors are printed as one line on standard error.
+
+No framework log noise: TensorFlow writes log lines straight to file descriptor 2 while it loads, before any
+setting can reach them; the command loads it (whichever plugin imports it) with that descriptor pointed at a
+temporary file, shown only if the import fails, and sets ``TF_CPP_MIN_LOG_LEVEL=3`` (unless set) and
+TensorFlow's Python logger to ERROR for what it would log later.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import json
+import logging
+import os
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from rembert_core.errors import RemBertError
+
+if TYPE_CHECKING:
+    from rembert_core.backend import Backend
+    from rembert_core.plugins import Registry
 
 __all__ = ["main"]
 
@@ -46,17 +66,147 @@ def _human_bytes(n: int) -> str:
     return f"{value:.1f} GB"  # pragma: no cover
 
 
-def cmd_backends(args: argparse.Namespace) -> int:
+# -- no framework log noise ----------------------------------------------------------------------
+
+#: Top-level modules that write to file descriptor 2 while they load (TensorFlow's absl/C++ start-up lines).
+NOISY_MODULES = ("tensorflow",)
+#: Python loggers of the frameworks, held at ERROR during a command.
+FRAMEWORK_LOGGERS = ("tensorflow", "absl", "h5py")
+
+_FD_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def _stderr_to_file() -> Iterator[BinaryIO]:
+    """File descriptor 2 (what C and C++ libraries write to) pointed at a temporary file for the duration."""
+    import tempfile
+
+    with _FD_LOCK, tempfile.TemporaryFile() as capture:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield capture
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+class _QuietLoader(importlib.abc.Loader):
+    """Runs another loader's ``exec_module`` with file descriptor 2 captured; replays it only on failure."""
+
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self.loader = loader
+
+    def __getattr__(self, name: str) -> Any:  # get_resource_reader, is_package, ...: the real loader's
+        return getattr(self.loader, name)
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        with _stderr_to_file() as capture:
+            try:
+                self.loader.exec_module(module)
+            except BaseException:
+                failed = True
+                raise
+            else:
+                failed = False
+            finally:
+                capture.seek(0)
+                text = capture.read()
+                module.__loader__ = self.loader  # once loaded, the module looks as it always does
+                if module.__spec__ is not None:
+                    module.__spec__.loader = self.loader
+        if failed and text:  # pragma: no cover - only when the framework's import itself fails
+            sys.stderr.write(text.decode("utf-8", "replace"))
+
+
+class _QuietImports(importlib.abc.MetaPathFinder):
+    """Finds :data:`NOISY_MODULES` as usual and loads them through :class:`_QuietLoader`."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in NOISY_MODULES:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return None
+        spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+@contextlib.contextmanager
+def quiet_frameworks() -> Iterator[None]:
+    """Framework start-up and log lines kept off the terminal for the duration (see the module docstring)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # read by TensorFlow when it loads: left set
+    levels = {name: logging.getLogger(name).level for name in FRAMEWORK_LOGGERS}
+    for name in levels:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    finder = _QuietImports()
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def unavailable_reason(backend: Backend, *, load: bool = False) -> str | None:
+    """Why ``backend`` cannot run, from the modules it declares (``Backend.requires``); None when it can.
+
+    Without ``load`` only their presence is checked (``find_spec``: nothing is imported, so listing stays
+    fast); with it they are imported, which also catches a broken install.
+    """
+    for module in backend.requires:
+        try:
+            found = module in sys.modules or importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            return f"needs {module}, which is not installed"
+    if load:
+        for module in backend.requires:
+            try:
+                importlib.import_module(module)
+            except Exception as exc:
+                message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                return f"needs {module}, which cannot be imported ({type(exc).__name__}: {message})"
+    return None
+
+
+def _load_registry() -> tuple[Registry, list[str]]:
+    """The plugin registry, and the warnings loading it gave (a failed plugin), as text."""
     import warnings
 
     from rembert_core.plugins import get_registry
 
-    with warnings.catch_warnings(record=True):
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         registry = get_registry()
+    return registry, [str(w.message) for w in caught]
+
+
+def cmd_backends(args: argparse.Namespace) -> int:
+    registry, _ = _load_registry()
+    # --strict imports each backend's declared modules (quietly): a broken install is found, not just a missing one.
+    unavailable = {name: unavailable_reason(b, load=args.strict) for name, b in registry.backends.items()}
     if args.json:
         payload = {
-            "backends": [b.describe() for b in registry.backends.values()],
+            "backends": [
+                {
+                    **b.describe(),
+                    "requires": list(b.requires),
+                    "reference": b.reference,
+                    "available": unavailable[name] is None,
+                    "unavailable": unavailable[name],
+                }
+                for name, b in registry.backends.items()
+            ],
             "tokenizers": [vars(t) for t in registry.tokenizers.values()],
             "plugins": [vars(p) for p in registry.plugins],
             "conflicts": registry.conflicts,
@@ -72,6 +222,10 @@ def cmd_backends(args: argparse.Namespace) -> int:
                     status = f"conflict ({', '.join(registry.conflicts[name])})"
                 elif plugin.status == "failed":
                     status = f"failed: {plugin.error}"
+                elif unavailable.get(name):
+                    status = f"unavailable: {unavailable[name]}"
+                elif backend is not None and backend.reference:
+                    status = f"{plugin.status} (reference: {backend.reference})"
                 else:
                     status = plugin.status
                 rows.append(
@@ -93,7 +247,8 @@ def cmd_backends(args: argparse.Namespace) -> int:
             trows = [[t.name, t.kind, t.distribution or "-", t.import_path] for t in registry.tokenizers.values()]
             print(_table(["tokenizer", "kind", "distribution", "class"], trows))
     failed = [p for p in registry.plugins if p.status == "failed"]
-    return EXIT_PROBLEM if (failed or registry.conflicts) and args.strict else EXIT_OK
+    missing = [name for name, why in unavailable.items() if why]
+    return EXIT_PROBLEM if (failed or registry.conflicts or missing) and args.strict else EXIT_OK
 
 
 def _inspect_payload(path: Path, task: str | None) -> dict[str, Any]:
@@ -203,46 +358,106 @@ def _split(value: str | None) -> list[str] | None:
     return [part.strip() for part in value.split(",") if part.strip()] if value else None
 
 
+NO_REFERENCE = (
+    "no reference to compare with: install transformers 4.57 as a backend "
+    "(pip install ./examples/rembert-reference) or the float64 NumPy backend (pip install ./examples/rembert-numpy); "
+    "--allow-no-reference compares the backends with each other only"
+)
+
+
+def _choose_references(
+    registry: Registry, choice: str, backends: dict[str, Backend]
+) -> tuple[Backend | None, list[Backend], list[str]]:
+    """(the exact float64 backend, the reference backends, names asked for but not installed) for ``--reference``."""
+    from rembert_core.errors import PluginError
+
+    if choice == "none":
+        return None, [], []
+    if choice == "auto":
+        exact = registry.backends.get("numpy")
+        exact = exact if exact is not None and "float64" in exact.dtypes else None
+        return exact, [b for b in backends.values() if b.reference], []
+    exact, refs, absent = None, [], []
+    for name in _split(choice) or []:
+        backend = registry.backends.get(name)
+        if backend is None:
+            absent.append(name)
+        elif backend.reference:
+            refs.append(backend)
+        elif "float64" in backend.dtypes and exact is None:
+            exact = backend
+        else:
+            raise PluginError(
+                f"--reference {name}: the backend is neither a reference implementation nor able to run in float64"
+            )
+    return exact, refs, absent
+
+
 def cmd_parity(args: argparse.Namespace) -> int:
     import os
-    import warnings
 
-    from tqdm import tqdm
-
-    from rembert_core.config import RemBertConfig
     from rembert_core.errors import PluginError
-    from rembert_core.loading import open_weights
-    from rembert_core.parity import TOKENIZER_FIXTURES, default_config, run_parity, tokenizer_parity
-    from rembert_core.plugins import get_backend, get_registry
+    from rembert_core.parity import TOKENIZER_FIXTURES, ParityReport, default_config, run_parity, tokenizer_parity
+    from rembert_core.plugins import get_backend
     from rembert_core.schema import TASKS, infer_task
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        registry = get_registry()
-    for warning in caught:
-        print(f"warning: {warning.message}", file=sys.stderr)
-    reference = None
-    if args.reference != "none":
-        if args.reference in registry.backends:
-            reference = registry.backends[args.reference]
-        elif args.reference != "numpy":
-            raise PluginError(f"reference backend {args.reference!r} is not installed")
-    names = _split(args.backends) or [n for n in registry.backends]
-    backends = [get_backend(n) for n in names]
-    if not backends and reference is None:
-        raise PluginError("no backends installed: pip install rembert-torch, rembert-tf or a backend plugin")
-    tensors = None
     if args.checkpoint:
-        config = RemBertConfig.from_pretrained(args.checkpoint)
-        with open_weights(args.checkpoint) as weights:
-            tensors = {k: weights[k] for k in weights}
+        from rembert_core.loading import plan_load
+
+        with plan_load(args.checkpoint) as plan:  # "checkpoint not found" for a missing path; Hub ids too
+            config = plan.config
+            tensors = {key: plan.weights[key] for key in plan.weights}
         tasks = _split(args.tasks) or [infer_task(config, tensors)]
+        source = f"checkpoint {args.checkpoint}"
     else:
         config = default_config(args.config, layers=args.layers)
         tasks = _split(args.tasks) or list(TASKS)
+        tensors = None
+        source = f"{args.config} config (embedded)"
+    registry, _ = _load_registry()  # a plugin that failed is listed in the header, not warned about
+    chosen = _split(args.backends)
+    selected = {name: get_backend(name) for name in chosen} if chosen else dict(registry.backends)
+    exact, references, absent = _choose_references(registry, args.reference, registry.backends)
+    for ref in references:
+        selected.setdefault(ref.name, ref)  # references take part whatever --backends says
+    # Before anything runs: which backends can, and why the others cannot (said once, here).
+    unavailable: dict[str, str] = {}
+    for candidate in [*selected.values(), *([exact] if exact is not None else [])]:
+        why = unavailable_reason(candidate, load=True)
+        if why:
+            unavailable[candidate.name] = why
+    for failed in (p for p in registry.plugins if p.status == "failed"):
+        unavailable[f"plugin {failed.name}"] = f"{failed.distribution or 'in code'}: {failed.error}"
+    for name in registry.conflicts:
+        unavailable[name] = f"registered by several distributions ({', '.join(registry.conflicts[name])})"
+    for name in absent:
+        unavailable[name] = "asked for with --reference, not installed"
+    backends = [b for b in selected.values() if b.name not in unavailable]
+    if exact is not None and exact.name in unavailable:
+        exact = None
+    usable_refs = {b.name: b.reference for b in backends if b.reference}
     dtypes = _split(args.dtypes) or ["float32", "bfloat16"]
-    total = len(tasks) * ((1 if reference else 0) + len(backends) * len(dtypes) + 1)
-    with tqdm(total=total, desc="parity", unit="case", disable=args.no_progress or None, file=sys.stderr) as bar:
+    setup = {"source": source, "batch": args.batch, "seq_len": args.seq_len, "seed": args.seed}
+    preview = ParityReport(
+        config=config.to_dict(),
+        backends=[b.name for b in sorted(backends, key=lambda b: not b.reference)],
+        tasks=tasks,
+        dtypes=dtypes,
+        reference=f"{exact.name}:float64" if exact is not None else None,
+        references=usable_refs,
+        unavailable=unavailable,
+        versions={b.name: f"{b.version or '?'} ({b.distribution})" if b.distribution else b.version for b in backends},
+        setup=setup,
+    )
+    print("\n".join(preview.header()), flush=True)
+    if not backends:
+        raise PluginError("no backend can run: pip install rembert-torch, rembert-tf or a backend plugin")
+    if exact is None and not usable_refs and not (args.allow_no_reference or args.reference == "none"):
+        print(f"\nFAIL: {NO_REFERENCE}")
+        return EXIT_PROBLEM
+    from tqdm import tqdm
+
+    with tqdm(desc="parity", unit="run", disable=args.no_progress or None, file=sys.stderr, leave=False) as bar:
 
         def progress(label: str) -> None:
             bar.set_postfix_str(label)
@@ -254,12 +469,14 @@ def cmd_parity(args: argparse.Namespace) -> int:
             dtypes=dtypes,
             config=config,
             tensors=tensors,
-            reference=reference,
+            reference=exact,
             batch=args.batch,
             seq_len=args.seq_len,
             seed=args.seed,
             progress=progress,
         )
+    report.unavailable = unavailable
+    report.setup = {**report.setup, **setup}
     fixtures = args.tokenizer_fixtures or os.environ.get("REMBERT_TOKENIZER_FIXTURES")
     if fixtures is None and Path("tests/fixtures/sentencepiece").is_dir():
         fixtures = "tests/fixtures/sentencepiece"
@@ -269,13 +486,20 @@ def cmd_parity(args: argparse.Namespace) -> int:
                 report.tokenizers.append(tokenizer_parity(Path(fixtures) / model_name, Path(fixtures) / corpus))
     elif not args.no_tokenizers:
         report.skipped.append("tokenizers (rembert-tokenizers or its fixtures are not available)")
-    print(report.render())
+    print(report.summary(header=False))
+    if args.verbose:
+        print()
+        print(report.render())
     if args.report:
         from rembert_core.io.atomic import atomic_write_bytes
 
-        atomic_write_bytes(Path(args.report), report.to_json().encode("utf-8"))
-        print(f"report written to {args.report}")
-    return EXIT_OK if report.ok else EXIT_PROBLEM
+        for target in args.report:
+            html = Path(target).suffix.lower() in (".html", ".htm")
+            text = report.to_html() if html else report.to_json()
+            atomic_write_bytes(Path(target), text.encode("utf-8"))
+        print(f"reports: {', '.join(args.report)}")
+    requested_missing = [name for name in (chosen or []) if name in unavailable]
+    return EXIT_OK if report.ok and not requested_missing else EXIT_PROBLEM
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -330,18 +554,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser("parity", help="compare every backend, head, output and gradient (exit 1 on any violation)")
+    p = sub.add_parser(
+        "parity",
+        help="compare every backend, head, output and gradient with the references (exit 1 on any violation)",
+        description="Every backend x head x dtype against transformers 4.57 (the rembert-reference plugin), the "
+        "float64 NumPy run (the rembert-numpy plugin) and each other. Prints a summary: one line per pair of runs, "
+        "the worst error per head as a fraction of its bound; --verbose or --report give every field.",
+    )
     p.add_argument("checkpoint", nargs="?", help="checkpoint to use (default: the embedded seeded config)")
     p.add_argument("--backends", help="comma-separated backend names (default: all installed)")
     p.add_argument("--tasks", help=f"comma-separated tasks from {','.join(TASKS)} (default: all)")
     p.add_argument("--dtypes", help="comma-separated compute dtypes (default: float32,bfloat16)")
-    p.add_argument("--reference", default="numpy", help="reference backend, run in float64 (default numpy; 'none')")
+    p.add_argument(
+        "--reference",
+        default="auto",
+        help="references: 'auto' (default: every installed reference backend, such as transformers, and numpy "
+        "run in float64), comma-separated names, or 'none' (compare the backends with each other only)",
+    )
+    p.add_argument(
+        "--allow-no-reference",
+        action="store_true",
+        help="run even when no reference is installed (otherwise that is an error, exit 1)",
+    )
     p.add_argument("--config", default="tiny", choices=["tiny", "full"], help="embedded config (default tiny)")
     p.add_argument("--layers", type=int, help="number of layers of the embedded config")
     p.add_argument("--batch", type=int, default=3, help="batch size (default 3: full, padded, fully padded rows)")
     p.add_argument("--seq-len", type=int, default=8, help="sequence length (default 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights and inputs (default 0)")
-    p.add_argument("--report", help="write the JSON report to this file")
+    p.add_argument(
+        "--report",
+        action="append",
+        metavar="FILE",
+        help="write the full report: FILE.html (summary, figure, sortable table of every field) or JSON "
+        "(any other name); repeat for both",
+    )
+    p.add_argument("--verbose", action="store_true", help="also print the table of every compared field")
     p.add_argument("--tokenizer-fixtures", help="folder with the SentencePiece models and corpora")
     p.add_argument("--no-tokenizers", action="store_true", help="skip the slow-vs-fast tokenizer check")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -365,7 +612,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args))
+        with quiet_frameworks():
+            return int(args.func(args))
     except RemBertError as exc:
         message = str(exc).replace("\n", " ")
         print(f"rembert {args.command}: error: {message}", file=sys.stderr)
