@@ -1,9 +1,12 @@
 """Sphinx extension of the rembert docs: figures and tables generated from real runs at build time.
 
-* ``parity.png``: the maximum error of every backend against the float64 reference, per task head and
-  dtype, from a ``rembert parity`` JSON report. The report is the file named by the environment variable
-  ``REMBERT_PARITY_REPORT`` (``nox -s docs`` runs ``rembert parity`` on the embedded tiny config and sets
-  it); without the variable the extension runs that command itself.
+* ``parity.png``: the worst error of every run against the references (transformers' classes and the float64
+  run) as a fraction of its bound, per task head, from a ``rembert parity`` JSON report. The report is the
+  file named by the environment variable ``REMBERT_PARITY_REPORT`` (``nox -s docs`` runs ``rembert parity`` on
+  the embedded tiny config and sets it); without the variable the extension runs that command itself.
+* the ``parity-summary`` directive: the verdict, the rule, the summary table of that report (one line per pair
+  of runs, a column per head), the checks, and a link to ``parity-report.html``: the report's HTML view
+  (every compared field in a sortable table, and its figure), written into the site by this extension.
 * ``bench.png`` and the ``bench-table`` directive: speed-up over the reference per benchmark configuration,
   from ``docs/_data/bench.json`` (config value ``rembert_bench_json``), schema::
 
@@ -12,7 +15,9 @@
                     "ours_ms": float, "reference_ms": float, "speedup": float,
                     "target": float | null, "met": bool | null}]}
 
-* the ``parity-summary`` directive: a table of the same parity report, worst error per head and dtype.
+The directives build docutils nodes (tables, paragraphs, lists), never markup text: text parsed inside a MyST
+page would be read as Markdown, and a reStructuredText ``list-table`` would show as a paragraph. Sphinx's
+theme (furo) wraps every table in a horizontally scrolling container, so wide tables scroll.
 
 Figures are written into ``_generated/`` under the source directory (git-ignored) and copied into the
 site by the ``figure`` directives that use them.
@@ -28,12 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from docutils import nodes
-from docutils.statemachine import StringList
 from sphinx.application import Sphinx
 from sphinx.errors import ExtensionError
 from sphinx.util.docutils import SphinxDirective
 
 GENERATED = "_generated"
+#: The HTML view of the build's parity report, at the root of the site.
+PARITY_HTML = "parity-report.html"
 PARITY_COMMAND = ["parity", "--config", "tiny", "--no-tokenizers", "--no-progress"]
 BENCH_KEYS = {"command", "machine", "date", "results"}
 FRAMEWORKS = ("torch", "tf", "tokenizers")
@@ -85,22 +91,19 @@ def parity_report(app: Sphinx) -> dict[str, Any]:
     return report
 
 
-def worst_against_reference(report: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    """(task, 'backend:dtype') -> the comparison with the largest max_abs against the float64 reference."""
-    reference = report.get("reference")
-    worst: dict[tuple[str, str], dict[str, Any]] = {}
-    for c in report["comparisons"]:
-        # "reference" is a run label ("numpy:float64"), or a backend name in older reports.
-        right = c["right"]
-        against_reference = reference is not None and (right == reference or right.startswith(f"{reference}:"))
-        if not against_reference or c["quantity"] == "roundtrip":
-            continue
-        key = (c["task"], c["left"])
-        if key not in worst or c["max_abs"] > worst[key]["max_abs"]:
-            worst[key] = c
-    if not worst:
-        raise ExtensionError("the parity report has no comparisons against a reference backend")
-    return worst
+def parity_object(report: dict[str, Any]) -> Any:
+    """The JSON report as a :class:`rembert_core.parity.ParityReport` (its summary and HTML views)."""
+    from rembert_core.parity import ParityReport
+
+    return ParityReport.from_dict(report)
+
+
+def reference_rows(report: dict[str, Any]) -> list[Any]:
+    """The summary rows against a reference: transformers' classes or the float64 run (not pairs of ours)."""
+    rows = [r for r in parity_object(report).summary_rows() if r.group in ("reference", "exact")]
+    if not rows:
+        raise ExtensionError("the parity report has no comparisons against a reference")
+    return rows
 
 
 def bench_label(row: dict[str, Any]) -> str:
@@ -111,32 +114,31 @@ def bench_label(row: dict[str, Any]) -> str:
 
 
 def plot_parity(report: dict[str, Any], out: Path) -> None:
-    """Grouped bars: max |error| vs the float64 reference per task head, one bar per backend:dtype."""
+    """Grouped bars: per task head, the worst error of each run against each reference as a fraction of its bound."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    worst = worst_against_reference(report)
-    tasks = [t for t in report["tasks"] if any(k[0] == t for k in worst)]
-    runs = sorted({k[1] for k in worst}, key=lambda s: (s.split(":")[1], s.split(":")[0]))
-    width = 0.8 / len(runs)
-    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
-    for i, run in enumerate(runs):
-        xs = [j + (i - (len(runs) - 1) / 2) * width for j in range(len(tasks))]
-        ys = [worst[(t, run)]["max_abs"] if (t, run) in worst else 0.0 for t in tasks]
-        ax.bar(xs, [max(y, 1e-12) for y in ys], width=width, label=run)
-    for dtype in sorted({r.split(":")[1] for r in runs}):
-        bounds = [c["atol"] for c in worst.values() if c["left"].endswith(f":{dtype}") and c["kind"] == "activations"]
-        if bounds:
-            ax.axhline(max(bounds), linestyle="--", linewidth=0.8, color="grey")
-            ax.annotate(f"{dtype} activation bound", (len(tasks) - 0.5, max(bounds)), ha="right", va="bottom")
+    rows = reference_rows(report)
+    tasks = list(report["tasks"])
+    width = 0.8 / len(rows)
+    fig, ax = plt.subplots(figsize=(10, 4.8), dpi=110)
+    colours = plt.get_cmap("tab20").colors
+    for i, row in enumerate(rows):
+        xs = [j + (i - (len(rows) - 1) / 2) * width for j in range(len(tasks))]
+        ys = [row.cells[t][0] if t in row.cells else 0.0 for t in tasks]
+        label = f"{row.left} vs {row.right}"
+        ax.bar(xs, [max(y, 1e-4) for y in ys], width=width, label=label, color=colours[i % len(colours)])
+    ax.axhline(1.0, linestyle="--", linewidth=1.0, color="tab:red")
+    ax.annotate("bound", (len(tasks) - 0.5, 1.0), ha="right", va="bottom", color="tab:red")
     ax.set_yscale("log")
+    ax.set_ylim(1e-4, 2.0)
     ax.set_xticks(range(len(tasks)), [t.replace("_", "\n") for t in tasks], fontsize=8)
-    ax.set_ylabel("max |backend - float64 reference|\n(any output or gradient)")
+    ax.set_ylabel("worst |a - b| / (atol + rtol |b|)\n(any output, loss or gradient)")
     layers = report["config"].get("num_hidden_layers")
-    ax.set_title(f"rembert parity, embedded tiny config ({layers} layers): worst error per head and dtype")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="backend:dtype")
+    ax.set_title(f"rembert parity, embedded tiny config ({layers} layers): worst error as a fraction of its bound")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="run vs reference")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
@@ -183,31 +185,41 @@ def plot_bench(data: dict[str, Any], out: Path) -> None:
 # -- directives ----------------------------------------------------------------------------------
 
 
-def list_table(header: list[str], rows: list[list[str]], caption: str) -> list[str]:
-    """reStructuredText lines of a list-table."""
-    lines = [f".. list-table:: {caption}", "   :header-rows: 1", ""]
-    for row in [header, *rows]:
-        lines.append(f"   * - {row[0]}")
-        lines += [f"     - {cell}" for cell in row[1:]]
-    return lines
+def paragraph(*parts: str | nodes.Node) -> nodes.paragraph:
+    """A paragraph of plain text and inline nodes."""
+    para = nodes.paragraph()
+    for part in parts:
+        para += nodes.Text(part) if isinstance(part, str) else part
+    return para
 
 
-class _TableDirective(SphinxDirective):
+def table(header: list[str], rows: list[list[str]], caption: str, *, classes: tuple[str, ...] = ()) -> nodes.table:
+    """A docutils table (a real one: Sphinx renders it, and the theme makes it scroll when it is wide)."""
+    node = nodes.table(classes=["rembert-generated", *classes])
+    node += nodes.title(text=caption)
+    group = nodes.tgroup(cols=len(header))
+    node += group
+    for _ in header:
+        group += nodes.colspec(colwidth=1)
+    head, body = nodes.thead(), nodes.tbody()
+    group += head
+    group += body
+    for target, cells in [(head, header), *((body, row) for row in rows)]:
+        line = nodes.row()
+        for cell in cells:
+            entry = nodes.entry()
+            entry += nodes.paragraph(text=cell)
+            line += entry
+        target += line
+    return node
+
+
+class BenchTable(SphinxDirective):
+    """``bench-table``: the bench results as a table (from ``rembert_bench_json``)."""
+
     has_content = False
 
-    def table_lines(self) -> list[str]:
-        raise ExtensionError(f"{type(self).__name__} must define table_lines")
-
     def run(self) -> list[nodes.Node]:
-        container = nodes.container()
-        self.state.nested_parse(StringList(self.table_lines(), source="rembert_docs"), self.content_offset, container)
-        return list(container.children)
-
-
-class BenchTable(_TableDirective):
-    """``.. bench-table::`` the bench results as a table (from ``rembert_bench_json``)."""
-
-    def table_lines(self) -> list[str]:
         path = Path(self.env.srcdir) / self.config.rembert_bench_json
         self.env.note_dependency(str(path))
         data = load_bench(path)
@@ -227,29 +239,48 @@ class BenchTable(_TableDirective):
         ]
         header = ["benchmark", "framework", "dtype", "shape", "ours (ms)", "reference (ms)", "speed-up", "target"]
         header.append("met")
-        caption = f"Measured on {data['machine']} ({data['date']}) with ``{data['command']}``"
-        return list_table(header, rows, caption)
+        caption = f"Measured on {data['machine']} ({data['date']}) with {data['command']}"
+        return [table(header, rows, caption, classes=("bench-table",))]
 
 
-class ParitySummary(_TableDirective):
-    """``.. parity-summary::`` worst error against the float64 reference per head and backend:dtype."""
+class ParitySummary(SphinxDirective):
+    """``parity-summary``: the verdict, the rule, the summary table and the checks of this build's parity run."""
 
-    def table_lines(self) -> list[str]:
-        report = self.env.app.rembert_parity  # type: ignore[attr-defined]
-        worst = worst_against_reference(report)
-        runs = sorted({k[1] for k in worst}, key=lambda s: (s.split(":")[1], s.split(":")[0]))
-        rows = []
-        for task in report["tasks"]:
-            cells = []
-            for run in runs:
-                c = worst.get((task, run))
-                verdict = "" if c is None or c["passed"] else " FAIL"
-                cells.append("-" if c is None else f"{c['max_abs']:.1e} ({c['quantity']}){verdict}")
-            rows.append([task, *cells])
-        verdict = "PASS" if report.get("ok") else "FAIL"
-        count = len(report["comparisons"])
-        caption = f"Worst max abs error against the float64 reference ({count} comparisons: {verdict})"
-        return list_table(["head", *runs], rows, caption)
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        from rembert_core.parity import HEAD_LABELS, RULE, format_ratio
+
+        report = parity_object(self.env.app.rembert_parity)  # type: ignore[attr-defined]
+        rows = report.summary_rows()
+        tasks = list(report.tasks)
+        header = ["pair of runs", *(HEAD_LABELS.get(t, t) for t in tasks), "verdict"]
+        body = [
+            [f"{r.left} vs {r.right}", *(format_ratio(r.cells.get(t)) for t in tasks), "PASS" if r.passed else "FAIL"]
+            for r in rows
+        ]
+        caption = "Worst error as a fraction of its bound, per pair of runs and head"
+        out: list[nodes.Node] = [
+            paragraph(nodes.strong(text=report.verdict())),
+            paragraph(RULE),
+            table(header, body, caption, classes=("parity-summary",)),
+        ]
+        items = nodes.bullet_list()
+        for name, what, _, ok in report.checks():
+            items += nodes.list_item("", paragraph(nodes.strong(text=name), f": {what}: {'PASS' if ok else 'FAIL'}"))
+        for remark in report.remarks():
+            items += nodes.list_item("", paragraph(remark))
+        if len(items):
+            out.append(items)
+        link = nodes.reference("", PARITY_HTML, refuri=PARITY_HTML, internal=False)
+        out.append(
+            paragraph(
+                "Every compared field of this run, in a table you can sort, with the figure of the summary: ",
+                link,
+                " (the same page rembert parity --report parity.html writes).",
+            )
+        )
+        return out
 
 
 # -- wiring --------------------------------------------------------------------------------------
@@ -264,9 +295,18 @@ def generate(app: Sphinx) -> None:
     plot_bench(load_bench(Path(app.srcdir) / app.config.rembert_bench_json), out / "bench.png")
 
 
+def write_parity_html(app: Sphinx, exception: Exception | None) -> None:
+    """build-finished: the HTML view of the parity report at the root of the site."""
+    report = getattr(app, "rembert_parity", None)
+    if exception is not None or report is None or app.builder.format != "html":
+        return
+    (Path(app.outdir) / PARITY_HTML).write_text(parity_object(report).to_html(), encoding="utf-8")
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_config_value("rembert_bench_json", "_data/bench.json", "env")
     app.add_directive("bench-table", BenchTable)
     app.add_directive("parity-summary", ParitySummary)
     app.connect("builder-inited", generate)
-    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
+    app.connect("build-finished", write_parity_html)
+    return {"version": "2", "parallel_read_safe": True, "parallel_write_safe": True}

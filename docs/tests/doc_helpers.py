@@ -1,10 +1,11 @@
-"""Shared helpers of the documentation tests (run by ``nox -s docs``): pages, code blocks, API entries."""
+"""Shared helpers of the documentation tests (run by ``nox -s docs``): pages, code blocks, API entries, HTML text."""
 
 from __future__ import annotations
 
 import importlib
 import re
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parents[1]
@@ -59,3 +60,53 @@ def resolve(path: str) -> object:
     """The object a dotted path names."""
     module, _, name = path.rpartition(".")
     return getattr(importlib.import_module(module), name)
+
+
+# -- the built site ----------------------------------------------------------------------------------
+
+#: Markup that only shows in a page's text when a directive or role was not parsed: a reStructuredText
+#: directive (``.. list-table::``), its options (``:header-rows: 1``), a MyST directive fence or role.
+_AS_TEXT = re.compile(
+    r"(?:^|\s)\.\. [A-Za-z][\w:-]*::"  # .. list-table::  .. figure::
+    r"|(?:^|\s):(?:header-rows|widths|align|alt|width|caption|name|class):\s"  # directive options
+    r"|`{3,}\s*\{[\w-]+\}"  # ```{figure}
+    r"|\{[\w:-]+\}`[^`]+`",  # {doc}`page`
+    re.M,
+)
+
+
+class _VisibleText(HTMLParser):
+    """The text a reader sees, outside code (``pre``/``code``: markup shown on purpose), scripts and styles."""
+
+    SKIP = frozenset({"pre", "code", "script", "style", "title"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth = 0
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.SKIP:
+            self.depth += 1
+        elif tag in ("p", "div", "li", "td", "th", "br", "dt", "dd", "h1", "h2", "h3", "h4"):
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.SKIP and self.depth:
+            self.depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self.depth:
+            self.parts.append(data)
+
+
+def visible_text(markup: str) -> str:
+    parser = _VisibleText()
+    parser.feed(markup)
+    return "".join(parser.parts)
+
+
+def directives_shown_as_text(markup: str) -> list[str]:
+    """Each piece of directive or role markup that an HTML page shows as text (empty when none)."""
+    text = visible_text(markup)
+    return [text[max(0, m.start() - 20) : m.end() + 40].strip() for m in _AS_TEXT.finditer(text)]
