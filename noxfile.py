@@ -22,6 +22,7 @@ TORCH = "packages/rembert-torch"
 TF = "packages/rembert-tf"
 TOKENIZERS = "packages/rembert-tokenizers"
 NUMPY_PLUGIN = "examples/rembert-numpy"  # the third-party backend example and float64 reference
+REFERENCE_PLUGIN = "examples/rembert-reference"  # transformers 4.57 as a backend plugin (parity, docs)
 TEST_DEPS = ("pytest>=8", "hypothesis>=6.100")
 TF_RUNTIME = ("tensorflow-cpu>=2.16.1", "keras>=3.6.0")  # rembert-tf[cpu]: the smaller CPU-only build
 DOCS_DEPS = ("sphinx>=7.2", "myst-parser>=3", "furo>=2024.1", "matplotlib>=3.8", "tqdm>=4.60")
@@ -154,19 +155,25 @@ def tests_distributed(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def parity(session: nox.Session) -> None:
-    """The main job: every backend x every head x float32/bfloat16, outputs and gradients, vs a float64 reference.
+    """The main job: every backend x every head x float32/bfloat16, outputs and gradients, vs the references.
 
-    Installs the four packages and, like any third-party plugin, the NumPy example backend. Arguments after
-    ``--`` go to ``rembert parity`` (e.g. ``nox -s parity -- --backends torch,numpy``). Reports land in
-    ``reports/``.
+    Installs the four packages and, like any third-party plugins, the NumPy example backend (the float64
+    reference) and the transformers 4.57 reference plugin (its PyTorch classes, and its TF classes through
+    tf-keras). The terminal shows a summary per backend pair and head; the per-field tables go to
+    ``reports/parity*.json`` and ``reports/parity*.html``. Arguments after ``--`` go to ``rembert parity``
+    (e.g. ``nox -s parity -- --backends torch,transformers --verbose``).
     """
-    install(session, CORE, TORCH, TF, TOKENIZERS, extra=(*TEST_DEPS, "torch", *TF_RUNTIME, *ORACLE))
-    session.install(*CONSTRAINTS, f"./{NUMPY_PLUGIN}")  # a regular, non-editable install, as users get it
+    install(session, CORE, TORCH, TF, TOKENIZERS, extra=(*TEST_DEPS, "torch", *TF_RUNTIME, *ORACLE, "tf-keras"))
+    # Regular, non-editable installs, as users get them.
+    session.install(*CONSTRAINTS, f"./{NUMPY_PLUGIN}", f"./{REFERENCE_PLUGIN}")
     (ROOT / "reports").mkdir(exist_ok=True)
-    session.run("rembert", "backends", "--strict")
-    session.run("rembert", "parity", "--report", "reports/parity.json", *session.posargs)
+    # Every backend loads and its framework imports (the table is shown only if not; parity lists them anyway).
+    session.run("rembert", "backends", "--strict", silent=True)
+    reports = ("--report", "reports/parity.json", "--report", "reports/parity.html")
+    session.run("rembert", "parity", *reports, *session.posargs)
     if not session.posargs:
-        # RemBERT's real widths (hidden 1152, 18 heads, embeddings 256/1664, intermediate 4608), 2 layers.
+        # RemBERT's real widths (hidden 1152, 18 heads, embeddings 256/1664, intermediate 4608), 2 layers: the
+        # framework packages against the references (the NumPy example runs in float64 only, as the exact run).
         session.run(
             "rembert",
             "parity",
@@ -174,11 +181,16 @@ def parity(session: nox.Session) -> None:
             "full",
             "--tasks",
             "masked_lm,causal_lm,sequence_classification",
+            "--backends",
+            "torch,tf",
             "--no-tokenizers",
             "--report",
             "reports/parity-full.json",
+            "--report",
+            "reports/parity-full.html",
         )
-        session.run("python", "-m", "pytest", "tests/test_parity.py", f"{NUMPY_PLUGIN}/tests")
+        tests = ("tests/test_parity.py", f"{NUMPY_PLUGIN}/tests", f"{REFERENCE_PLUGIN}/tests")
+        session.run("python", "-m", "pytest", "-q", "-rfE", "--no-header", "-p", "no:cacheprovider", *tests)
 
 
 @nox.session(python=PYTHON)
@@ -191,7 +203,8 @@ def docs(session: nox.Session) -> None:
     in ``examples/`` from its README command. Arguments after ``--`` go to pytest.
     """
     install(session, CORE, TORCH, TF, TOKENIZERS, extra=(*TEST_DEPS, *DOCS_DEPS, "torch", *TF_RUNTIME, *ORACLE))
-    session.install(*CONSTRAINTS, f"./{NUMPY_PLUGIN}")  # the parity figure's float64 reference
+    # The parity page's references: the float64 NumPy run and transformers' PyTorch classes.
+    session.install(*CONSTRAINTS, f"./{NUMPY_PLUGIN}", f"./{REFERENCE_PLUGIN}")
     build = ROOT / "docs" / "_build"
     report = build / "parity.json"
     build.mkdir(parents=True, exist_ok=True)
@@ -307,7 +320,7 @@ def install_smoke(session: nox.Session, env: str) -> None:
         assert_not_importable(session, "tensorflow", "keras")
     session.run("python", "tests/smoke/smoke.py", "--version", _version(), "--packages", expected)
     if env == "all":
-        session.run("rembert", "parity")
+        session.run("rembert", "parity", "--allow-no-reference")  # no reference plugin here: torch vs tf only
 
 
 # -- minimum versions ---------------------------------------------------------------------------------------

@@ -395,12 +395,12 @@ class ParityReport:
             f"{cfg.get('num_attention_heads')} heads, embeddings {cfg.get('input_embedding_size')}/"
             f"{cfg.get('output_embedding_size')}, vocab {cfg.get('vocab_size')}"
         )
-        if "batch" in setup:
-            config += f"; batch {setup['batch']}x{setup['seq_len']}, seed {setup.get('seed', 0)}"
         if set(self.tasks) == set(TASKS):
-            heads = f"all {len(TASKS)}, the columns below; dtypes {', '.join(self.dtypes)}"
+            cases = f"all {len(TASKS)} heads (the columns below) x {', '.join(self.dtypes)}"
         else:
-            heads = f"{', '.join(self.tasks)}; dtypes {', '.join(self.dtypes)}"
+            cases = f"{', '.join(self.tasks)} x {', '.join(self.dtypes)}"
+        if "batch" in setup:
+            cases += f"; batch {setup['batch']}x{setup['seq_len']}, seed {setup.get('seed', 0)}"
         ours = [b for b in self.backends if b not in self.references]
         refs = [(name, desc) for name, desc in self.references.items()]
         if self.reference:
@@ -411,7 +411,7 @@ class ParityReport:
             ("backends", [", ".join(self._named(b) for b in ours) or "none"]),
             ("references", [f"{name:<{width}}{desc}" for name, desc in refs] or ["none"]),
             ("unavailable", [f"{name}: {why}" for name, why in self.unavailable.items()] or ["none"]),
-            ("heads", [heads]),
+            ("cases", [cases]),
         ]
         lines = []
         for title, values in entries:
