@@ -12,6 +12,8 @@ import html
 import math
 from typing import TYPE_CHECKING
 
+from rembert_core.parity_format import HEAD_LABELS, RULE, format_ratio
+
 if TYPE_CHECKING:
     from rembert_core.parity import ParityReport, SummaryRow
 
@@ -70,8 +72,6 @@ def _cell_class(ratio: float, passed: bool) -> str:
 
 def summary_figure(rows: list[SummaryRow], tasks: list[str], *, width: int = 900) -> str:
     """An SVG dot plot: for each pair of runs (a line) the worst ratio of each head, log scale, the bound at 1."""
-    from rembert_core.parity import HEAD_LABELS
-
     if not rows:
         return ""
     label_w, right_pad, top, line_h = 330, 20, 34, 18
@@ -126,8 +126,6 @@ def summary_figure(rows: list[SummaryRow], tasks: list[str], *, width: int = 900
 
 def render_html(report: ParityReport) -> str:
     """The whole report as one HTML document."""
-    from rembert_core.parity import HEAD_LABELS, RULE, format_ratio
-
     verdict = report.verdict()
     status = "PASS" if report.ok else "FAIL"
     rows = report.summary_rows()
