@@ -46,15 +46,19 @@ from rembert_core.schema import TASKS, build_schema
 from rembert_core.tolerances import Tolerance, get_tolerance
 
 __all__ = [
+    "HEAD_LABELS",
     "RULE",
     "TOKENIZER_FIXTURES",
     "Comparison",
     "ParityReport",
     "SummaryRow",
     "default_config",
+    "format_ratio",
     "make_inputs",
     "run_parity",
     "seeded_tensors",
+    "task_config",
+    "tokenizer_parity",
 ]
 
 #: Output fields compared, and the tolerance quantity each is compared under.
