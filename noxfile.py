@@ -7,8 +7,12 @@ Arguments after ``--`` go to pytest, e.g. ``nox -s tests-torch -- -k cache``.
 
 from __future__ import annotations
 
+import functools
+import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import nox
 
@@ -51,6 +55,29 @@ nox.options.error_on_missing_interpreters = True
 
 # -- helpers ---------------------------------------------------------------------------------
 
+#: Set by .ci/run: delete each session's virtualenv when the session ends. Every session with torch and
+#: TensorFlow holds 2.5-3 GB, and the default run creates 18 of them (about 27 GB all kept; one at a
+#: time this way). Developers keep theirs (``reuse_venv``) unless they set it too.
+DISCARD_VENVS = os.environ.get("REMBERT_NOX_DISCARD_VENVS", "") not in ("", "0")
+
+
+def session(**kwargs: Any) -> Callable[[Callable[..., None]], Any]:
+    """``nox.session`` that removes the session's virtualenv afterwards when ``DISCARD_VENVS`` is set."""
+
+    def decorate(func: Callable[..., None]) -> Any:
+        @functools.wraps(func)
+        def run(session: nox.Session, **params: Any) -> None:
+            try:
+                func(session, **params)
+            finally:
+                location = getattr(session.virtualenv, "location", None)
+                if DISCARD_VENVS and location and Path(location).is_relative_to(ROOT / ".nox"):
+                    shutil.rmtree(location, ignore_errors=True)
+
+        return nox.session(**kwargs)(run)
+
+    return decorate
+
 
 def install(session: nox.Session, *packages: str, extra: tuple[str, ...] = ()) -> None:
     """Install the given monorepo packages editable (without touching PyPI for them) plus ``extra``."""
@@ -77,7 +104,7 @@ def pytest(session: nox.Session, *paths: str) -> None:
 # -- sessions --------------------------------------------------------------------------------
 
 
-@nox.session(python=PYTHON)
+@session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check over the whole repo."""
     session.install("ruff>=0.6")
@@ -85,14 +112,14 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
 
 
-@nox.session(python=PYTHON)
+@session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the four packages, with their frameworks installed so types resolve."""
     install(session, CORE, TORCH, TF, TOKENIZERS, extra=("mypy>=1.10", "torch", *TF_RUNTIME))
     session.run("mypy")
 
 
-@nox.session(python=PYTHON, name="tests-core")
+@session(python=PYTHON, name="tests-core")
 def tests_core(session: nox.Session) -> None:
     """rembert-core alone: proves it needs neither torch nor TensorFlow."""
     install(session, CORE, extra=TEST_DEPS)
@@ -100,7 +127,7 @@ def tests_core(session: nox.Session) -> None:
     pytest(session, f"{CORE}/tests")
 
 
-@nox.session(python=PYTHON, name="tests-torch")
+@session(python=PYTHON, name="tests-torch")
 def tests_torch(session: nox.Session) -> None:
     """rembert-torch with the reference oracle, and without TensorFlow."""
     install(session, CORE, TORCH, extra=(*TEST_DEPS, "torch", *ORACLE))
@@ -109,7 +136,7 @@ def tests_torch(session: nox.Session) -> None:
     pytest(session, f"{TORCH}/tests")
 
 
-@nox.session(python=PYTHON, name="tests-tf")
+@session(python=PYTHON, name="tests-tf")
 def tests_tf(session: nox.Session) -> None:
     """rembert-tf without torch."""
     install(session, CORE, TF, extra=(*TEST_DEPS, *TF_RUNTIME))
@@ -118,7 +145,7 @@ def tests_tf(session: nox.Session) -> None:
     pytest(session, f"{TF}/tests")
 
 
-@nox.session(python=PYTHON, name="tests-tokenizers")
+@session(python=PYTHON, name="tests-tokenizers")
 def tests_tokenizers(session: nox.Session) -> None:
     """rembert-tokenizers with the reference oracle, without torch or TensorFlow."""
     install(session, CORE, TOKENIZERS, extra=(*TEST_DEPS, *ORACLE))
@@ -126,7 +153,7 @@ def tests_tokenizers(session: nox.Session) -> None:
     pytest(session, f"{TOKENIZERS}/tests", "-k", f"not ({TOKENIZER_FRAMEWORK_TESTS})")
 
 
-@nox.session(python=PYTHON, name="tests-cross")
+@session(python=PYTHON, name="tests-cross")
 def tests_cross(session: nox.Session) -> None:
     """Cross-package tests: every package together, against the reference (PyTorch and TF classes)."""
     install(
@@ -141,7 +168,7 @@ def tests_cross(session: nox.Session) -> None:
     pytest(session, f"{TOKENIZERS}/tests", "-k", TOKENIZER_FRAMEWORK_TESTS)
 
 
-@nox.session(python=PYTHON, name="tests-distributed")
+@session(python=PYTHON, name="tests-distributed")
 def tests_distributed(session: nox.Session) -> None:
     """Multi-process training on loopback: DDP/FSDP2 under torchrun (gloo) and tf.distribute workers.
 
@@ -153,7 +180,7 @@ def tests_distributed(session: nox.Session) -> None:
     pytest(session, "tests/distributed")
 
 
-@nox.session(python=PYTHON)
+@session(python=PYTHON)
 def parity(session: nox.Session) -> None:
     """The main job: every backend x every head x float32/bfloat16, outputs and gradients, vs the references.
 
@@ -193,7 +220,7 @@ def parity(session: nox.Session) -> None:
         session.run("python", "-m", "pytest", "-q", "-rfE", "--no-header", "-p", "no:cacheprovider", *tests)
 
 
-@nox.session(python=PYTHON)
+@session(python=PYTHON)
 def docs(session: nox.Session) -> None:
     """The Sphinx site (warnings are errors), then the tests that keep it true.
 
@@ -215,7 +242,7 @@ def docs(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", "docs/tests", *session.posargs, env=env)
 
 
-@nox.session(python=PYTHON)
+@session(python=PYTHON)
 def robustness(session: nox.Session) -> None:
     """Fuzzing, corrupted files, malicious pickles, SIGKILL mid-write, hostile plugins, threads and leaks.
 
@@ -227,7 +254,7 @@ def robustness(session: nox.Session) -> None:
     pytest(session, "tests/robustness", "--durations=10")
 
 
-@nox.session(python=PYTHON, default=False)
+@session(python=PYTHON, default=False)
 def bench(session: nox.Session) -> None:
     """Benchmarks side by side with the reference (transformers 4.57, and tf-keras for its TF classes).
 
@@ -261,7 +288,7 @@ def _wheel(package: str, extras: str = "") -> str:
     return f"{path}[{extras}]" if extras else str(path)
 
 
-@nox.session(python=PYTHON)
+@session(python=PYTHON)
 def build(session: nox.Session) -> None:
     """sdist and wheel of the four packages into dist/, then twine check and the contents check.
 
@@ -288,7 +315,7 @@ SMOKE_ENVS = {
 }
 
 
-@nox.session(python=PYTHON, name="install-smoke", requires=["build"], reuse_venv=False)
+@session(python=PYTHON, name="install-smoke", requires=["build"], reuse_venv=False)
 @nox.parametrize("env", list(SMOKE_ENVS))
 def install_smoke(session: nox.Session, env: str) -> None:
     """Fresh virtualenvs holding only the built wheels (and their dependencies from the index), as users get them.
@@ -336,7 +363,7 @@ MIN_ENVS = {
 }
 
 
-@nox.session(python=PYTHON, name="min-versions")
+@session(python=PYTHON, name="min-versions")
 @nox.parametrize("env", list(MIN_ENVS))
 def min_versions(session: nox.Session, env: str) -> None:
     """The packages with every dependency at the lower bound they declare (scripts/min_constraints.py).
@@ -361,7 +388,7 @@ def min_versions(session: nox.Session, env: str) -> None:
     pytest(session, *tests, "-m", "not oracle", "-p", "no:cacheprovider")
 
 
-@nox.session(python=PYTHON, name="min-versions-torch", default=False)
+@session(python=PYTHON, name="min-versions-torch", default=False)
 def min_versions_torch(session: nox.Session) -> None:
     """rembert-torch on the torch version it declares as its floor, from PyPI (with its CUDA libraries: ~3 GB).
 
