@@ -23,6 +23,7 @@ from rembert_core.formats import CheckpointFormat
 from rembert_core.hookspecs import HOOKSPEC_VERSION, hookimpl, hookspec
 from rembert_core.io.tensors import TensorInfo, TensorSource, open_checkpoint, save_safetensors
 from rembert_core.loading import LoadPlan, find_weights, iter_matched, match_weights, open_weights, plan_load
+from rembert_core.pipelines import pipeline
 from rembert_core.plugins import get_backend, get_backends, get_registry, get_tokenizer, register_plugin
 from rembert_core.schema import ARCHITECTURES, TASKS, CheckpointSchema, Layout, SchemaReport, TensorSpec, build_schema
 
@@ -65,6 +66,7 @@ __all__ = [
     "match_weights",
     "open_checkpoint",
     "open_weights",
+    "pipeline",
     "plan_load",
     "register_plugin",
     "save_safetensors",
