@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         SequenceClassifierOutput,
         TokenClassifierOutput,
     )
+    from rembert_torch.pipelines import pipeline
 
 try:
     __version__ = metadata.version("rembert-torch")
@@ -70,6 +71,7 @@ _OUTPUTS = (
     "TokenClassifierOutput",
 )
 _LAZY = {**dict.fromkeys(_MODELING, "rembert_torch.modeling"), **dict.fromkeys(_OUTPUTS, "rembert_torch.outputs")}
+_LAZY["pipeline"] = "rembert_torch.pipelines"
 
 #: Task name (``rembert_core.TASKS``) -> model class name (the core table: the reference names).
 TASK_CLASS_NAMES: dict[str, str] = dict(ARCHITECTURES)
@@ -115,4 +117,5 @@ __all__ = [
     "SequenceClassifierOutput",
     "TokenClassifierOutput",
     "__version__",
+    "pipeline",
 ]
