@@ -36,6 +36,7 @@ from rembert_tf.outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
+from rembert_tf.pipelines import pipeline  # imports no TensorFlow until a model runs
 
 if TYPE_CHECKING:
     from rembert_tf.modeling import (
@@ -104,4 +105,5 @@ __all__ = [
     "TFRemBertPreTrainedModel",
     "TokenClassifierOutput",
     "__version__",
+    "pipeline",
 ]
