@@ -21,7 +21,9 @@ Measured speed-ups: see docs/performance.md.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import math
 from collections.abc import Callable
 
 import torch
@@ -222,6 +224,43 @@ def _has_fully_masked_row(bias: Tensor | None) -> bool:
     return bool((bias.amax(dim=-1) <= torch.finfo(bias.dtype).min).any())
 
 
+def attention_kernel(
+    attn_implementation: str,
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attention_mask: Tensor | None,
+    head_mask: Tensor | None,
+    output_attentions: bool,
+) -> str:
+    """The attention kernel to run: ``"sdpa"``, ``"matmul"`` (matmul-softmax, softmax in float32) or ``"eager"``.
+
+    ``"eager"`` is the reference's explicit softmax (in the inputs' dtype); attention probabilities or a head
+    mask always take it, and so does ``attn_implementation="eager"``. ``"sdpa"`` forces SDPA. ``"auto"``
+    picks from measurement (docs/performance.md, CPU, 18 heads of 64): in bfloat16/float16 on CPU,
+    matmul-softmax when gradients flow (SDPA's CPU backward is 2-5x slower there) or the key length is at
+    most :data:`MATMUL_MAX_KEYS` (SDPA's CPU flash kernel loses at short lengths); SDPA otherwise, and
+    the float32 softmax instead of SDPA's fused backward when gradients flow and the mask hides every key
+    from some query (the fused SDPA backward differs from the reference's softmax backward there).
+    """
+    if head_mask is not None or output_attentions or attn_implementation == "eager":
+        return "eager"
+    if attn_implementation == "sdpa":
+        return "sdpa"
+    grads_flow = torch.is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad)
+    low_precision_cpu = query.device.type == "cpu" and query.dtype in (torch.bfloat16, torch.float16)
+    if low_precision_cpu and (grads_flow or key.shape[-2] <= MATMUL_MAX_KEYS):
+        return "matmul"
+    if grads_flow and _has_fully_masked_row(attention_mask):
+        return "matmul"
+    return "sdpa"
+
+
+#: Under ``attn_implementation="auto"``, CPU bfloat16/float16 inference runs matmul-softmax up to this key
+#: length and SDPA beyond it (measured: 32 x 48 keys 2.8-4.2 ms vs 5.1 ms SDPA; 512 keys 11-19 ms vs 8.8 ms).
+MATMUL_MAX_KEYS = 64
+
+
 def use_sdpa(
     attn_implementation: str,
     query: Tensor,
@@ -231,18 +270,117 @@ def use_sdpa(
     head_mask: Tensor | None,
     output_attentions: bool,
 ) -> bool:
-    """Whether to run ``F.scaled_dot_product_attention`` (True) or the reference's explicit softmax (False).
+    """Whether :func:`attention_kernel` picks ``F.scaled_dot_product_attention``."""
+    kernel = attention_kernel(attn_implementation, query, key, value, attention_mask, head_mask, output_attentions)
+    return kernel == "sdpa"
 
-    ``"sdpa"`` and ``"auto"`` use SDPA, ``"eager"`` the softmax. Attention probabilities or a head mask
-    always take the softmax; ``"auto"`` also does when gradients flow and the mask hides every key from
-    some query, where the fused SDPA backward differs from the reference's softmax backward.
+
+def attend(query: Tensor, key: Tensor, value: Tensor, bias: Tensor | None, dropout_p: float, kernel: str) -> Tensor:
+    """Attention context (..., heads, seq, head_dim) with ``kernel`` ``"sdpa"``, ``"matmul"`` or ``"eager"``.
+
+    ``"matmul"``: ``softmax(q k^T / sqrt(d) + bias)`` with the softmax in float32 whatever the inputs' dtype
+    (as accurate as SDPA's, which accumulates in float32), then ``@ v``. ``bias`` is additive, broadcast
+    to (..., heads, seq, kv_seq). ``"eager"``: the same with the softmax in the inputs' dtype (the reference's).
     """
-    if head_mask is not None or output_attentions:
-        return False
-    if attn_implementation == "sdpa":
-        return True
-    grads_flow = torch.is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad)
-    return attn_implementation == "auto" and (not grads_flow or not _has_fully_masked_row(attention_mask))
+    if kernel == "sdpa":
+        return F.scaled_dot_product_attention(query, key, value, attn_mask=bias, dropout_p=dropout_p)
+    scores = torch.matmul(query, key.transpose(-1, -2)) / math.sqrt(query.shape[-1])  # (..., seq, kv_seq)
+    if bias is not None:
+        scores = scores + bias
+    if kernel == "eager":  # the reference's softmax, in the inputs' dtype
+        probs = F.softmax(scores, dim=-1)
+    else:
+        probs = F.softmax(scores, dim=-1, dtype=torch.float32).to(value.dtype)
+    if dropout_p:
+        probs = F.dropout(probs, dropout_p)
+    return torch.matmul(probs, value)  # (..., heads, seq, head_dim)
+
+
+# -- unpadded execution ------------------------------------------------------------------------
+
+#: Unpadding is on (models gather the real tokens of a padded batch where the outputs they return allow
+#: it; see :func:`plan_unpadding`). Set to False to run every batch padded (read at every call).
+UNPAD = True
+
+#: Unpad when real tokens are at most this share of the padded batch: above it the gather/scatter and the
+#: per-length attention calls cost more than the padding they save (measured, docs/performance.md).
+UNPAD_MAX_REAL_SHARE = 0.9
+
+
+@dataclasses.dataclass(frozen=True)
+class Unpadded:
+    """Where a padded (batch, seq) batch's real tokens are once gathered into (tokens, ...), row after row.
+
+    ``index``: (tokens,) flat positions ``row * seq + col`` of the real tokens, in row-major order;
+    ``lengths``: real tokens per row (Python ints; rows of zero tokens included); ``runs``: consecutive
+    rows of equal non-zero length as (first token, rows, length), each run one batched attention call.
+    """
+
+    index: Tensor
+    lengths: tuple[int, ...]
+    runs: tuple[tuple[int, int, int], ...]
+    batch: int
+    seq: int
+
+    @property
+    def starts(self) -> Tensor:
+        """(batch,) token index of each row's first real token (rows of zero tokens point past their end)."""
+        lengths = torch.tensor(self.lengths, device=self.index.device)
+        return torch.cumsum(lengths, 0) - lengths
+
+
+def plan_unpadding(attention_mask: Tensor | None, *, require_first: bool = False) -> Unpadded | None:
+    """The :class:`Unpadded` plan of a 0/1 ``attention_mask`` (batch, seq), or None to run the batch padded.
+
+    None when :data:`UNPAD` is off, while compiling/tracing (data-dependent shapes), for a mask that is not
+    2-D or not all 0/1, for a batch of one row (nothing to gain, measured) or one whose real-token share is
+    above :data:`UNPAD_MAX_REAL_SHARE`, and, with ``require_first``, when some row's position 0 is padding
+    (the pooler reads position 0 of every row).
+    """
+    if not UNPAD or attention_mask is None or attention_mask.dim() != 2 or not checking_values():
+        return None
+    batch, seq = attention_mask.shape
+    if batch < 2 or not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
+        return None
+    mask = attention_mask != 0
+    lengths_t = mask.sum(dim=1)
+    real = int(lengths_t.sum())
+    if not real or real > UNPAD_MAX_REAL_SHARE * batch * seq or (require_first and not bool(mask[:, 0].all())):
+        return None
+    lengths = tuple(int(n) for n in lengths_t.tolist())
+    runs: list[tuple[int, int, int]] = []
+    start = 0
+    for n in lengths:
+        if n and runs and runs[-1][2] == n and runs[-1][0] + runs[-1][1] * n == start:
+            first, rows, _ = runs[-1]
+            runs[-1] = (first, rows + 1, n)
+        elif n:
+            runs.append((start, 1, n))
+        start += n
+    index = mask.reshape(-1).nonzero().squeeze(1)  # (tokens,) row-major
+    return Unpadded(index, lengths, tuple(runs), batch, seq)
+
+
+def gather_tokens(x: Tensor, plan: Unpadded) -> Tensor:
+    """(batch, seq, ...) -> (tokens, ...): the real tokens, row after row."""
+    return x.reshape(plan.batch * plan.seq, *x.shape[2:]).index_select(0, plan.index)
+
+
+def unpadded_attention(qkv: Tensor, plan: Unpadded, dropout_p: float, attn_implementation: str) -> Tensor:
+    """Self-attention of each row over its own real tokens: (tokens, 3, heads, head_dim) -> (tokens, heads * dim).
+
+    Each run of equal-length rows is one call on (rows, heads, length, head_dim) with no mask, so no
+    padded key enters a softmax (the padded batch adds ``finfo.min`` to them: their weight is exactly 0).
+    """
+    _, _, heads, dim = qkv.shape
+    parts = []
+    for first, rows, length in plan.runs:
+        block = qkv[first : first + rows * length].view(rows, length, 3, heads, dim)
+        query, key, value = block.permute(2, 0, 3, 1, 4).unbind(0)  # each (rows, heads, length, head_dim)
+        kernel = attention_kernel(attn_implementation, query, key, value, None, None, False)
+        context = attend(query, key, value, None, dropout_p, kernel)  # (rows, heads, length, head_dim)
+        parts.append(context.transpose(1, 2).reshape(rows * length, heads * dim))
+    return torch.cat(parts) if len(parts) > 1 else parts[0]
 
 
 # -- initial values -----------------------------------------------------------------------------

@@ -25,7 +25,17 @@ import torch.utils.checkpoint
 from torch import nn
 
 from rembert_core import ConfigError, RemBertConfig
-from rembert_torch.kernels import Linear, can_pack_qkv, dense_act, pack_qkv, packed_linear, use_sdpa
+from rembert_torch.kernels import (
+    Linear,
+    Unpadded,
+    attend,
+    attention_kernel,
+    can_pack_qkv,
+    dense_act,
+    pack_qkv,
+    packed_linear,
+    unpadded_attention,
+)
 from rembert_torch.outputs import PastKeyValues
 from rembert_torch.validation import LayerPast, as_index
 
@@ -151,12 +161,18 @@ class RemBertSelfAttention(nn.Module):
         encoder_hidden_states: Tensor | None = None,
         past_key_value: tuple[Tensor, Tensor] | None = None,
         output_attentions: bool = False,
+        *,
+        unpadded: Unpadded | None = None,
     ) -> tuple[Tensor, Tensor | None, tuple[Tensor, Tensor]]:
         """Returns (context (batch, seq, hidden), probabilities or None, (key, value) (batch, heads, kv_seq, head_dim)).
 
         For cross-attention (``encoder_hidden_states`` given) a cached (key, value)
-        is reused as is; for self-attention the new keys/values are appended to it.
+        is reused as is; for self-attention the new keys/values are appended to it. With ``unpadded``,
+        ``hidden_states`` holds only the real tokens (tokens, hidden) and each row attends to its own
+        (:func:`rembert_torch.kernels.unpadded_attention`); returns (context (tokens, hidden), None, (key, value)).
         """
+        if unpadded is not None:
+            return self._forward_unpadded(hidden_states, unpadded)
         batch, seq, _ = hidden_states.shape
         if encoder_hidden_states is not None and past_key_value is not None:
             query = self._split_heads(self.query(hidden_states))  # (batch, heads, seq, head_dim)
@@ -177,10 +193,12 @@ class RemBertSelfAttention(nn.Module):
                 value = torch.cat([past_key_value[1], value], dim=2)
 
         probs: Tensor | None = None
-        if use_sdpa(self.attn_implementation, query, key, value, attention_mask, head_mask, output_attentions):
-            context = F.scaled_dot_product_attention(
-                query, key, value, attn_mask=attention_mask, dropout_p=self.dropout.p if self.training else 0.0
-            )  # (batch, heads, seq, head_dim)
+        kernel = attention_kernel(
+            self.attn_implementation, query, key, value, attention_mask, head_mask, output_attentions
+        )
+        if kernel != "eager":  # SDPA or matmul-softmax with the softmax in float32
+            dropout_p = self.dropout.p if self.training else 0.0
+            context = attend(query, key, value, attention_mask, dropout_p, kernel)  # (batch, heads, seq, head_dim)
         else:
             scores = torch.matmul(query, key.transpose(-1, -2))  # (batch, heads, seq, kv_seq)
             scores = scores / math.sqrt(self.attention_head_size)
@@ -193,6 +211,22 @@ class RemBertSelfAttention(nn.Module):
             context = torch.matmul(probs, value)  # (batch, heads, seq, head_dim)
         context = context.transpose(1, 2).reshape(batch, seq, self.all_head_size)  # (batch, seq, hidden)
         return context, probs, (key, value)
+
+    def _forward_unpadded(
+        self, hidden_states: Tensor, unpadded: Unpadded
+    ) -> tuple[Tensor, None, tuple[Tensor, Tensor]]:
+        """Self-attention over (tokens, hidden) real tokens, each row attending to its own tokens."""
+        tokens = hidden_states.shape[0]
+        if can_pack_qkv(self.query, self.key, self.value, hidden_states):
+            self._qkv = pack_qkv(self.query, self.key, self.value, self._qkv)
+            qkv = packed_linear(hidden_states, *self._qkv)  # (tokens, 3 * all_head_size)
+        else:
+            qkv = torch.cat([self.query(hidden_states), self.key(hidden_states), self.value(hidden_states)], dim=-1)
+        qkv = qkv.view(tokens, 3, self.num_attention_heads, self.attention_head_size)
+        dropout_p = self.dropout.p if self.training else 0.0
+        context = unpadded_attention(qkv, unpadded, dropout_p, self.attn_implementation)  # (tokens, hidden)
+        key, value = qkv[:, 1], qkv[:, 2]  # (tokens, heads, head_dim) each; never cached (no decoder unpads)
+        return context, None, (key, value)
 
 
 class RemBertSelfOutput(nn.Module):
@@ -226,10 +260,18 @@ class RemBertAttention(nn.Module):
         encoder_hidden_states: Tensor | None = None,
         past_key_value: tuple[Tensor, Tensor] | None = None,
         output_attentions: bool = False,
+        *,
+        unpadded: Unpadded | None = None,
     ) -> tuple[Tensor, Tensor | None, tuple[Tensor, Tensor]]:
-        """Returns (output (batch, seq, hidden), probabilities or None, (key, value))."""
+        """Returns (output (batch, seq, hidden), probabilities or None, (key, value)); (tokens, hidden) unpadded."""
         context, probs, present = self.self(
-            hidden_states, attention_mask, head_mask, encoder_hidden_states, past_key_value, output_attentions
+            hidden_states,
+            attention_mask,
+            head_mask,
+            encoder_hidden_states,
+            past_key_value,
+            output_attentions,
+            unpadded=unpadded,
         )
         return self.output(context, hidden_states), probs, present
 
@@ -290,11 +332,16 @@ class RemBertLayer(nn.Module):
         encoder_attention_mask: Tensor | None = None,
         past_key_value: LayerPast | None = None,
         output_attentions: bool = False,
+        *,
+        unpadded: Unpadded | None = None,
     ) -> tuple[Tensor, Tensor | None, Tensor | None, LayerPast]:
-        """Returns (output (batch, seq, hidden), self probs, cross probs, present key/values of this layer)."""
+        """Returns (output (batch, seq, hidden), self probs, cross probs, present key/values of this layer).
+
+        With ``unpadded`` (encoders only), ``hidden_states`` and the output are the real tokens (tokens, hidden).
+        """
         self_past = (past_key_value[0], past_key_value[1]) if past_key_value is not None else None
         attention_output, self_probs, present = self.attention(
-            hidden_states, attention_mask, head_mask, None, self_past, output_attentions
+            hidden_states, attention_mask, head_mask, None, self_past, output_attentions, unpadded=unpadded
         )
         cross_probs: Tensor | None = None
         present_all: LayerPast = present
@@ -337,8 +384,12 @@ class RemBertEncoder(nn.Module):
         use_cache: bool,
         output_attentions: bool,
         output_hidden_states: bool,
+        unpadded: Unpadded | None = None,
     ) -> tuple[Tensor, PastKeyValues | None, Layers | None, Layers | None, Layers | None]:
-        """Returns (last hidden state, presents, all hidden states, self attentions, cross attentions)."""
+        """Returns (last hidden state, presents, all hidden states, self attentions, cross attentions).
+
+        With ``unpadded``, ``hidden_states`` and the hidden states returned are the real tokens (tokens, width).
+        """
         hidden_states = self.embedding_hidden_mapping_in(hidden_states)  # (batch, seq, hidden)
         all_hidden: tuple[Tensor, ...] = ()
         all_self: tuple[Tensor, ...] = ()
@@ -359,10 +410,10 @@ class RemBertEncoder(nn.Module):
             )
             if self.gradient_checkpointing and self.training:
                 hidden_states, self_probs, cross_probs, present = torch.utils.checkpoint.checkpoint(
-                    layer, *args, use_reentrant=False
+                    layer, *args, use_reentrant=False, unpadded=unpadded
                 )
             else:
-                hidden_states, self_probs, cross_probs, present = layer(*args)
+                hidden_states, self_probs, cross_probs, present = layer(*args, unpadded=unpadded)
             if use_cache:
                 presents = (*presents, present)
             if output_attentions:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rembert_core import ConfigError, RemBertConfig
-from rembert_torch import validation
+from rembert_torch import kernels, validation
 from rembert_torch.generation import GenerationMixin
 from rembert_torch.kernels import ATTN_IMPLEMENTATIONS as ATTN_IMPLEMENTATIONS  # re-exported, as before the split
 from rembert_torch.layers import ACTIVATIONS as ACTIVATIONS  # re-exported: importable from here as before
@@ -161,6 +161,54 @@ class RemBertModel(RemBertPreTrainedModel):
             return (last, pooled, *(v for v in (presents, all_hidden, all_self, all_cross) if v is not None))
         return BaseModelOutputWithPoolingAndCrossAttentions(last, pooled, presents, all_hidden, all_self, all_cross)
 
+    def _real_tokens(
+        self,
+        input_ids: Tensor | None,
+        attention_mask: Tensor | None,
+        token_type_ids: Tensor | None,
+        position_ids: Tensor | None,
+        inputs_embeds: Tensor | None,
+        *,
+        pooled: bool,
+    ) -> tuple[Tensor, kernels.Unpadded, Tensor | None] | None:
+        """The encoder run on the real tokens only, or None where the batch must run padded.
+
+        For heads whose outputs never read a padded position (a pooled classifier, a masked-LM loss at
+        labelled real tokens): gathers the real tokens once (:func:`rembert_torch.kernels.plan_unpadding`
+        decides whether it pays), runs embeddings, every dense layer and layer norm on (tokens, width)
+        and attention per row, and returns (last hidden state (tokens, hidden), the plan, the pooled output
+        (batch, hidden) when ``pooled``). The caller has checked it wants no head mask, attentions or
+        hidden states. Decoders, hooked backbones and compiled/traced models run padded (None).
+        """
+        hooked = self._forward_hooks or self._forward_pre_hooks or nn.modules.module._global_forward_hooks
+        if self.config.is_decoder or hooked or (pooled and self.pooler is None) or not kernels.UNPAD:
+            return None
+        if attention_mask is None or not validation.checking_values():
+            return None
+        batch, seq, _ = validation.check_model_inputs(
+            self.config, input_ids, attention_mask, token_type_ids, position_ids, None, inputs_embeds, None, None, None
+        )
+        plan = kernels.plan_unpadding(attention_mask, require_first=pooled)
+        if plan is None:
+            return None
+        device = attention_mask.device
+        if token_type_ids is None:
+            token_type_ids = torch.zeros(batch, seq, dtype=torch.long, device=device)
+        if position_ids is None:
+            position_ids = torch.arange(seq, device=device)
+        position_ids = position_ids.reshape(-1, seq).expand(batch, seq)  # (batch, seq)
+        ids = kernels.gather_tokens(input_ids, plan) if input_ids is not None else None  # (tokens,)
+        embeds = kernels.gather_tokens(inputs_embeds, plan) if inputs_embeds is not None else None  # (tokens, width)
+        types = kernels.gather_tokens(token_type_ids.expand(batch, seq), plan)
+        embedding_output = self.embeddings(ids, types, kernels.gather_tokens(position_ids, plan), embeds)
+        no_heads: list[Tensor | None] = [None] * self.config.num_hidden_layers
+        last = self.encoder(embedding_output, None, no_heads, None, None, None, False, False, False, plan)[0]
+        first = None
+        if pooled:
+            assert self.pooler is not None
+            first = self.pooler(last.index_select(0, plan.starts)[:, None])  # position 0 of each row
+        return last, plan, first
+
     # -- attention masks (as transformers' get_extended_attention_mask, invert_attention_mask, get_head_mask) --
 
     def _self_attention_bias(
@@ -210,6 +258,38 @@ class RemBertModel(RemBertPreTrainedModel):
 # -- heads ---------------------------------------------------------------------------------------
 
 
+def _pooled(
+    backbone: RemBertModel,
+    input_ids: Tensor | None,
+    attention_mask: Tensor | None,
+    token_type_ids: Tensor | None,
+    position_ids: Tensor | None,
+    head_mask: Tensor | None,
+    inputs_embeds: Tensor | None,
+    output_attentions: bool,
+    output_hidden_states: bool,
+) -> BaseModelOutputWithPoolingAndCrossAttentions:
+    """The backbone's output for a head that reads only the pooled output: on the real tokens where it pays
+    (``RemBertModel._real_tokens``; ``last_hidden_state`` is then None), padded otherwise."""
+    if head_mask is None and not output_attentions and not output_hidden_states:
+        real = backbone._real_tokens(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, pooled=True
+        )
+        if real is not None:
+            return BaseModelOutputWithPoolingAndCrossAttentions(None, real[2])
+    return backbone(  # type: ignore[no-any-return]
+        input_ids,
+        attention_mask=attention_mask,
+        token_type_ids=token_type_ids,
+        position_ids=position_ids,
+        head_mask=head_mask,
+        inputs_embeds=inputs_embeds,
+        output_attentions=output_attentions,
+        output_hidden_states=output_hidden_states,
+        return_dict=True,
+    )
+
+
 class RemBertForMaskedLM(RemBertPreTrainedModel):
     """RemBERT with the masked-language-modelling head (``cls.predictions``).
 
@@ -249,18 +329,40 @@ class RemBertForMaskedLM(RemBertPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        return_logits: bool | None = None,
     ) -> Any:
         """Masked-LM scores (batch, seq, vocab_size) and, with ``labels``, the mean cross-entropy.
 
         Args:
             labels (torch.LongTensor | None): (batch, seq) token ids to predict, -100 where there is nothing
                 to predict.
+            return_logits (bool | None): False computes the decoder (``cls``) only at the labelled positions
+                and returns ``logits=None``: the same loss without the (batch, seq, vocab_size) scores, and
+                the backbone runs on the real tokens only where that pays. None: True, or with ``labels``
+                the config's ``return_logits`` (unset: True), so a training loop can turn it off once.
         """
         output_attentions, output_hidden_states, return_dict = self._resolve_flags(
             output_attentions, output_hidden_states, return_dict
         )
         if labels is not None:
             labels = validation.check_token_labels(labels, input_ids, inputs_embeds, self.config.vocab_size)
+        if return_logits is None:
+            return_logits = labels is None or bool(self.config.extra.get("return_logits", True))
+        if not return_logits and labels is not None:
+            labelled_loss, hidden_states, attentions = self._labelled_loss(
+                labels,
+                input_ids,
+                attention_mask,
+                token_type_ids,
+                position_ids,
+                head_mask,
+                inputs_embeds,
+                (encoder_hidden_states, encoder_attention_mask),
+                output_attentions,
+                output_hidden_states,
+            )
+            out = MaskedLMOutput(labelled_loss, None, hidden_states, attentions)
+            return out if return_dict else out.to_tuple()
         outputs = self.rembert(
             input_ids,
             attention_mask=attention_mask,
@@ -275,12 +377,68 @@ class RemBertForMaskedLM(RemBertPreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
+        if not return_logits:
+            lean = MaskedLMOutput(None, None, outputs.hidden_states, outputs.attentions)
+            return lean if return_dict else lean.to_tuple()
         logits = self.cls(outputs.last_hidden_state)  # (batch, seq, vocab)
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits.view(-1, self.config.vocab_size), labels.reshape(-1), ignore_index=-100)
         out = MaskedLMOutput(loss, logits, outputs.hidden_states, outputs.attentions)
         return out if return_dict else out.to_tuple()
+
+    def _labelled_loss(
+        self,
+        labels: Tensor,
+        input_ids: Tensor | None,
+        attention_mask: Tensor | None,
+        token_type_ids: Tensor | None,
+        position_ids: Tensor | None,
+        head_mask: Tensor | None,
+        inputs_embeds: Tensor | None,
+        encoder: tuple[Tensor | None, Tensor | None],
+        output_attentions: bool,
+        output_hidden_states: bool,
+    ) -> tuple[Tensor, Any, Any]:
+        """(loss, hidden states, attentions) with the decoder run only at the labelled positions.
+
+        The mean cross-entropy over the labelled positions is the loss the full logits give (``ignore_index``
+        -100 averages over the same positions). The backbone runs on the real tokens only where no output
+        needs a padded position (no head mask, attentions or hidden states; no label on a padded position).
+        """
+        flat_labels = labels.reshape(-1)  # (batch * seq,)
+        real = None
+        plain = head_mask is None and not output_attentions and not output_hidden_states
+        if plain and attention_mask is not None and attention_mask.shape == labels.shape:
+            on_padding = bool(((labels != -100) & (attention_mask == 0)).any())
+            if not on_padding:
+                real = self.rembert._real_tokens(
+                    input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, pooled=False
+                )
+        hidden_states = attentions = None
+        if real is not None:
+            last, plan, _ = real
+            flat_labels = flat_labels.index_select(0, plan.index)  # (tokens,)
+        else:
+            outputs = self.rembert(
+                input_ids,
+                attention_mask=attention_mask,
+                token_type_ids=token_type_ids,
+                position_ids=position_ids,
+                head_mask=head_mask,
+                inputs_embeds=inputs_embeds,
+                encoder_hidden_states=encoder[0],
+                encoder_attention_mask=encoder[1],
+                use_cache=False,
+                output_attentions=output_attentions,
+                output_hidden_states=output_hidden_states,
+                return_dict=True,
+            )
+            last = outputs.last_hidden_state.reshape(flat_labels.shape[0], -1)  # (batch * seq, hidden)
+            hidden_states, attentions = outputs.hidden_states, outputs.attentions
+        labelled = (flat_labels != -100).nonzero().squeeze(1)  # (labelled,)
+        logits = self.cls(last.index_select(0, labelled))  # (labelled, vocab)
+        return F.cross_entropy(logits, flat_labels.index_select(0, labelled)), hidden_states, attentions
 
 
 class RemBertForCausalLM(RemBertPreTrainedModel, GenerationMixin):
@@ -325,12 +483,17 @@ class RemBertForCausalLM(RemBertPreTrainedModel, GenerationMixin):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        logits_to_keep: int | Tensor = 0,
     ) -> Any:
         """Next-token scores (batch, seq, vocab_size); with ``labels`` the loss of predicting token t+1 at t.
 
         Args:
             labels (torch.LongTensor | None): (batch, seq), the input ids themselves: the shift happens
                 inside (position t predicts label t + 1); -100 to ignore.
+            logits_to_keep (int | torch.Tensor): as in transformers: 0 (default) scores every position; an
+                int n > 0 only the last n positions (``logits`` (batch, n, vocab_size)); a 1-D tensor of
+                positions only those. The loss is still over every labelled position (its decoder rows
+                only), so it does not depend on ``logits_to_keep``.
         """
         output_attentions, output_hidden_states, return_dict = self._resolve_flags(
             output_attentions, output_hidden_states, return_dict
@@ -352,13 +515,23 @@ class RemBertForCausalLM(RemBertPreTrainedModel, GenerationMixin):
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
-        logits = self.cls(outputs.last_hidden_state)  # (batch, seq, vocab)
+        hidden = outputs.last_hidden_state  # (batch, seq, hidden)
+        keep_all = isinstance(logits_to_keep, int) and logits_to_keep == 0
+        if keep_all:
+            logits = self.cls(hidden)  # (batch, seq, vocab)
+        else:
+            kept = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+            logits = self.cls(hidden[:, kept])  # (batch, kept, vocab)
         loss = None
         if labels is not None:
             shifted = F.pad(labels, (0, 1), value=-100)[:, 1:]  # (batch, seq): token t predicts label t + 1
-            loss = F.cross_entropy(
-                logits.float().reshape(-1, self.config.vocab_size), shifted.reshape(-1), ignore_index=-100
-            )
+            if keep_all:
+                scores, targets = logits.reshape(-1, self.config.vocab_size), shifted.reshape(-1)
+            else:  # the decoder at the labelled positions only
+                labelled = (shifted.reshape(-1) != -100).nonzero().squeeze(1)
+                scores = self.cls(hidden.reshape(-1, hidden.shape[-1]).index_select(0, labelled))
+                targets = shifted.reshape(-1).index_select(0, labelled)
+            loss = F.cross_entropy(scores.float(), targets, ignore_index=-100)
         out = CausalLMOutputWithCrossAttentions(
             loss, logits, outputs.past_key_values, outputs.hidden_states, outputs.attentions, outputs.cross_attentions
         )
@@ -422,16 +595,16 @@ class RemBertForSequenceClassification(RemBertPreTrainedModel):
         if labels is not None:
             batch, _ = validation.batch_and_seq(input_ids, inputs_embeds)
             problem, labels = validation.check_sequence_labels(labels, self.config, self.num_labels, batch)
-        outputs = self.rembert(
+        outputs = _pooled(
+            self.rembert,
             input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            position_ids=position_ids,
-            head_mask=head_mask,
-            inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            head_mask,
+            inputs_embeds,
+            output_attentions,
+            output_hidden_states,
         )
         logits = self.classifier(self.dropout(outputs.pooler_output))  # (batch, num_labels)
         loss = None
@@ -501,16 +674,16 @@ class RemBertForMultipleChoice(RemBertPreTrainedModel):
         batch, num_choices, seq = shape = validation.check_choice_inputs(input_ids, inputs_embeds)
         if labels is not None:
             labels = validation.check_choice_labels(labels, batch, num_choices)
-        outputs = self.rembert(  # every choice as its own sequence: (batch * num_choices, seq)
+        outputs = _pooled(  # every choice as its own sequence: (batch * num_choices, seq)
+            self.rembert,
             validation.flatten_choices(input_ids, "input_ids", *shape),
-            attention_mask=validation.flatten_choices(attention_mask, "attention_mask", *shape),
-            token_type_ids=validation.flatten_choices(token_type_ids, "token_type_ids", *shape),
-            position_ids=validation.flatten_choices(position_ids, "position_ids", *shape),
-            head_mask=head_mask,
-            inputs_embeds=inputs_embeds.reshape(batch * num_choices, seq, -1) if inputs_embeds is not None else None,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
+            validation.flatten_choices(attention_mask, "attention_mask", *shape),
+            validation.flatten_choices(token_type_ids, "token_type_ids", *shape),
+            validation.flatten_choices(position_ids, "position_ids", *shape),
+            head_mask,
+            inputs_embeds.reshape(batch * num_choices, seq, -1) if inputs_embeds is not None else None,
+            output_attentions,
+            output_hidden_states,
         )
         logits = self.classifier(self.dropout(outputs.pooler_output))  # (batch * choices, 1)
         reshaped_logits = logits.view(batch, num_choices)  # (batch, choices)
