@@ -266,11 +266,15 @@ def test_bad_decoder_inputs(cfg: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"max_new_tokens": -1}, r"max_new_tokens must be a non-negative integer"),
-        ({"max_new_tokens": 7}, r"prompt length 4 \+ max_new_tokens 7 exceeds max_position_embeddings=10"),
+        ({"max_new_tokens": -1}, r"max_new_tokens must be an integer >= 0, got -1"),
+        ({"max_new_tokens": 7}, r"prompt length 4 \+ 7 new tokens exceeds max_position_embeddings=10"),
         ({"do_sample": True, "temperature": 0.0}, r"temperature must be > 0"),
-        ({"do_sample": True, "top_p": 1.5}, r"top_p must be in \(0, 1\]"),
-        ({"do_sample": True, "top_k": 0}, r"top_k must be a positive integer"),
+        ({"do_sample": True, "top_p": 1.5}, r"top_p must be >= 0.0 and <= 1.0, got 1.5"),
+        ({"do_sample": True, "top_k": -1}, r"top_k must be an integer >= 0"),
+        ({"num_beams": 2, "num_return_sequences": 3}, r"num_return_sequences \(3\) must be <= num_beams \(2\)"),
+        ({"max_new_tokens": 0}, r"Input length of input_ids is 4, but `max_length` is set to 4"),
+        ({"top_n": 3}, r"model_kwargs` are not used by the model: \['top_n'\]"),
+        ({"num_beam_groups": 2}, r"generate does not implement num_beam_groups=2"),
         ({"attention_mask": torch.ones(2, 3)}, r"attention_mask has shape \(2, 3\), expected \(2, 4\)"),
     ],
 )

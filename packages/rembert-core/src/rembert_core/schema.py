@@ -122,11 +122,13 @@ def _layer_norm(prefix: str, width: int, component: str) -> list[TensorSpec]:
     ]
 
 
-def _attention(prefix: str, hidden: int) -> list[TensorSpec]:
+def _attention(prefix: str, hidden: int, heads_width: int | None = None) -> list[TensorSpec]:
+    """One attention block; ``heads_width`` is the width of the kept heads (smaller after ``prune_heads``)."""
+    width = hidden if heads_width is None else heads_width
     specs: list[TensorSpec] = []
     for proj in ("query", "key", "value"):
-        specs += _linear(f"{prefix}.self.{proj}", hidden, hidden, "encoder")
-    specs += _linear(f"{prefix}.output.dense", hidden, hidden, "encoder")
+        specs += _linear(f"{prefix}.self.{proj}", width, hidden, "encoder")
+    specs += _linear(f"{prefix}.output.dense", hidden, width, "encoder")
     specs += _layer_norm(f"{prefix}.output.LayerNorm", hidden, "encoder")
     return specs
 
@@ -159,9 +161,11 @@ def backbone_specs(config: RemBertConfig, *, pooler: bool) -> list[TensorSpec]:
         *_layer_norm("embeddings.LayerNorm", e, "embeddings"),
         *_linear("encoder.embedding_hidden_mapping_in", h, e, "embedding_projection"),
     ]
+    head_size = h // config.num_attention_heads
     for n in range(config.num_hidden_layers):
         layer = f"encoder.layer.{n}"
-        specs += _attention(f"{layer}.attention", h)
+        pruned = len(set(config.pruned_heads.get(n, ())))  # heads removed by prune_heads (self-attention only)
+        specs += _attention(f"{layer}.attention", h, (config.num_attention_heads - pruned) * head_size)
         if config.add_cross_attention:
             specs += _attention(f"{layer}.crossattention", h)
         specs += _linear(f"{layer}.intermediate.dense", i, h, "encoder")

@@ -1,73 +1,161 @@
-"""Text generation for :class:`~rembert_torch.RemBertForCausalLM`: greedy or sampled, with the key/value cache.
+"""Text generation for :class:`~rembert_torch.RemBertForCausalLM`, as transformers' ``generate``.
 
-:class:`GenerationMixin` holds ``generate`` and what only it uses; the model class holds the forward.
+The decoding rules (lengths, special tokens, logits processors, greedy, sampling, beam search,
+stopping) live once in :mod:`rembert_core.generation`; this module supplies the forward pass: it
+feeds each :class:`~rembert_core.generation.Step` to the model with its key/value cache, reorders the
+cache for beam search, and returns tensors. Defaults come from ``model.generation_config``
+(``generation_config.json`` next to the checkpoint), overridden per call.
 """
 
 from __future__ import annotations
 
+import inspect
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
-from rembert_core import InputError, RemBertConfig
+from rembert_core import ConfigError, InputError, RemBertConfig
+from rembert_core.generation import Decoding, GenerationConfig
+from rembert_torch.outputs import ModelOutput, _register_pytree
 from rembert_torch.validation import check_shape, require_int_tensor, require_tensor
 
-__all__ = ["GenerationMixin"]
+__all__ = ["GenerateBeamDecoderOnlyOutput", "GenerateDecoderOnlyOutput", "GenerationMixin"]
 
 Tensor = torch.Tensor
+
+#: Keyword arguments of ``generate`` that go to the model rather than to the generation config.
+_MODEL_KWARGS = ("attention_mask", "token_type_ids", "inputs_embeds", "encoder_hidden_states", "encoder_attention_mask")
+
+
+@dataclass
+class GenerateDecoderOnlyOutput(ModelOutput):
+    """``generate(..., return_dict_in_generate=True)`` for greedy search and sampling.
+
+    Attributes:
+        sequences: (batch * num_return_sequences, length) the prompt and the generated tokens.
+        scores: per generated token, the processed scores (batch, vocab) (with ``output_scores``).
+        logits: per generated token, the raw logits (batch, vocab) (with ``output_logits``).
+        attentions: per generated token, the model's attentions (with ``output_attentions``).
+        hidden_states: per generated token, the model's hidden states (with ``output_hidden_states``).
+        past_key_values: the final key/value cache (with ``use_cache``).
+    """
+
+    sequences: Tensor | None = None
+    scores: tuple[Tensor, ...] | None = None
+    logits: tuple[Tensor, ...] | None = None
+    attentions: tuple[tuple[Tensor, ...], ...] | None = None
+    hidden_states: tuple[tuple[Tensor, ...], ...] | None = None
+    past_key_values: Any = None
+
+
+@dataclass
+class GenerateBeamDecoderOnlyOutput(ModelOutput):
+    """``generate(..., return_dict_in_generate=True)`` for beam search.
+
+    Attributes:
+        sequences: (batch * num_return_sequences, length) the best beams, best first.
+        sequences_scores: (batch * num_return_sequences,) their length-penalised log-probabilities
+            (with ``output_scores``).
+        scores: per step, the processed log-probabilities (batch * num_beams, vocab) (with ``output_scores``).
+        logits: per step, the raw logits (with ``output_logits``).
+        beam_indices: (batch * num_return_sequences, generated) the beam row each token came from.
+        attentions, hidden_states, past_key_values: as in :class:`GenerateDecoderOnlyOutput`.
+    """
+
+    sequences: Tensor | None = None
+    sequences_scores: Tensor | None = None
+    scores: tuple[Tensor, ...] | None = None
+    logits: tuple[Tensor, ...] | None = None
+    beam_indices: Tensor | None = None
+    attentions: tuple[tuple[Tensor, ...], ...] | None = None
+    hidden_states: tuple[tuple[Tensor, ...], ...] | None = None
+    past_key_values: Any = None
+
+
+_register_pytree(GenerateDecoderOnlyOutput)
+_register_pytree(GenerateBeamDecoderOnlyOutput)
 
 
 class GenerationMixin:
     """``generate`` for a causal LM whose forward takes ``past_key_values`` and returns ``logits``."""
 
     config: RemBertConfig
+    generation_config: GenerationConfig | None
 
     if TYPE_CHECKING:
 
         def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
 
+        def forward(self, *args: Any, **kwargs: Any) -> Any: ...
+
+        @property
+        def device(self) -> torch.device: ...
+
+    def _call_generation_config(self, generation_config: GenerationConfig | None, kwargs: dict[str, Any]) -> Any:
+        """The call's config (a copy of the model's or the given one, ``kwargs`` applied) and the model kwargs."""
+        if generation_config is None:
+            own = self.generation_config
+            if own is None or (own._from_model_config and hash(own) == getattr(own, "_creation_hash", None)):
+                own = GenerationConfig.from_model_config(self.config)  # legacy: generation settings in config.json
+            generation_config = own
+        elif not isinstance(generation_config, GenerationConfig):
+            raise InputError(
+                "generation_config must be a rembert_core.generation.GenerationConfig, "
+                f"got {type(generation_config).__name__}"
+            )
+        config = generation_config.copy()
+        model_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _MODEL_KWARGS or k == "input_ids"}
+        has_default_max_length = kwargs.get("max_length") is None and config.max_length is not None
+        has_default_min_length = kwargs.get("min_length") is None and config.min_length is not None
+        try:
+            unused = config.update(**kwargs)
+        except ConfigError as exc:
+            raise InputError(f"generate: {exc}") from None
+        if unused:
+            raise InputError(
+                f"The following `model_kwargs` are not used by the model: {sorted(unused)} (note: typos in the "
+                "generate arguments will also show up in this list)"
+            )
+        return config, model_kwargs, has_default_max_length, has_default_min_length
+
     @torch.no_grad()
     def generate(
         self,
-        input_ids: Tensor,
-        attention_mask: Tensor | None = None,
+        inputs: Tensor | None = None,
+        generation_config: GenerationConfig | Tensor | None = None,
+        streamer: Any = None,
         *,
-        max_new_tokens: int = 20,
-        do_sample: bool = False,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        eos_token_id: int | None = None,
-        pad_token_id: int | None = None,
-        use_cache: bool = True,
         generator: torch.Generator | None = None,
-        encoder_hidden_states: Tensor | None = None,
-        encoder_attention_mask: Tensor | None = None,
-    ) -> Tensor:
-        """Extend ``input_ids`` by up to ``max_new_tokens`` tokens, greedily or by sampling, using the cache.
+        **kwargs: Any,
+    ) -> Any:
+        """Continue prompts greedily, by sampling or by beam search, as transformers' ``generate``.
 
-        Positions come from the attention mask (``cumsum - 1``), as in the
-        reference's ``generate``, so left-padded batches work. A sequence that
-        produced ``eos_token_id`` (default ``config.eos_token_id``) is continued with
-        ``pad_token_id``; generation stops when all have.
+        Accepts the tokenizer's whole output (``generate(**tokenizer(texts, return_tensors="pt"))``,
+        ``token_type_ids`` included), ``input_ids`` alone (positionally or by name), or ``inputs_embeds``.
+        Every :class:`~rembert_core.generation.GenerationConfig` attribute can be passed as a keyword
+        (``max_new_tokens``, ``do_sample``, ``temperature``, ``top_k``, ``top_p``, ``num_beams``,
+        ``length_penalty``, ``early_stopping``, ``num_return_sequences``, ``no_repeat_ngram_size``,
+        ``repetition_penalty``, ``bad_words_ids``, ``min_new_tokens``, ``eos_token_id`` (one id or a list),
+        ``pad_token_id``, ``return_dict_in_generate``, ``output_scores``, ``output_logits``, ...); the others
+        come from ``self.generation_config``. Positions come from the attention mask, so left-padded batches
+        work; a right-padded batch gets transformers' warning. Unknown keywords raise an error naming them.
 
         Args:
-            input_ids: (batch, seq) prompt ids.
-            attention_mask: (batch, seq) prompt mask (default all ones).
-            max_new_tokens: number of tokens to add at most.
-            do_sample: sample from the (temperature / top-k / top-p filtered) distribution instead of argmax.
-            temperature: divides the logits when sampling (> 0).
-            top_k: keep the k most likely tokens when sampling.
-            top_p: keep the smallest set of tokens whose probability reaches top_p when sampling.
-            eos_token_id: stop token (None: ``config.eos_token_id``; -1 never stops early).
-            pad_token_id: filler after eos (None: ``config.pad_token_id``, else eos).
-            use_cache: reuse keys/values between steps (decoders).
-            generator: random generator for sampling.
-            encoder_hidden_states: cross-attention inputs, as in ``forward``.
-            encoder_attention_mask: their mask, as in ``forward``.
+            inputs: (batch, seq) prompt ids (or pass ``input_ids=`` / ``inputs_embeds=``).
+            generation_config: settings replacing ``self.generation_config`` for this call. (A tensor here is
+                taken as the ``attention_mask``, the signature of rembert 0.1.)
+            streamer: an object with ``put(tokens)`` and ``end()`` (transformers' ``TextStreamer`` works): it
+                receives the prompt, then each new token as it is chosen (not with beam search).
+            generator: the ``torch.Generator`` that seeds sampling (default: torch's global RNG, so
+                ``torch.manual_seed`` makes runs repeatable).
+            kwargs: ``attention_mask``, ``token_type_ids``, ``inputs_embeds``, ``encoder_hidden_states``,
+                ``encoder_attention_mask``, and generation-config attributes.
 
         Returns:
-            (batch, seq + generated) token ids.
+            (batch * num_return_sequences, length) token ids, or a :class:`GenerateDecoderOnlyOutput` /
+            :class:`GenerateBeamDecoderOnlyOutput` with ``return_dict_in_generate=True``.
 
         Example:
             >>> import torch
@@ -76,75 +164,130 @@ class GenerationMixin:
             >>> model = RemBertForCausalLM(tiny_config(is_decoder=True)).eval()
             >>> prompt = torch.tensor([[0, 5, 6], [7, 8, 9]])  # left-padded batch
             >>> mask = torch.tensor([[0, 1, 1], [1, 1, 1]])
-            >>> out = model.generate(prompt, mask, max_new_tokens=4, eos_token_id=-1)
-            >>> again = model.generate(prompt, mask, max_new_tokens=4, eos_token_id=-1, use_cache=False)
-            >>> out.shape, torch.equal(out, again)
-            (torch.Size([2, 7]), True)
-            >>> sampled = model.generate(prompt, mask, max_new_tokens=4, do_sample=True, top_k=10, top_p=0.9,
-            ...                          generator=torch.Generator().manual_seed(0))
+            >>> out = model.generate(prompt, attention_mask=mask, max_new_tokens=4, eos_token_id=-1)
+            >>> beams = model.generate(input_ids=prompt, attention_mask=mask, max_new_tokens=4, num_beams=3,
+            ...                        num_return_sequences=2, eos_token_id=-1, return_dict_in_generate=True,
+            ...                        output_scores=True)
+            >>> out.shape, beams.sequences.shape, beams.sequences_scores.shape
+            (torch.Size([2, 7]), torch.Size([4, 7]), torch.Size([4]))
         """
-        ids = require_int_tensor(input_ids, "input_ids")
-        if ids.dim() != 2 or ids.shape[1] < 1:
-            raise InputError(f"input_ids must have shape (batch, seq) with seq >= 1, got {tuple(ids.shape)}")
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-            raise InputError(f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}")
-        if ids.shape[1] + max_new_tokens > self.config.max_position_embeddings:
-            raise InputError(
-                f"prompt length {ids.shape[1]} + max_new_tokens {max_new_tokens} exceeds "
-                f"max_position_embeddings={self.config.max_position_embeddings}"
-            )
-        if do_sample and not temperature > 0:
-            raise InputError(f"temperature must be > 0 when sampling, got {temperature}")
-        if top_p is not None and not 0.0 < top_p <= 1.0:
-            raise InputError(f"top_p must be in (0, 1], got {top_p}")
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-            raise InputError(f"top_k must be a positive integer, got {top_k!r}")
-        eos = self.config.eos_token_id if eos_token_id is None else eos_token_id
-        eos = None if eos is not None and eos < 0 else eos
-        pad = pad_token_id if pad_token_id is not None else self.config.pad_token_id
-        pad = pad if pad is not None else (eos if eos is not None else 0)
-        mask = torch.ones_like(ids) if attention_mask is None else require_tensor(attention_mask, "attention_mask")
-        check_shape(mask, "attention_mask", tuple(ids.shape), "same as input_ids")
-        mask = mask.to(torch.long)
-        cache = use_cache and self.config.is_decoder
+        if isinstance(generation_config, Tensor):  # rembert 0.1: generate(input_ids, attention_mask, ...)
+            kwargs.setdefault("attention_mask", generation_config)
+            generation_config = None
+        config, model_kwargs, default_max, default_min = self._call_generation_config(generation_config, kwargs)
+        if inputs is not None and "input_ids" in model_kwargs:
+            raise InputError("pass the prompt either as `inputs` or as `input_ids`, not both")
+        ids = inputs if inputs is not None else model_kwargs.pop("input_ids", None)
+        embeds = model_kwargs.get("inputs_embeds")
+        if ids is None and embeds is None:
+            raise InputError("generate needs input_ids (or inputs_embeds): the prompt to continue")
+        if embeds is not None:
+            embeds = require_tensor(embeds, "inputs_embeds")
+            if embeds.dim() != 3 or embeds.shape[1] < 1:
+                raise InputError(f"inputs_embeds must have shape (batch, seq, hidden), got {tuple(embeds.shape)}")
+        if ids is not None:
+            ids = require_int_tensor(ids, "input_ids")
+            if ids.dim() != 2 or (ids.shape[1] < 1 and embeds is None):
+                raise InputError(f"input_ids must have shape (batch, seq) with seq >= 1, got {tuple(ids.shape)}")
+            if embeds is not None:
+                check_shape(ids, "input_ids", tuple(embeds.shape[:2]), "(batch, seq) of inputs_embeds")
+        else:
+            assert embeds is not None
+            ids = torch.zeros((embeds.shape[0], 0), dtype=torch.long, device=embeds.device)
+        batch = ids.shape[0]
+        positions = ids.shape[1] if embeds is None else embeds.shape[1]
+        mask = model_kwargs.get("attention_mask")
+        if mask is not None:
+            mask = require_tensor(mask, "attention_mask")
+            check_shape(mask, "attention_mask", (batch, positions), "(batch, seq) of the prompt")
+        types = model_kwargs.get("token_type_ids")
+        if types is not None:
+            types = require_int_tensor(types, "token_type_ids")
+            check_shape(types, "token_type_ids", (batch, positions), "(batch, seq) of the prompt")
+        cache = bool(config.use_cache or embeds is not None) and self.config.is_decoder
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
+        if streamer is not None:
+            streamer.put(ids.cpu())
+        device = ids.device
+        run = Decoding(
+            config,
+            ids.cpu().numpy(),
+            None if mask is None else mask.cpu().numpy(),
+            token_type_ids=None if types is None else types.cpu().numpy(),
+            embeds_length=None if embeds is None else embeds.shape[1],
+            vocab_size=self.config.vocab_size,
+            max_positions=self.config.max_position_embeddings,
+            use_cache=cache,
+            seed=seed,
+            emit=None if streamer is None else (lambda tokens: streamer.put(torch.from_numpy(tokens))),
+            has_default_max_length=default_max,
+            has_default_min_length=default_min,
+        )
+        config = run.config
+        rows = run.rows_per_input
+
+        def expand(t: Tensor | None) -> Tensor | None:
+            return None if t is None or rows == 1 else t.repeat_interleave(rows, dim=0)
+
+        embeds = expand(embeds) if rows > 1 else embeds
+        enc_states = model_kwargs.get("encoder_hidden_states")
+        enc_mask = model_kwargs.get("encoder_attention_mask")
+        enc_states, enc_mask = (expand(enc_states), expand(enc_mask)) if rows > 1 else (enc_states, enc_mask)
+        keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(self.forward).parameters else {}
         past: Any = None
-        finished = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
-        for _ in range(max_new_tokens):
-            positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)  # (batch, total)
-            step_ids, step_pos = (ids[:, -1:], positions[:, -1:]) if past is not None else (ids, positions)
+        attentions: list[Any] = []
+        hidden_states: list[Any] = []
+        while not run.done:
+            step = run.next_step()
+            if step.reorder is not None and past is not None:
+                index = torch.from_numpy(step.reorder).to(device)
+                past = tuple(tuple(t.index_select(0, index) for t in layer) for layer in past)
             out = self(
-                step_ids,
-                attention_mask=mask,
-                position_ids=step_pos,
+                input_ids=None if step.use_inputs_embeds else torch.from_numpy(step.input_ids).to(device),
+                inputs_embeds=embeds if step.use_inputs_embeds else None,
+                attention_mask=torch.from_numpy(step.attention_mask).to(device),
+                position_ids=torch.from_numpy(step.position_ids).to(device),
+                token_type_ids=None
+                if step.token_type_ids is None
+                else torch.from_numpy(step.token_type_ids).to(device),
                 past_key_values=past,
                 use_cache=cache,
-                encoder_hidden_states=encoder_hidden_states,
-                encoder_attention_mask=encoder_attention_mask,
+                encoder_hidden_states=enc_states,
+                encoder_attention_mask=enc_mask,
+                output_attentions=config.output_attentions,
+                output_hidden_states=config.output_hidden_states,
                 return_dict=True,
+                **keep,
             )
             past = out.past_key_values if cache else None
-            scores = out.logits[:, -1, :].float()  # (batch, vocab)
-            next_tokens = _sample(scores / temperature, top_k, top_p, generator) if do_sample else scores.argmax(dim=-1)
-            next_tokens = torch.where(finished, torch.full_like(next_tokens, pad), next_tokens)
-            ids = torch.cat([ids, next_tokens[:, None]], dim=-1)
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
-            if eos is not None:
-                finished = finished | (next_tokens == eos)
-                if bool(finished.all()):
-                    break
-        return ids
+            if config.return_dict_in_generate and config.output_attentions:
+                attentions.append(out.attentions)
+            if config.return_dict_in_generate and config.output_hidden_states:
+                hidden_states.append(out.hidden_states)
+            run.advance(out.logits[:, -1, :].detach().float().cpu().numpy())
+        if streamer is not None:
+            streamer.end()
+        result = run.result()
+        sequences = torch.from_numpy(result.sequences).to(device)
+        if not config.return_dict_in_generate:
+            return sequences
 
+        def tensors(arrays: list[np.ndarray] | None) -> tuple[Tensor, ...] | None:
+            return None if arrays is None else tuple(torch.from_numpy(a).to(device) for a in arrays)
 
-def _sample(logits: Tensor, top_k: int | None, top_p: float | None, generator: torch.Generator | None) -> Tensor:
-    """One token per row from softmax(logits) restricted by top-k then top-p. (batch, vocab) -> (batch,)."""
-    if top_k is not None and top_k < logits.shape[-1]:
-        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (batch, 1)
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None and top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-        drop_sorted = cumulative - sorted_logits.softmax(dim=-1) >= top_p  # keep the token that crosses top_p
-        drop = drop_sorted.scatter(-1, order, drop_sorted)
-        logits = logits.masked_fill(drop, float("-inf"))
-    probs = logits.softmax(dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        common = {
+            "sequences": sequences,
+            "scores": tensors(result.scores),
+            "logits": tensors(result.logits),
+            "attentions": tuple(attentions) if attentions else None,
+            "hidden_states": tuple(hidden_states) if hidden_states else None,
+            "past_key_values": past,
+        }
+        if config.num_beams > 1:
+            seq_scores = result.sequences_scores
+            return GenerateBeamDecoderOnlyOutput(
+                **common,
+                sequences_scores=None if seq_scores is None else torch.from_numpy(seq_scores).to(device),
+                beam_indices=None if result.beam_indices is None else torch.from_numpy(result.beam_indices).to(device),
+            )
+        return GenerateDecoderOnlyOutput(**common)

@@ -28,12 +28,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from rembert_core import CheckpointError, ConfigError, RemBertConfig, build_schema
+from rembert_core import CheckpointError, ConfigError, InputError, RemBertConfig, build_schema
 from rembert_core.config import CONFIG_NAME
 from rembert_core.formats import PT_WEIGHTS_INDEX_NAME, PT_WEIGHTS_NAME, PYTORCH
+from rembert_core.generation import GENERATION_CONFIG_NAME, GenerationConfig
 from rembert_core.io.dtypes import COMPUTE_DTYPES, by_name
-from rembert_core.loading import LoadPlan, plan_load
-from rembert_core.schema import CheckpointSchema
+from rembert_core.loading import HUB_ARGUMENTS, LoadPlan, plan_load
+from rembert_core.schema import BACKBONE_PREFIX, CheckpointSchema
 from rembert_core.serialization import (
     SAFE_WEIGHTS_INDEX_NAME,
     SAFE_WEIGHTS_NAME,
@@ -303,6 +304,13 @@ def load_pretrained(
     **kwargs: Any,
 ) -> Any:
     """Implementation of :meth:`RemBertPreTrainedModel.from_pretrained` (see there)."""
+    if torch.get_default_device().type == "meta":
+        raise InputError(
+            f"{cls.__name__}.from_pretrained was called under `with torch.device('meta')`: loading puts real "
+            "weights in memory and cannot run there; call it outside the meta context (or build an empty model "
+            f"with {cls.__name__}(config) inside it)"
+        )
+    state_dict = kwargs.pop("state_dict", None)
     model_kwargs = {k: kwargs.pop(k) for k in ("add_pooling_layer",) if k in kwargs}
     if model_kwargs and cls.task != "base":
         raise ConfigError(f"add_pooling_layer is an argument of RemBertModel, not of {cls.__name__}")
@@ -310,11 +318,33 @@ def load_pretrained(
     ignore_mismatched_sizes = bool(kwargs.pop("ignore_mismatched_sizes", False))
     kwargs.pop("low_cpu_mem_usage", None)  # accepted for transformers compatibility: loading is always low-memory
     device_map = kwargs.pop("device_map", None)
+    if isinstance(device_map, dict) and set(device_map) == {""}:
+        device_map = device_map[""]  # transformers' {"": device}: the whole model on one device
+    if isinstance(device_map, int) and not isinstance(device_map, bool):
+        device_map = torch.device("cuda", device_map)
+    if device_map == "auto":  # one device here: the accelerator if there is one, else the CPU
+        device_map = "cuda" if torch.cuda.is_available() else "cpu"
     if device is None and isinstance(device_map, str | torch.device):
         device = device_map
     elif device_map is not None and not isinstance(device_map, str | torch.device):
-        raise ConfigError(f"device_map must be a device (e.g. 'cpu', 'cuda:0'), got {device_map!r}")
+        raise ConfigError(
+            f"device_map must be a device (e.g. 'cpu', 'cuda:0'), 'auto' or {{'': device}}, got {device_map!r} "
+            "(rembert puts a model on one device; it does not split layers across devices)"
+        )
     target_device = torch.device(device) if device is not None else torch.device("cpu")
+    if state_dict is not None or path is None:
+        return _load_state_dict(
+            cls,
+            path,
+            state_dict,
+            config=config,
+            torch_dtype=torch_dtype,
+            device=target_device,
+            output_loading_info=output_loading_info,
+            model_kwargs=model_kwargs,
+            overrides=kwargs,
+            attn_implementation=attn_implementation,
+        )
     with plan_load(path, config=config, overrides=kwargs, formats=(PYTORCH,)) as plan:
         with torch.device("meta"):
             model = cls(plan.config, **model_kwargs)
@@ -335,10 +365,100 @@ def load_pretrained(
     plan.log(logger, cls.__name__)
     if attn_implementation is not None:
         model.set_attn_implementation(attn_implementation)
+    load_generation_config(model, plan.directory)
     model.eval()
     if output_loading_info:
         return model, plan.loading_info()
     return model
+
+
+def load_generation_config(model: RemBertPreTrainedModel, directory: Path) -> None:
+    """Read ``generation_config.json`` next to the checkpoint's ``config.json`` (models that generate)."""
+    if model.can_generate() and (directory / GENERATION_CONFIG_NAME).is_file():
+        model.generation_config = GenerationConfig.from_pretrained(directory)
+
+
+def _load_state_dict(
+    cls: type[RemBertPreTrainedModel],
+    path: str | os.PathLike[str] | None,
+    state_dict: Mapping[str, torch.Tensor] | None,
+    *,
+    config: RemBertConfig | None,
+    torch_dtype: torch.dtype | str | None,
+    device: torch.device,
+    output_loading_info: bool,
+    model_kwargs: dict[str, Any],
+    overrides: dict[str, Any],
+    attn_implementation: str | None,
+) -> Any:
+    """``from_pretrained(path or None, config=..., state_dict=...)``: the weights come from ``state_dict``.
+
+    The config is ``config`` or ``path``'s ``config.json``; keys are the reference's ``state_dict`` names (with
+    or without the ``rembert.`` prefix of the heads). Tensors the task needs that ``state_dict`` lacks are
+    initialised and reported (``missing_keys``, one warning) as transformers does; unknown keys are reported as
+    ``unexpected_keys``; a tensor of another shape is an error naming it.
+    """
+    if state_dict is None:
+        raise InputError("from_pretrained(None, ...) needs state_dict= (and config=): there is no checkpoint to read")
+    if not isinstance(state_dict, Mapping) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise InputError("state_dict must be a mapping of tensor names to torch tensors")
+    if config is None:
+        if path is None:
+            raise InputError("from_pretrained(None, state_dict=...) needs config=: nothing else says the model's sizes")
+        hub = {k: overrides.pop(k) for k in HUB_ARGUMENTS if k in overrides}
+        config = RemBertConfig.from_pretrained(path, **hub)
+    config = config.copy(**overrides) if overrides else config.copy()
+    dtype = resolve_dtype(torch_dtype, auto=_state_dict_dtype(state_dict))
+    model = cls(config, **model_kwargs)
+    expected = model.state_dict()
+    prefix = BACKBONE_PREFIX
+    renamed: dict[str, torch.Tensor] = {}
+    for key, tensor in state_dict.items():
+        name = key
+        if name not in expected and name.startswith(prefix) and name[len(prefix) :] in expected:
+            name = name[len(prefix) :]  # a head checkpoint loaded into RemBertModel
+        elif name not in expected and prefix + name in expected:
+            name = prefix + name  # a RemBertModel state dict loaded into a head class
+        renamed[name] = tensor
+    mismatched = [
+        f"{k}: state_dict {tuple(t.shape)} vs model {tuple(expected[k].shape)}"
+        for k, t in renamed.items()
+        if k in expected and tuple(t.shape) != tuple(expected[k].shape)
+    ]
+    if mismatched:
+        raise CheckpointError("state_dict tensors with the wrong shape:\n  " + "\n  ".join(mismatched))
+    result = model.load_state_dict(renamed, strict=False)
+    missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
+    if missing:
+        logger.warning(
+            "Some weights of %s were not initialized from the state_dict and are newly initialized: %s\n"
+            "You should probably TRAIN this model on a down-stream task to be able to use it for predictions "
+            "and inference.",
+            cls.__name__,
+            missing,
+        )
+    if unexpected:
+        logger.warning(
+            "Some weights of the state_dict were not used when initializing %s: %s", cls.__name__, unexpected
+        )
+    model.to(device=device, dtype=dtype)
+    if attn_implementation is not None:
+        model.set_attn_implementation(attn_implementation)
+    if path is not None and Path(path).is_dir():
+        load_generation_config(model, Path(path))
+    model.eval()
+    if output_loading_info:
+        info = {"missing_keys": missing, "unexpected_keys": unexpected, "mismatched_keys": [], "error_msgs": []}
+        return model, info
+    return model
+
+
+def _state_dict_dtype(state_dict: Mapping[str, torch.Tensor]) -> str | None:
+    """The dtype name of a state dict's floating tensors (``torch_dtype="auto"``)."""
+    for tensor in state_dict.values():
+        if tensor.is_floating_point():
+            return _torch_dtype_name(tensor.dtype)
+    return None
 
 
 def _tensors(plan: LoadPlan) -> Iterator[tuple[str, Any]]:
@@ -385,6 +505,9 @@ def save_pretrained(
     # leaves the previous complete checkpoint or the new one, never a new config with old weights).
     with save_transaction(directory) as save:
         save.write_bytes(CONFIG_NAME, config.to_json_string().encode("utf-8"))
+        generation = model.generation_config
+        if model.can_generate() and generation is not None:  # transformers writes it for models that generate
+            save.write_bytes(GENERATION_CONFIG_NAME, generation.to_json_string().encode("utf-8"))
         if safe_serialization:
             save_safetensors(
                 {name: torch_to_numpy(t) for name, t in state.items()},

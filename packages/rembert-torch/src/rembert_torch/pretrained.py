@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from rembert_core import ConfigError, InputError, RemBertConfig, build_schema
+from rembert_core.generation import GenerationConfig
 from rembert_core.schema import Init
 from rembert_torch.kernels import ATTN_IMPLEMENTATIONS, Linear, init_tensor
 
@@ -108,6 +109,8 @@ class RemBertPreTrainedModel(nn.Module):
     supports_gradient_checkpointing: ClassVar[bool] = True
     #: The core schema task this class implements (``rembert_core.TASKS``).
     task: ClassVar[str] = "base"
+    #: The forward argument that holds the model's main input (transformers' name).
+    main_input_name: ClassVar[str] = "input_ids"
 
     def __init__(self, config: RemBertConfig) -> None:
         super().__init__()
@@ -119,6 +122,20 @@ class RemBertPreTrainedModel(nn.Module):
                 "add_cross_attention=True needs is_decoder=True (cross-attention layers are decoder layers)"
             )
         self.config = config
+        #: ``generate``'s defaults (``generation_config.json``); ``None`` for classes that cannot generate.
+        self.generation_config: GenerationConfig | None = (
+            GenerationConfig.from_model_config(config) if self.can_generate() else None
+        )
+
+    @classmethod
+    def can_generate(cls) -> bool:
+        """Whether this class has ``generate`` (only :class:`~rembert_torch.RemBertForCausalLM`)."""
+        return callable(getattr(cls, "generate", None))
+
+    @property
+    def vocab_size(self) -> int:
+        """The vocabulary size (``config.vocab_size``; kept current by :meth:`resize_token_embeddings`)."""
+        return int(self.config.vocab_size)
 
     # -- weights ---------------------------------------------------------------------------------
 
@@ -128,11 +145,17 @@ class RemBertPreTrainedModel(nn.Module):
         The modules are visited as the reference's ``self.apply(self._init_weights)`` visits them (children
         first, each module's own parameters in order), so one seed gives the reference's numbers.
         """
+        if self.config.pruned_heads:  # a pruned checkpoint: the attention layers take its smaller shapes first
+            self.prune_heads(self.config.pruned_heads)
         self.__dict__["_schema_inits"] = self._parameter_inits()  # read by _init_weights during apply
         try:
             self.apply(self._init_weights)
         finally:
             del self.__dict__["_schema_inits"]
+        if self.supports_gradient_checkpointing and self.config.extra.get("gradient_checkpointing"):
+            # transformers' legacy config key: honoured once, then dropped (it is not a model setting any more)
+            self.gradient_checkpointing_enable()
+            del self.config.extra["gradient_checkpointing"]
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -295,6 +318,45 @@ class RemBertPreTrainedModel(nn.Module):
                 out[n:].normal_(mean=0.0, std=self.config.initializer_range)
         return out
 
+    # -- pruning ---------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def prune_heads(self, heads_to_prune: dict[int, list[int]]) -> None:
+        """Remove attention heads: ``{layer: [heads]}``, as transformers' ``prune_heads``.
+
+        The query/key/value rows and the output projection's columns of those heads are dropped (self-attention
+        only), ``config.pruned_heads`` records the union of what was pruned, and :meth:`from_pretrained` re-applies
+        it before loading a pruned checkpoint (its tensors have the smaller shapes).
+
+        Example:
+            >>> from rembert_core.testing import tiny_config
+            >>> from rembert_torch import RemBertModel
+            >>> model = RemBertModel(tiny_config())
+            >>> model.prune_heads({0: [0]})
+            >>> model.encoder.layer[0].attention.self.num_attention_heads, model.config.pruned_heads
+            (1, {0: [0]})
+        """
+        layers = self.base_model.encoder.layer
+        if not isinstance(heads_to_prune, dict):
+            raise InputError(f"heads_to_prune must be a dict {{layer: [heads]}}, got {type(heads_to_prune).__name__}")
+        for layer, heads in heads_to_prune.items():
+            if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < len(layers):
+                raise InputError(f"prune_heads: layer {layer!r} is not in [0, {len(layers)})")
+            bad = [
+                h
+                for h in heads
+                if isinstance(h, bool) or not isinstance(h, int) or not 0 <= h < self.config.num_attention_heads
+            ]
+            if bad:
+                raise InputError(
+                    f"prune_heads: layer {layer} heads {bad} are not in [0, {self.config.num_attention_heads})"
+                )
+        pruned = dict(self.config.pruned_heads)
+        for layer, heads in heads_to_prune.items():
+            pruned[layer] = sorted(set(pruned.get(layer, [])) | set(heads))
+            _prune_attention(layers[layer].attention, set(heads))
+        self.config.pruned_heads = pruned
+
     # -- attention kernel ------------------------------------------------------------------------
 
     def set_attn_implementation(self, attn_implementation: str) -> None:
@@ -330,7 +392,7 @@ class RemBertPreTrainedModel(nn.Module):
     @classmethod
     def from_pretrained(
         cls,
-        pretrained_model_name_or_path: str | os.PathLike[str],
+        pretrained_model_name_or_path: str | os.PathLike[str] | None,
         *,
         config: RemBertConfig | None = None,
         torch_dtype: torch.dtype | str | None = None,
@@ -362,7 +424,10 @@ class RemBertPreTrainedModel(nn.Module):
                 ``"eager"``); ``add_pooling_layer`` for :class:`RemBertModel`; ``local_files_only``,
                 ``revision``, ``cache_dir``, ``token`` for Hub ids; ``ignore_mismatched_sizes=True`` to
                 re-initialise tensors whose shape differs (e.g. a classifier with another ``num_labels``);
-                ``device_map`` (a single device) and ``low_cpu_mem_usage`` (always on) as in transformers.
+                ``device_map`` (a device, ``"auto"`` or ``{"": device}``: one device) and ``low_cpu_mem_usage``
+                (always on) as in transformers; ``state_dict`` to take the weights from a dict of tensors instead
+                of the checkpoint (``pretrained_model_name_or_path`` may then be ``None``, with ``config=``).
+                ``generation_config.json`` next to the checkpoint becomes ``model.generation_config``.
 
         Example:
             >>> import tempfile
@@ -432,3 +497,42 @@ class RemBertPreTrainedModel(nn.Module):
         oh = output_hidden_states if output_hidden_states is not None else bool(config.output_hidden_states)
         rd = return_dict if return_dict is not None else bool(config.use_return_dict)
         return oa, oh, rd
+
+
+def _prune_linear(layer: nn.Linear, index: Tensor, dim: int) -> nn.Linear:
+    """A copy of ``layer`` keeping only ``index`` along ``dim`` of its weight (0: output rows, 1: input columns)."""
+    weight = layer.weight.index_select(dim, index).clone().detach()
+    bias = (
+        None
+        if layer.bias is None
+        else (layer.bias.clone().detach() if dim == 1 else layer.bias[index].clone().detach())
+    )
+    out_f, in_f = weight.shape
+    new = type(layer)(in_f, out_f, bias=bias is not None, device=weight.device, dtype=weight.dtype)
+    new.weight.copy_(weight)
+    if bias is not None and new.bias is not None:
+        new.bias.copy_(bias)
+    new.weight.requires_grad_(layer.weight.requires_grad)
+    return new
+
+
+def _prune_attention(attention: nn.Module, heads: set[int]) -> None:
+    """Drop ``heads`` (numbered as in the unpruned layer) from one RemBertAttention, as transformers does."""
+    self_attn, output = attention.self, attention.output
+    done: set[int] = getattr(attention, "pruned_heads", set())
+    heads = heads - done
+    if not heads:
+        return
+    size = int(self_attn.attention_head_size)
+    mask = torch.ones(int(self_attn.num_attention_heads), size)
+    for head in heads:
+        mask[head - sum(1 for h in done if h < head)] = 0  # position among the heads still there
+    index = torch.arange(mask.numel())[mask.view(-1).eq(1)].to(self_attn.query.weight.device)
+    self_attn.query = _prune_linear(self_attn.query, index, 0)
+    self_attn.key = _prune_linear(self_attn.key, index, 0)
+    self_attn.value = _prune_linear(self_attn.value, index, 0)
+    output.dense = _prune_linear(output.dense, index, 1)
+    self_attn.num_attention_heads = int(self_attn.num_attention_heads) - len(heads)
+    self_attn.all_head_size = size * self_attn.num_attention_heads
+    self_attn._qkv = None  # the packed inference weight views the old tensors
+    attention.pruned_heads = done | heads

@@ -61,7 +61,8 @@ def resolve_checkpoint(
             f"{name!r} is not a local path, and loading from the Hugging Face Hub needs huggingface_hub: "
             "pip install rembert-core[hub]"
         ) from None
-    offline = local_files_only or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    env_offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    offline = local_files_only or env_offline
     try:
         folder = snapshot_download(
             repo_id=name,
@@ -72,11 +73,23 @@ def resolve_checkpoint(
             token=token,
         )
     except LocalEntryNotFoundError:
+        if offline:
+            why = "local_files_only=True" if local_files_only else "HF_HUB_OFFLINE=1 is set"
+            reason = f"it is not in the local Hugging Face cache and downloading is off ({why})"
+        else:  # huggingface_hub raises this when the Hub cannot be reached and the cache has no copy
+            reason = "the Hugging Face Hub could not be reached (no network?) and it is not in the local cache"
         raise CheckpointError(
-            f"{name!r} is not in the local Hugging Face cache and downloading is off "
-            f"({'local_files_only=True' if local_files_only else 'HF_HUB_OFFLINE=1'}); fetch it first with "
-            f"`huggingface-cli download {name}` on a machine with network access, or pass a local path"
+            f"cannot load {name!r}: {reason}; fetch it first with `huggingface-cli download {name}` on a machine "
+            "with network access, or pass a local path"
         ) from None
     except Exception as exc:  # network errors, unknown repos, gated repos...
-        raise CheckpointError(f"cannot fetch {name!r} from the Hugging Face Hub: {type(exc).__name__}: {exc}") from None
+        kind = type(exc).__name__
+        if kind in ("RepositoryNotFoundError", "GatedRepoError"):
+            raise CheckpointError(
+                f"cannot load {name!r}: no such repository on the Hugging Face Hub, or it is private or gated "
+                f"(pass token= with access to it) ({kind})"
+            ) from None
+        if kind == "RevisionNotFoundError":
+            raise CheckpointError(f"cannot load {name!r}: revision {revision!r} does not exist ({kind})") from None
+        raise CheckpointError(f"cannot fetch {name!r} from the Hugging Face Hub: {kind}: {exc}") from None
     return Path(folder)
