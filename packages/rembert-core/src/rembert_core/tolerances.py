@@ -81,6 +81,13 @@ TOLERANCES: dict[tuple[str, str, str], Tolerance] = {
     ("float16", "attentions", "cross_framework"): Tolerance(5e-3, 1e-2, "softmax in float32 of float16 scores"),
     ("float16", "loss", "cross_framework"): Tolerance(1e-2, 1e-2, "cross-entropy of float16 logits, float32 reduce"),
     ("float16", "gradients", "cross_framework"): Tolerance(1e-2, 5e-2, "float16 backward"),
+    ("int8", "activations", "cross_framework"): Tolerance(
+        5e-2,
+        5e-2,
+        "opt-in dynamic int8 dense layers (rembert_torch.quantization) vs the same model in float32: int8 weights "
+        "per output channel and a per-call activation scale round each GEMM input to 1/127 of its range, "
+        "compounded over layers (observed 3e-2 max, cosine 0.99997, hidden 1152 x 2 layers; 6e-4 on the test configs)",
+    ),
 }
 
 
