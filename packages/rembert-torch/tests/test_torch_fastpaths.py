@@ -282,3 +282,27 @@ def test_bfloat16_and_autocast_match_reference(
 
 def test_config_attribute_is_additive() -> None:
     assert RemBertConfig().extra.get("return_logits", True) is True
+
+
+# -- int8 dynamic quantisation ------------------------------------------------------------------
+
+
+def test_int8_quantize_stays_within_its_bounds(reference_checkpoint: Any, configs: Any, close: Any) -> None:
+    from rembert_torch.quantization import quantize
+
+    path = reference_checkpoint("masked_lm", "odd")
+    model = RemBertForMaskedLM.from_pretrained(path).eval()
+    quantized = quantize(model)
+    assert quantized is not model and type(quantized.cls.predictions.decoder).__module__.startswith("torch.ao")
+    assert type(model.cls.predictions.decoder) is kernels.Linear  # the original is untouched
+    inputs = _inputs(configs["odd"], MASKS["right"])
+    real = MASKS["right"].bool()
+    with torch.no_grad():
+        expected = model(**inputs, output_hidden_states=True)
+        out = quantized(**inputs, output_hidden_states=True)
+    close(out.hidden_states[-1][real], expected.hidden_states[-1][real], dtype="int8", name="last hidden state")
+    close(out.logits[real], expected.logits[real], dtype="int8", name="logits")
+    with pytest.raises(ValueError, match="int8"):
+        quantize(model.to(torch.bfloat16))
+    with pytest.raises(ValueError, match="mode"):
+        quantize(model, "int4")
