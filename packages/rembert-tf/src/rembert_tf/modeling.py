@@ -776,3 +776,8 @@ MODEL_CLASSES: dict[str, type[TFRemBertPreTrainedModel]] = {
 }
 
 assert set(MODEL_CLASSES) == set(ARCHITECTURES)
+
+# Registered as Keras serializable (as "rembert_tf>TFRemBertForMaskedLM", ...): keras.models.load_model reads a
+# saved .keras file without custom_objects once rembert_tf's models are imported.
+for _cls in MODEL_CLASSES.values():
+    keras.saving.register_keras_serializable(package="rembert_tf")(_cls)

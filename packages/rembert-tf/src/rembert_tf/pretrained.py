@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import numpy as np
 
 from rembert_core import ConfigError, InputError, RemBertConfig
+from rembert_tf import validation
 from rembert_tf._tensorflow import keras, tf
 from rembert_tf.kernels import Embedding, Linear
 from rembert_tf.outputs import BaseModelOutputWithPoolingAndCrossAttentions, ModelOutput
@@ -148,6 +149,13 @@ class TFRemBertPreTrainedModel(keras.Model):
 
     # -- inputs --------------------------------------------------------------------------------
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Keras' ``__call__``, after turning what users pass into tensors: a ``BatchEncoding`` or dict first
+        (its flags become keywords), a list ``[input_ids, attention_mask, token_type_ids, ...]``, nested lists.
+        """
+        args, kwargs = validation.unpack_call_inputs(args, kwargs, self.INPUT_NAMES)
+        return super().__call__(*args, **kwargs)
+
     def _gather_inputs(self, input_ids: Any, arguments: dict[str, Any]) -> dict[str, Any]:
         """Unpack a dict passed as the first argument (``fit``, ``export``) into the keyword arguments."""
         if isinstance(input_ids, Mapping):
@@ -178,16 +186,16 @@ class TFRemBertPreTrainedModel(keras.Model):
             position_ids=args.get("position_ids"),
             head_mask=args.get("head_mask"),
             inputs_embeds=args.get("inputs_embeds"),
-            output_attentions=bool(args.get("output_attentions") or False),
-            output_hidden_states=bool(args.get("output_hidden_states") or False),
+            output_attentions=_flag(args.get("output_attentions"), self.config.output_attentions),
+            output_hidden_states=_flag(args.get("output_hidden_states"), self.config.output_hidden_states),
             training=training,
             **extra,
         )
         return out
 
-    @staticmethod
-    def _finish(output: ModelOutput, return_dict: bool | None) -> Any:
-        return output.to_tuple() if return_dict is False else output
+    def _finish(self, output: ModelOutput, return_dict: bool | None) -> Any:
+        """The output object, or its tuple with ``return_dict=False`` (default: ``config.return_dict``)."""
+        return output if _flag(return_dict, self.config.return_dict) else output.to_tuple()
 
     # -- canonical tensors ----------------------------------------------------------------------
 
@@ -267,15 +275,23 @@ class TFRemBertPreTrainedModel(keras.Model):
         )
 
     def save_pretrained(
-        self, save_directory: str | os.PathLike[str], *, max_shard_size: int | str | None = None
+        self,
+        save_directory: str | os.PathLike[str],
+        saved_model: bool = False,
+        version: int = 1,
+        *,
+        max_shard_size: int | str | None = None,
     ) -> list[Path]:
         """Write ``config.json`` and canonical safetensors (loadable by transformers and rembert-torch).
 
         Args:
             save_directory: created if needed.
+            saved_model: also write a TensorFlow SavedModel with the ``serving_default`` signature of
+                :meth:`export` to ``save_directory/saved_model/<version>`` (where transformers writes it).
+            version: the SavedModel's version directory (TensorFlow Serving's layout).
             max_shard_size: e.g. ``"2GB"`` to split the weights into shards plus an index.
 
-        Returns the written files.
+        Returns the written files (and, with ``saved_model``, the SavedModel directory).
 
         Example:
             >>> import tempfile
@@ -287,7 +303,51 @@ class TFRemBertPreTrainedModel(keras.Model):
         """
         from rembert_tf.loading import save_pretrained
 
-        return save_pretrained(self, save_directory, max_shard_size=max_shard_size)
+        files = save_pretrained(self, save_directory, max_shard_size=max_shard_size)
+        if saved_model:
+            if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+                raise InputError(f"version must be a non-negative integer, got {version!r}")
+            target = Path(save_directory) / "saved_model" / str(version)
+            self.export(target, verbose=False)
+            files.append(target)
+        return files
+
+    # -- the model API of transformers' TF classes ----------------------------------------------
+
+    #: The input ``call`` takes first (transformers' ``main_input_name``).
+    main_input_name: ClassVar[str] = "input_ids"
+
+    def num_parameters(self, only_trainable: bool = False) -> int:
+        """The number of weights (scalars), or of the trainable ones."""
+        variables = self.trainable_variables if only_trainable else self.variables
+        return int(sum(int(np.prod(v.shape)) for v in variables))
+
+    def get_lm_head(self) -> keras.layers.Layer | None:
+        """The LM prediction head (``cls.predictions``: dense, activation, LayerNorm, decoder), or None."""
+        head = getattr(self, "cls", None)
+        return None if head is None else head.predictions
+
+    def get_bias(self) -> dict[str, Any] | None:
+        """``{"decoder_bias": variable}`` of the LM head (as transformers' TF RemBERT), or None for other heads."""
+        decoder = self.get_output_embeddings()
+        return None if decoder is None else {"decoder_bias": decoder.bias}
+
+    def set_bias(self, value: Mapping[str, Any]) -> None:
+        """Assign the LM head's ``{"decoder_bias": (vocab_size,)}`` (same size; :meth:`resize_token_embeddings`
+        changes the vocabulary).
+        """
+        decoder = self.get_output_embeddings()
+        if decoder is None:
+            raise InputError(f"{type(self).__name__} has no LM head, so no bias to set")
+        if not isinstance(value, Mapping) or set(value) != {"decoder_bias"}:
+            raise InputError('set_bias takes {"decoder_bias": tensor}, as get_bias returns it')
+        bias = validation.to_tensor(value["decoder_bias"], "decoder_bias")
+        if tuple(bias.shape) != tuple(decoder.bias.shape):
+            raise InputError(
+                f"decoder_bias must have shape {tuple(decoder.bias.shape)}, got {tuple(bias.shape)} "
+                "(resize_token_embeddings changes the vocabulary size)"
+            )
+        decoder.bias.assign(tf.cast(bias, decoder.bias.dtype))
 
     # -- embeddings ----------------------------------------------------------------------------
 
@@ -295,6 +355,20 @@ class TFRemBertPreTrainedModel(keras.Model):
         """The word-embedding layer (``embeddings.word_embeddings``)."""
         rembert: TFRemBertMainLayer = self.rembert
         return rembert.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value: Any) -> None:
+        """Assign the word embeddings: an :class:`~rembert_tf.kernels.Embedding` layer's table or an array
+        ``(vocab_size, input_embedding_size)`` of the same shape (:meth:`resize_token_embeddings` resizes).
+        """
+        table = self.get_input_embeddings()
+        weight = value.weight if isinstance(value, Embedding) else value
+        weight = validation.to_tensor(weight, "value")
+        if tuple(weight.shape) != tuple(table.weight.shape):
+            raise InputError(
+                f"the input embeddings must have shape {tuple(table.weight.shape)}, got {tuple(weight.shape)} "
+                "(resize_token_embeddings changes the vocabulary size)"
+            )
+        table.weight.assign(tf.cast(weight, table.weight.dtype))
 
     def get_output_embeddings(self) -> Linear | None:
         """The LM decoder (``cls.predictions.decoder``), or None for heads without one."""
@@ -339,6 +413,28 @@ class TFRemBertPreTrainedModel(keras.Model):
 
     # -- training ------------------------------------------------------------------------------
 
+    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = None, **kwargs: Any) -> None:
+        """Keras' ``compile``; without ``loss`` the model trains on its own loss (labels in ``x`` or as ``y``).
+
+        A flat list of ``metrics`` applies to every output of a head with several (question answering:
+        ``start_logits_accuracy`` and ``end_logits_accuracy``), as in tf-keras.
+        """
+        from rembert_tf.training import broadcast_metrics
+
+        super().compile(optimizer=optimizer, loss=loss, metrics=broadcast_metrics(self, metrics), **kwargs)
+
+    def compile_from_config(self, config: dict[str, Any]) -> None:
+        """Keras hook of ``load_model``: compile as saved and build the optimizer (its state is loaded next)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if getattr(self, "optimizer", None) is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def label_to_output_names(self) -> dict[str, str]:
+        """``{label input: output field}``: ``{"labels": "logits"}``, or the start/end pair of question answering."""
+        from rembert_tf.training import label_to_output_names
+
+        return label_to_output_names(self)
+
     def compute_loss(
         self,
         x: Any = None,
@@ -347,26 +443,39 @@ class TFRemBertPreTrainedModel(keras.Model):
         sample_weight: Any = None,
         training: bool = True,
     ) -> Any:
-        """Keras hook used by ``fit``: the model's own loss when labels were inputs, else the compiled loss.
+        """Keras hook used by ``fit``: the model's own loss when compiled without one, else the compiled loss.
 
-        With labels in the input dict (``{"input_ids": ..., "labels": ...}``) the
-        internal PyTorch-semantics loss is used; otherwise ``y`` is compared with
-        the logits by the loss given to ``compile``.
+        Compiled without a ``loss``, the internal PyTorch-semantics loss is used (labels in the input
+        dict, or ``y`` moved there by :meth:`train_step`); with a ``loss``, it compares each label
+        (``y``, or the labels in ``x``) with its output (see :mod:`rembert_tf.training`).
         """
-        if isinstance(y_pred, ModelOutput) and y_pred.get("loss") is not None and y is None:
-            from rembert_tf.distributed import scale_loss_for_distribution
-
-            # Per-replica mean; scaled like Keras' compiled losses so the replica sum is the mean's gradient.
-            return scale_loss_for_distribution(y_pred["loss"])
         if isinstance(y_pred, ModelOutput):
-            y_pred = y_pred.get("logits", y_pred.get("start_logits"))
+            from rembert_tf.training import match_labels
+
+            if getattr(self, "_compile_loss", None) is None and y_pred.get("loss") is not None:
+                from rembert_tf.distributed import scale_loss_for_distribution
+
+                # Per-replica mean; scaled like Keras' compiled losses so the replica sum is the mean's gradient.
+                return scale_loss_for_distribution(y_pred["loss"])
+            if getattr(self, "_compile_loss", None) is None and training:
+                names = list(self.label_to_output_names())
+                raise InputError(
+                    f"{type(self).__name__} was compiled without a loss and got no labels: put {names} in the "
+                    "input dict, pass them as y, or compile with a loss"
+                    if names
+                    else f"{type(self).__name__} has no loss of its own: compile it with a loss"
+                )
+            y, y_pred, sample_weight = match_labels(self, x, y, y_pred, sample_weight)
         return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
 
     def train_step(self, data: Any) -> Any:
-        """Keras' train step; under multi-worker strategies its logs come back as shape ``(1,)`` (see below)."""
+        """Keras' train step (labels given as ``y`` feed the model's own loss when compiled without one);
+        under multi-worker strategies its logs come back as shape ``(1,)`` (see :meth:`test_step`).
+        """
         from rembert_tf.distributed import logs_for_multi_worker
+        from rembert_tf.training import labels_into_inputs
 
-        return logs_for_multi_worker(super().train_step(data))
+        return logs_for_multi_worker(super().train_step(labels_into_inputs(self, data)))
 
     def test_step(self, data: Any) -> Any:
         """Keras' test step; under multi-worker strategies its logs come back as shape ``(1,)``.
@@ -376,8 +485,9 @@ class TFRemBertPreTrainedModel(keras.Model):
         plain mean over workers, and the logs reaching callbacks are scalars again.
         """
         from rembert_tf.distributed import logs_for_multi_worker
+        from rembert_tf.training import labels_into_inputs
 
-        return logs_for_multi_worker(super().test_step(data))
+        return logs_for_multi_worker(super().test_step(labels_into_inputs(self, data)))
 
     def predict_step(self, data: Any) -> Any:
         """Keras' predict step, giving ``predict`` a plain ``dict`` of the output's arrays.
@@ -406,9 +516,18 @@ class TFRemBertPreTrainedModel(keras.Model):
         super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def compute_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> Any:
-        """Keras hook: metrics see the logits (or start logits) of the output."""
+        """Keras hook: metrics compare each label (``y``, or the labels in ``x``) with its output.
+
+        ``labels`` with ``logits``, start/end positions with start/end logits; -100 labels of the
+        token-level heads weigh 0 and the causal LM's labels are shifted (see :mod:`rembert_tf.training`).
+        """
         if isinstance(y_pred, ModelOutput):
-            y_pred = y_pred.get("logits", y_pred.get("start_logits"))
+            from rembert_tf.training import match_labels
+
+            y, y_pred, sample_weight = match_labels(self, x, y, y_pred, sample_weight)
+            if y is None and getattr(self, "_compile_metrics", None) is not None:
+                names = list(self.label_to_output_names())
+                raise InputError(f"the compiled metrics need labels: put {names} in the input dict or pass them as y")
         return super().compute_metrics(x, y, y_pred, sample_weight)
 
     # -- export --------------------------------------------------------------------------------
@@ -424,7 +543,11 @@ class TFRemBertPreTrainedModel(keras.Model):
 
     def serve(self, input_ids: tf.Tensor, attention_mask: tf.Tensor, token_type_ids: tf.Tensor) -> dict[str, tf.Tensor]:
         """Inference on the three int32 inputs; returns the tensor output fields as a dict."""
-        kwargs: dict[str, Any] = {"attention_mask": attention_mask, "token_type_ids": token_type_ids}
+        kwargs: dict[str, Any] = {
+            "attention_mask": attention_mask,
+            "token_type_ids": token_type_ids,
+            "return_dict": True,
+        }
         if "use_cache" in self.INPUT_NAMES:
             kwargs["use_cache"] = False
         out = self(input_ids, training=False, **kwargs)
@@ -467,13 +590,52 @@ class TFRemBertPreTrainedModel(keras.Model):
         archive.write_out(os.fspath(filepath), verbose=verbose, **kwargs)
 
     def get_config(self) -> dict[str, Any]:
-        """Keras config: the RemBERT config as a dict (enough to rebuild the model with ``from_config``)."""
-        return {"config": self.config.to_dict(), "name": self.name}
+        """Keras config: the RemBERT config as a dict, the name, dtype policy and constructor options.
+
+        With the classes registered as Keras serializable (package ``rembert_tf``), ``model.save("m.keras")``
+        and ``keras.models.load_model("m.keras")`` round-trip without ``custom_objects``.
+        """
+        config: dict[str, Any] = {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
+            "config": self.config.to_dict(),
+        }
+        if self.task == "base":
+            config["add_pooling_layer"] = getattr(self.rembert, "pooler", None) is not None
+        return config
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> TFRemBertPreTrainedModel:
-        """Rebuild from :meth:`get_config`."""
-        return cls(RemBertConfig.from_dict(config["config"]), name=config.get("name"))
+    def from_config(cls, config: Any, custom_objects: Any = None, **kwargs: Any) -> Any:
+        """A model with fresh weights from a :class:`~rembert_core.RemBertConfig`, its dict or :meth:`get_config`.
+
+        As transformers' ``TFPreTrainedModel.from_config``: ``kwargs`` go to the constructor
+        (``name``, ``dtype``, ``add_pooling_layer`` for the bare model).
+
+        Example:
+            >>> from rembert_core.testing import tiny_config
+            >>> from rembert_tf import TFRemBertForMaskedLM
+            >>> model = TFRemBertForMaskedLM.from_config(tiny_config().to_dict())
+            >>> model.config.vocab_size == tiny_config().vocab_size
+            True
+        """
+        if isinstance(config, RemBertConfig):
+            return cls(config, **kwargs)
+        if not isinstance(config, Mapping):
+            raise ConfigError(f"from_config takes a RemBertConfig or a dict, got {type(config).__name__}")
+        inner = config.get("config")
+        if not isinstance(inner, Mapping | RemBertConfig):  # a RemBertConfig dict itself
+            return cls(RemBertConfig.from_dict(dict(config)), **kwargs)
+        options = {k: config[k] for k in ("name", "trainable", "add_pooling_layer") if k in config}
+        if config.get("dtype") is not None:
+            options["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
+        rembert_config = inner if isinstance(inner, RemBertConfig) else RemBertConfig.from_dict(dict(inner))
+        return cls(rembert_config, **{**options, **kwargs})
+
+
+def _flag(value: Any, default: Any) -> bool:
+    """A call's output flag, or the config's when the call leaves it ``None`` (as transformers does)."""
+    return bool(default if value is None else value)
 
 
 def _named(namespace: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:

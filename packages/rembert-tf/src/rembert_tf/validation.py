@@ -8,7 +8,7 @@ the same message); XLA drops assertions, so under ``jit_compile=True`` only the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -131,6 +131,72 @@ def check_same_shape(t: tf.Tensor, name: str, batch: Any, seq: Any, seq_name: st
         f"{name} must have shape (batch, {seq_name}) = ({batch}, {seq}), got ({tb}, {ts})",
         gate=t,
     )
+
+
+# -- what users pass: BatchEncoding, dicts, lists, nested Python lists -----------------------------
+
+#: Flags a dict input may carry besides tensors; they become keyword arguments (Keras passes only tensors).
+CALL_FLAGS = ("output_attentions", "output_hidden_states", "return_dict", "use_cache")
+
+
+_NOT_ARRAYS = frozenset({*CALL_FLAGS, "past_key_values"})
+
+
+def _tensor_like(value: Any) -> bool:
+    return isinstance(value, tf.Tensor | tf.Variable | np.ndarray) or type(value).__name__ == "KerasTensor"
+
+
+def as_array(value: Any, name: str) -> Any:
+    """A nested Python list or tuple as a NumPy array (ragged or non-numeric: :class:`InputError` naming it)."""
+    leaf = value
+    while isinstance(leaf, list | tuple) and leaf:
+        leaf = leaf[0]
+    if not isinstance(value, list | tuple) or _tensor_like(leaf):  # not a list, or a structure of tensors
+        return value
+    try:
+        array = np.asarray(value)
+    except ValueError as exc:  # ragged rows
+        raise InputError(f"{name} must be a rectangular nested list (every row the same length): {exc}") from None
+    if array.dtype == object or array.dtype.kind not in "biuf":
+        raise InputError(f"{name} must hold numbers (a rectangular nested list), got {array.dtype} elements")
+    return array
+
+
+def unpack_call_inputs(
+    args: tuple[Any, ...], kwargs: dict[str, Any], names: Sequence[str]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Turn what users pass to a model into what Keras' ``__call__`` takes: tensors positionally.
+
+    * a mapping first (a tokenizer's ``BatchEncoding``, any ``dict``) becomes a plain ``dict``; its flags
+      (:data:`CALL_FLAGS` with Python values) become keyword arguments;
+    * a list or tuple of tensors or arrays first is ``[input_ids, attention_mask, token_type_ids, ...]``
+      in the order of ``names`` (as transformers' TF models take it);
+    * nested Python lists (first argument, dict values, keyword inputs) become NumPy arrays.
+    """
+    kwargs = {k: as_array(v, k) if k in names and k not in _NOT_ARRAYS else v for k, v in kwargs.items()}
+    if not args:
+        return args, kwargs
+    first, rest = args[0], args[1:]
+    if isinstance(first, list | tuple) and first and all(v is None or _tensor_like(v) for v in first):
+        if not any(_tensor_like(v) for v in first):
+            raise InputError("the input list holds only None: pass input_ids or inputs_embeds")
+        if len(first) > len(names):
+            raise InputError(f"got {len(first)} inputs in a list; at most {len(names)}, in the order {list(names)}")
+        first = dict(zip(names, first, strict=False))
+    if isinstance(first, Mapping):
+        inputs: dict[str, Any] = {}
+        for key, value in first.items():
+            if key in CALL_FLAGS and not _tensor_like(value):
+                if value is not None and kwargs.get(key) is not None:
+                    raise InputError(f"{key} was passed both in the input dict and as an argument")
+                if value is not None:
+                    kwargs[key] = value
+                continue
+            inputs[key] = value if key in _NOT_ARRAYS else as_array(value, str(key))
+        first = inputs
+    else:
+        first = as_array(first, "input_ids")
+    return (first, *rest), kwargs
 
 
 # -- the backbone's inputs (TFRemBertMainLayer.call) -----------------------------------------------
