@@ -100,8 +100,8 @@ class ZeroShotClassificationPipeline(Pipeline):
         features = []
         template = options["hypothesis_template"]
         for label in options["candidate_labels"]:
-            encoding = self.encode([[item, template.format(label)]], padding=True, truncation="only_first")
-            features.append(self.feature(encoding, 0, candidate_label=label))
+            encoding = self.encode(item, template.format(label), padding=True, truncation="only_first")
+            features.append(self.feature(encoding, candidate_label=label))
         return features
 
     def postprocess(self, item: Any, features: list[Feature], options: Mapping[str, Any]) -> Any:
