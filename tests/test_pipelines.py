@@ -35,6 +35,9 @@ LABELS = {
 }
 TOL = get_tolerance("float32", "activations")
 BACKENDS = ("torch", "tf", "numpy")
+#: Fast tokenizers our pipelines run with: ours (rembert-tokenizers), and transformers' (which isolates the
+#: pipeline's own code from tokenizer differences).
+TOKENIZERS = ("ours", "transformers")
 
 
 def close(a: float, b: float) -> bool:
@@ -85,6 +88,14 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
         return folder
 
     return make
+
+
+def fast_tokenizer(source: str, path: Path) -> Any:
+    if source == "transformers":
+        return transformers.AutoTokenizer.from_pretrained(str(path))
+    from rembert_tokenizers import RemBertTokenizerFast
+
+    return RemBertTokenizerFast.from_pretrained(path)
 
 
 def ours(backend: str, task: str, path: Path, **kwargs: Any) -> Any:
@@ -221,22 +232,24 @@ def assert_entities(got: list[dict[str, Any]], want: list[dict[str, Any]], where
 @pytest.mark.parametrize("corpus", sorted(CORPORA))
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("strategy", ["none", "simple", "first", "average", "max"])
-def test_token_classification(checkpoint, corpus: str, backend: str, strategy: str) -> None:
+@pytest.mark.parametrize("tokenizer_from", TOKENIZERS)
+def test_token_classification(checkpoint, corpus: str, backend: str, strategy: str, tokenizer_from: str) -> None:
     path = checkpoint(corpus, "token_classification")
     inputs = texts(corpus, count=8)
     ref = reference("ner", path, aggregation_strategy=strategy)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
+    tokenizer = fast_tokenizer(tokenizer_from, path)
     pipe = ours(backend, "ner", path, aggregation_strategy=strategy, tokenizer=tokenizer)
     for text, g, w in zip(inputs, pipe(inputs), ref(inputs), strict=True):
         assert_entities(g, w, text)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_token_classification_stride_windows(checkpoint, backend: str) -> None:
+@pytest.mark.parametrize("tokenizer_from", TOKENIZERS)
+def test_token_classification_stride_windows(checkpoint, backend: str, tokenizer_from: str) -> None:
     path = checkpoint("en", "token_classification", model_max_length=24)
     lines = texts("en", count=20)
     inputs = [" ".join(lines[i : i + 5]) for i in range(0, 20, 5)]  # several windows of 24 tokens each
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
+    tokenizer = fast_tokenizer(tokenizer_from, path)
     for strategy in ("simple", "first"):
         ref = reference("ner", path, aggregation_strategy=strategy, stride=6)
         pipe = ours(backend, "ner", path, aggregation_strategy=strategy, stride=6, tokenizer=tokenizer)
@@ -255,10 +268,11 @@ def qa_examples(corpus: str) -> list[dict[str, str]]:
 
 @pytest.mark.parametrize("corpus", sorted(CORPORA))
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_question_answering(checkpoint, corpus: str, backend: str) -> None:
+@pytest.mark.parametrize("tokenizer_from", TOKENIZERS)
+def test_question_answering(checkpoint, corpus: str, backend: str, tokenizer_from: str) -> None:
     path = checkpoint(corpus, "question_answering")
     examples = qa_examples(corpus)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
+    tokenizer = fast_tokenizer(tokenizer_from, path)
     ref = reference("question-answering", path)
     pipe = ours(backend, "question-answering", path, tokenizer=tokenizer, batch_size=4)
     settings: list[dict[str, Any]] = [
