@@ -87,6 +87,33 @@ class ModelOutput:
         value = getattr(self, key, None)
         return default if value is None else value
 
+    def __post_init__(self) -> None:
+        # transformers' ModelOutput(dict): a mapping as the only argument fills the fields it names
+        fields = dataclasses.fields(self)
+        first = getattr(self, fields[0].name)
+        others_unset = all(getattr(self, f.name) is None for f in fields[1:])
+        if isinstance(first, dict) and others_unset and not isinstance(first, ModelOutput):
+            names = {f.name for f in fields}
+            unknown = sorted(set(first) - names)
+            if unknown:
+                raise KeyError(f"{type(self).__name__} has no fields {unknown} (fields: {sorted(names)})")
+            setattr(self, fields[0].name, None)
+            for name, value in first.items():
+                setattr(self, name, value)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        """``out["logits"] = x`` sets the field, as in transformers (the attribute and the key are one)."""
+        if not isinstance(key, str) or key not in {f.name for f in dataclasses.fields(self)}:
+            raise KeyError(f"{type(self).__name__} has no field {key!r}")
+        setattr(self, key, value)
+
+    def __delitem__(self, key: str) -> None:
+        raise TypeError(f"You cannot use ``__delitem__`` on a {type(self).__name__} instance.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The set fields as a plain dict, in order."""
+        return dict(self.items())
+
 
 @dataclass
 class BaseModelOutputWithPoolingAndCrossAttentions(ModelOutput):

@@ -524,10 +524,10 @@ def _prune_attention(attention: nn.Module, heads: set[int]) -> None:
     if not heads:
         return
     size = int(self_attn.attention_head_size)
-    mask = torch.ones(int(self_attn.num_attention_heads), size)
-    for head in heads:
-        mask[head - sum(1 for h in done if h < head)] = 0  # position among the heads still there
-    index = torch.arange(mask.numel())[mask.view(-1).eq(1)].to(self_attn.query.weight.device)
+    keep = [h for h in range(int(self_attn.num_attention_heads) + len(done)) if h not in done | heads]
+    kept_now = [h - sum(1 for d in done if d < h) for h in keep]  # positions among the heads still there
+    index = torch.tensor([p * size + i for p in kept_now for i in range(size)], dtype=torch.long, device="cpu")
+    index = index.to(self_attn.query.weight.device)
     self_attn.query = _prune_linear(self_attn.query, index, 0)
     self_attn.key = _prune_linear(self_attn.key, index, 0)
     self_attn.value = _prune_linear(self_attn.value, index, 0)

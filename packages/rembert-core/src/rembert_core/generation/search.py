@@ -356,7 +356,9 @@ class Decoding:
         n_eos = len(self.eos) if self.eos is not None else 0
         self.beams_to_keep = max(2, 1 + n_eos) * beams
         self.top_num_beam_mask = np.arange(self.beams_to_keep) < beams
-        fill = self.pad if self.pad is not None else (self.eos[0] if self.eos is not None else -1)
+        # transformers' `pad_token_id or eos_token_id[0] if eos_token_id is not None else -1`: a pad id of 0 is
+        # falsy there, so finished beams are filled with the first eos id then, and with -1 without eos ids
+        fill = (self.pad or self.eos[0]) if self.eos is not None else -1
         self.cur_len = self.prompt
         self.running_sequences = np.full((batch, beams, cfg.max_length), fill, dtype=np.int64)
         self.running_sequences[:, :, : self.prompt] = self.ids.reshape(batch, beams, -1)
