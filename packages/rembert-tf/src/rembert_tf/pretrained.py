@@ -518,8 +518,8 @@ class TFRemBertPreTrainedModel(keras.Model):
     def compute_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> Any:
         """Keras hook: metrics compare each label (``y``, or the labels in ``x``) with its output.
 
-        ``labels`` with ``logits``, start/end positions with start/end logits; -100 labels of the
-        token-level heads weigh 0 and the causal LM's labels are shifted (see :mod:`rembert_tf.training`).
+        ``labels`` with ``logits``, start/end positions with start/end logits; the token-level heads'
+        metrics see only the positions not labelled -100, the causal LM's shifted (see :mod:`rembert_tf.training`).
         """
         if isinstance(y_pred, ModelOutput):
             from rembert_tf.training import match_labels

@@ -8,7 +8,7 @@ transformers' TF models train the Keras way, and so do ours (:class:`~rembert_tf
   first, as transformers does); with a Keras ``loss``: that loss on the matching output;
 * metrics compare each label with its output (``labels`` with ``logits``; ``start_positions`` /
   ``end_positions`` with ``start_logits`` / ``end_logits``). For the token-level heads they see what the
-  model's own loss sees: positions labelled -100 get sample weight 0, and the causal LM compares
+  model's own loss sees: only the positions not labelled -100, and the causal LM compares
   position t's logits with label t + 1. (transformers' TF models give metrics the raw labels: there,
   -100 positions count as misses and causal-LM metrics are off by one position.)
 """
@@ -85,7 +85,7 @@ def match_labels(
 
     ``y`` None takes the labels from ``x``; a dict ``y`` is matched by name (label input or output
     name), a tuple by order of the outputs, a tensor with the first output (``logits`` or ``start_logits``). For the
-    token-level heads, -100 labels get weight 0 (and become 0) and the causal LM's labels are shifted.
+    token-level heads, only the positions not labelled -100 count and the causal LM's labels are shifted.
     """
     mapping = label_to_output_names(model)
     names = _outputs(y_pred)
@@ -117,17 +117,25 @@ def match_labels(
 
 
 def _token_level(task: str, labels: tf.Tensor, logits: Any, sample_weight: Any) -> tuple[Any, Any, Any]:
-    """Per-token labels as the model's loss sees them: -100 weighted 0, the causal LM's shifted by one."""
+    """Per-token labels as the model's loss sees them: the scored positions only (labels not -100), flattened
+    to ``(n,)`` labels and ``(n, classes)`` logits; the causal LM's shifted by one.
+
+    Dropping the -100 positions (rather than weighting them 0) keeps them out of unweighted metrics too:
+    Keras gives ``sample_weight`` only to ``weighted_metrics``.
+    """
     if not labels.dtype.is_integer or labels.shape.rank != 2:
         return labels, logits, sample_weight
     if task == "causal_lm":  # position t predicts label t + 1
         labels, logits = labels[:, 1:], logits[:, :-1]
-    keep = tf.not_equal(labels, tf.constant(-100, labels.dtype))
-    weight = tf.cast(keep, tf.float32)
+    keep = tf.not_equal(labels, tf.constant(-100, labels.dtype))  # (batch, seq)
     if sample_weight is not None:
-        sample_weight = tf.cast(sample_weight, tf.float32)
-        weight = weight * (sample_weight[:, None] if sample_weight.shape.rank == 1 else sample_weight)
-    return tf.where(keep, labels, tf.zeros_like(labels)), logits, weight
+        sample_weight = tf.convert_to_tensor(sample_weight)
+        if sample_weight.shape.rank == 1:
+            sample_weight = tf.broadcast_to(sample_weight[:, None], tf.shape(labels))
+        elif task == "causal_lm":
+            sample_weight = sample_weight[:, 1:]
+        sample_weight = tf.boolean_mask(sample_weight, keep)
+    return tf.boolean_mask(labels, keep), tf.boolean_mask(logits, keep), sample_weight
 
 
 def broadcast_metrics(model: TFRemBertPreTrainedModel, metrics: Any) -> Any:
