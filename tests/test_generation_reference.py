@@ -391,3 +391,24 @@ def test_saved_files_follow_the_umask(tmp_path: Path, umask: int) -> None:
         os.umask(old)
     for name in ("config.json", "generation_config.json", "model.safetensors"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
+
+
+@pytest.mark.parametrize("options", STRATEGIES[:6] + [{"repetition_penalty": 1.3, "min_new_tokens": 3}])
+def test_tf_generate_mirrors_torch(decoder: Any, options: dict[str, Any]) -> None:
+    """TFRemBertForCausalLM.generate: the same options, the same tokens and scores as the PyTorch model."""
+    pytest.importorskip("tensorflow")
+    from rembert_tf import TFRemBertForCausalLM
+
+    folder, ref, ours = decoder
+    tf_model = TFRemBertForCausalLM.from_pretrained(folder)
+    eos = [_frequent_token(ref), 4]
+    kwargs = {"max_new_tokens": 8, **options} if "max_length" not in options else dict(options)
+    kwargs.update(eos_token_id=eos, pad_token_id=0, return_dict_in_generate=True, output_scores=True)
+    expected = ours.generate(**_inputs(), **kwargs)
+    inputs = {k: v.numpy() for k, v in _inputs().items()}
+    actual = tf_model.generate(**inputs, **kwargs)
+    assert np.array_equal(actual.sequences.numpy(), expected.sequences.numpy())
+    for step, (a, e) in enumerate(zip(actual.scores, expected.scores, strict=True)):
+        finite = np.isfinite(e.numpy())
+        assert np.array_equal(finite, np.isfinite(a.numpy())), step
+        assert_close(a.numpy()[finite], e.numpy()[finite], name=f"scores[{step}]")
