@@ -321,7 +321,7 @@ def test_from_pretrained_with_state_dict(tmp_path: Path) -> None:
     model, info = RemBertForSequenceClassification.from_pretrained(
         None, config=config, state_dict=state, output_loading_info=True
     )
-    theirs, their_info = transformers.RemBertForSequenceClassification.from_pretrained(
+    _, their_info = transformers.RemBertForSequenceClassification.from_pretrained(
         None, config=transformers.RemBertConfig.from_pretrained(tmp_path), state_dict=state, output_loading_info=True
     )
     assert sorted(info["missing_keys"]) == sorted(their_info["missing_keys"])
@@ -393,7 +393,7 @@ def test_saved_files_follow_the_umask(tmp_path: Path, umask: int) -> None:
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
 
 
-@pytest.mark.parametrize("options", STRATEGIES[:6] + [{"repetition_penalty": 1.3, "min_new_tokens": 3}])
+@pytest.mark.parametrize("options", [*STRATEGIES[:6], {"repetition_penalty": 1.3, "min_new_tokens": 3}])
 def test_tf_generate_mirrors_torch(decoder: Any, options: dict[str, Any]) -> None:
     """TFRemBertForCausalLM.generate: the same options, the same tokens and scores as the PyTorch model."""
     pytest.importorskip("tensorflow")
