@@ -231,7 +231,7 @@ def test_unpadding_plan() -> None:
     assert plan.runs == ((0, 2, 2), (4, 1, 1))  # equal-length neighbours share one attention call
     assert plan.index.tolist() == [0, 1, 4, 5, 8]
     assert plan.starts.tolist()[:3] == [0, 2, 4]
-    assert kernels.plan_unpadding(mask, require_first=True) is None  # the last row has no position 0
+    assert kernels.plan_unpadding(mask, pooled=True) is None  # the last row has no position 0
     assert kernels.plan_unpadding(torch.ones(4, 4)) is None  # nothing to save
     assert kernels.plan_unpadding(mask[:1]) is None  # one row
     assert kernels.plan_unpadding(mask * 2) is None  # not a 0/1 mask

@@ -312,30 +312,35 @@ class Unpadded:
     """Where a padded (batch, seq) batch's real tokens are once gathered into (tokens, ...), row after row.
 
     ``index``: (tokens,) flat positions ``row * seq + col`` of the real tokens, in row-major order;
-    ``lengths``: real tokens per row (Python ints; rows of zero tokens included); ``runs``: consecutive
+    ``starts``: (batch,) token index of each row's first real token (rows of zero tokens point past their
+    end); ``lengths``: real tokens per row (Python ints; rows of zero tokens included); ``runs``: consecutive
     rows of equal non-zero length as (first token, rows, length), each run one batched attention call.
+    ``pool_only``: the caller reads only position 0 of each row after the last layer, so that layer computes
+    its queries, attention output and feed-forward at those positions only (:meth:`first_only`).
+    ``first_only``: the plan of such a layer: attention returns (batch, hidden), one query per row.
     """
 
     index: Tensor
+    starts: Tensor
     lengths: tuple[int, ...]
     runs: tuple[tuple[int, int, int], ...]
     batch: int
     seq: int
+    pool_only: bool = False
+    first_only: bool = False
 
-    @property
-    def starts(self) -> Tensor:
-        """(batch,) token index of each row's first real token (rows of zero tokens point past their end)."""
-        lengths = torch.tensor(self.lengths, device=self.index.device)
-        return torch.cumsum(lengths, 0) - lengths
+    def first_only_plan(self) -> Unpadded:
+        """This plan for a last layer whose output is read at position 0 of each row only."""
+        return dataclasses.replace(self, first_only=True)
 
 
-def plan_unpadding(attention_mask: Tensor | None, *, require_first: bool = False) -> Unpadded | None:
+def plan_unpadding(attention_mask: Tensor | None, *, pooled: bool = False) -> Unpadded | None:
     """The :class:`Unpadded` plan of a 0/1 ``attention_mask`` (batch, seq), or None to run the batch padded.
 
     None when :data:`UNPAD` is off, while compiling/tracing (data-dependent shapes), for a mask that is not
     2-D or not all 0/1, for a batch of one row (nothing to gain, measured) or one whose real-token share is
-    above :data:`UNPAD_MAX_REAL_SHARE`, and, with ``require_first``, when some row's position 0 is padding
-    (the pooler reads position 0 of every row).
+    above :data:`UNPAD_MAX_REAL_SHARE`, and, with ``pooled`` (a plan with ``pool_only``), when some row's
+    position 0 is padding (the pooler reads position 0 of every row).
     """
     if not UNPAD or attention_mask is None or attention_mask.dim() != 2 or not checking_values():
         return None
@@ -345,7 +350,7 @@ def plan_unpadding(attention_mask: Tensor | None, *, require_first: bool = False
     mask = attention_mask != 0
     lengths_t = mask.sum(dim=1)
     real = int(lengths_t.sum())
-    if not real or real > UNPAD_MAX_REAL_SHARE * batch * seq or (require_first and not bool(mask[:, 0].all())):
+    if not real or real > UNPAD_MAX_REAL_SHARE * batch * seq or (pooled and not bool(mask[:, 0].all())):
         return None
     lengths = tuple(int(n) for n in lengths_t.tolist())
     runs: list[tuple[int, int, int]] = []
@@ -358,7 +363,8 @@ def plan_unpadding(attention_mask: Tensor | None, *, require_first: bool = False
             runs.append((start, 1, n))
         start += n
     index = mask.reshape(-1).nonzero().squeeze(1)  # (tokens,) row-major
-    return Unpadded(index, lengths, tuple(runs), batch, seq)
+    starts = torch.cumsum(lengths_t, 0) - lengths_t  # (batch,)
+    return Unpadded(index, starts, lengths, tuple(runs), batch, seq, pool_only=pooled)
 
 
 def gather_tokens(x: Tensor, plan: Unpadded) -> Tensor:
@@ -371,15 +377,18 @@ def unpadded_attention(qkv: Tensor, plan: Unpadded, dropout_p: float, attn_imple
 
     Each run of equal-length rows is one call on (rows, heads, length, head_dim) with no mask, so no
     padded key enters a softmax (the padded batch adds ``finfo.min`` to them: their weight is exactly 0).
+    With ``plan.first_only`` only each row's first token queries: (batch, heads * dim).
     """
     _, _, heads, dim = qkv.shape
     parts = []
     for first, rows, length in plan.runs:
         block = qkv[first : first + rows * length].view(rows, length, 3, heads, dim)
         query, key, value = block.permute(2, 0, 3, 1, 4).unbind(0)  # each (rows, heads, length, head_dim)
+        if plan.first_only:
+            query = query[:, :, :1]  # (rows, heads, 1, head_dim)
         kernel = attention_kernel(attn_implementation, query, key, value, None, None, False)
-        context = attend(query, key, value, None, dropout_p, kernel)  # (rows, heads, length, head_dim)
-        parts.append(context.transpose(1, 2).reshape(rows * length, heads * dim))
+        context = attend(query, key, value, None, dropout_p, kernel)  # (rows, heads, queries, head_dim)
+        parts.append(context.transpose(1, 2).reshape(-1, heads * dim))
     return torch.cat(parts) if len(parts) > 1 else parts[0]
 
 

@@ -273,6 +273,8 @@ class RemBertAttention(nn.Module):
             output_attentions,
             unpadded=unpadded,
         )
+        if unpadded is not None and unpadded.first_only:  # one query per row: position 0's residual
+            hidden_states = hidden_states.index_select(0, unpadded.starts)  # (batch, hidden)
         return self.output(context, hidden_states), probs, present
 
 
@@ -388,7 +390,8 @@ class RemBertEncoder(nn.Module):
     ) -> tuple[Tensor, PastKeyValues | None, Layers | None, Layers | None, Layers | None]:
         """Returns (last hidden state, presents, all hidden states, self attentions, cross attentions).
 
-        With ``unpadded``, ``hidden_states`` and the hidden states returned are the real tokens (tokens, width).
+        With ``unpadded``, ``hidden_states`` and the hidden states returned are the real tokens (tokens, width),
+        and with its ``pool_only`` the last hidden state is position 0 of each row (batch, hidden).
         """
         hidden_states = self.embedding_hidden_mapping_in(hidden_states)  # (batch, seq, hidden)
         all_hidden: tuple[Tensor, ...] = ()
@@ -399,6 +402,9 @@ class RemBertEncoder(nn.Module):
             if output_hidden_states:
                 all_hidden = (*all_hidden, hidden_states)
             layer_past = past_key_values[i] if past_key_values is not None else None
+            plan = unpadded
+            if plan is not None and plan.pool_only and i == len(self.layer) - 1:
+                plan = plan.first_only_plan()  # (batch, hidden) out: position 0 of each row
             args = (
                 hidden_states,
                 attention_mask,
@@ -410,10 +416,10 @@ class RemBertEncoder(nn.Module):
             )
             if self.gradient_checkpointing and self.training:
                 hidden_states, self_probs, cross_probs, present = torch.utils.checkpoint.checkpoint(
-                    layer, *args, use_reentrant=False, unpadded=unpadded
+                    layer, *args, use_reentrant=False, unpadded=plan
                 )
             else:
-                hidden_states, self_probs, cross_probs, present = layer(*args, unpadded=unpadded)
+                hidden_states, self_probs, cross_probs, present = layer(*args, unpadded=plan)
             if use_cache:
                 presents = (*presents, present)
             if output_attentions:

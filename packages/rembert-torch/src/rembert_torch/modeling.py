@@ -177,7 +177,8 @@ class RemBertModel(RemBertPreTrainedModel):
         labelled real tokens): gathers the real tokens once (:func:`rembert_torch.kernels.plan_unpadding`
         decides whether it pays), runs embeddings, every dense layer and layer norm on (tokens, width)
         and attention per row, and returns (last hidden state (tokens, hidden), the plan, the pooled output
-        (batch, hidden) when ``pooled``). The caller has checked it wants no head mask, attentions or
+        (batch, hidden) when ``pooled``; the last hidden state is then position 0 of each row only, (batch,
+        hidden), as the last layer computes nothing else). The caller has checked it wants no head mask, attentions or
         hidden states. Decoders, hooked backbones and compiled/traced models run padded (None).
         """
         hooked = self._forward_hooks or self._forward_pre_hooks or nn.modules.module._global_forward_hooks
@@ -188,7 +189,7 @@ class RemBertModel(RemBertPreTrainedModel):
         batch, seq, _ = validation.check_model_inputs(
             self.config, input_ids, attention_mask, token_type_ids, position_ids, None, inputs_embeds, None, None, None
         )
-        plan = kernels.plan_unpadding(attention_mask, require_first=pooled)
+        plan = kernels.plan_unpadding(attention_mask, pooled=pooled)
         if plan is None:
             return None
         device = attention_mask.device
@@ -206,7 +207,9 @@ class RemBertModel(RemBertPreTrainedModel):
         first = None
         if pooled:
             assert self.pooler is not None
-            first = self.pooler(last.index_select(0, plan.starts)[:, None])  # position 0 of each row
+            if not len(self.encoder.layer):  # no last layer to narrow the tokens down
+                last = last.index_select(0, plan.starts)
+            first = self.pooler(last[:, None])  # last: position 0 of each row (batch, hidden), see Unpadded
         return last, plan, first
 
     # -- attention masks (as transformers' get_extended_attention_mask, invert_attention_mask, get_head_mask) --
