@@ -26,7 +26,7 @@ Example (``torchrun --nproc_per_node 2 train.py``)::
     ctx = init_distributed()
     model = RemBertForMaskedLM(config).to(ctx.device)
     model = apply_fsdp(model, param_dtype=torch.bfloat16)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)  # fused: docs/finetuning.md
     ...
     save_training_state("checkpoints", model, optimizer, step=100)
     save_distributed(model, "final")
