@@ -60,7 +60,7 @@ class TorchRunner(ModelRunner):
     ) -> np.ndarray:
         tensors = self._tensors({"input_ids": input_ids, "attention_mask": attention_mask})
         with torch.inference_mode():
-            out = self.model.generate(**tensors, max_new_tokens=max_new_tokens, **options)
+            out = self.model.generate(**tensors, max_new_tokens=max_new_tokens, **options)  # type: ignore[operator]
         sequences = out.sequences if hasattr(out, "sequences") else out
         return np.asarray(sequences.cpu().numpy())
 

@@ -16,8 +16,9 @@ window, so a generator of inputs is streamed.
 from __future__ import annotations
 
 import abc
+import inspect
 import itertools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -172,7 +173,8 @@ class Pipeline(abc.ABC):
         self.batch_size = batch_size
         self.progress = progress
         self.model = getattr(runner, "model", None)
-        self.options = self._options(**options)
+        self.options = self._parse_options(options)
+        self.check_options(self.options)
 
     @property
     def config(self) -> RemBertConfig:
@@ -184,9 +186,22 @@ class Pipeline(abc.ABC):
 
     # -- the task's part -------------------------------------------------------------------------
 
-    @abc.abstractmethod
-    def _options(self, **options: Any) -> dict[str, Any]:
-        """Check the task options (raise :class:`InputError` naming a bad one); return them with defaults."""
+    #: Check the task options (raise :class:`InputError` naming a bad one); return them, with the defaults
+    #: when called from ``__init__`` (before :attr:`options` exists). Each task defines it with its options
+    #: as keyword-only arguments.
+    _options: Callable[..., dict[str, Any]]
+
+    def _parse_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        signature = inspect.signature(self._options)
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
+        unknown = sorted(set(options) - set(signature.parameters))
+        if unknown and not takes_any:
+            known = ", ".join(signature.parameters) or "none"
+            raise InputError(f"the {self.task!r} pipeline has no option(s) {', '.join(unknown)} (its options: {known})")
+        return self._options(**options)
+
+    def check_options(self, options: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Raise :class:`InputError` for a combination of options (defaults and the call's) that cannot work."""
 
     def check(self, item: Any, options: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
         """Raise :class:`InputError` if ``item`` cannot be processed (called for every input before any forward)."""
@@ -218,7 +233,8 @@ class Pipeline(abc.ABC):
     def __call__(self, inputs: Any = None, **kwargs: Any) -> Any:
         """Run the task on one input, a list of inputs, or an iterable of inputs (results streamed in order)."""
         inputs, kwargs = self._normalize(inputs, kwargs)
-        options = {**self.options, **self._options(**kwargs)} if kwargs else self.options
+        options = {**self.options, **self._parse_options(kwargs)} if kwargs else self.options
+        self.check_options(options)
         if self._is_single(inputs):
             self.check(inputs, options)
             return self._finish_single(next(self._run([inputs], options)), options)

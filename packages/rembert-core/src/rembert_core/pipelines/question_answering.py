@@ -135,7 +135,12 @@ class QuestionAnsweringPipeline(Pipeline):
         if padding is not None:
             options["padding"] = padding
         if not hasattr(self, "options"):
-            defaults = {"top_k": 1, "max_answer_len": 15, "handle_impossible_answer": False, "align_to_words": True}
+            defaults: dict[str, Any] = {
+                "top_k": 1,
+                "max_answer_len": 15,
+                "handle_impossible_answer": False,
+                "align_to_words": True,
+            }
             defaults.update({"max_seq_len": None, "doc_stride": None, "max_question_len": 64, "padding": "do_not_pad"})
             options = {**defaults, **options}
         return options

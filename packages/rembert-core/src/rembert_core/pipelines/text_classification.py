@@ -100,11 +100,11 @@ class TextClassificationPipeline(Pipeline):
 
     def postprocess(self, item: Any, features: list[Feature], options: Mapping[str, Any]) -> Any:
         scores = self.scores(features[0].outputs["logits"], options["function_to_apply"])
-        id2label = self.config.id2label
+        id2label = self.config.id2label or {}
         if options["top_k"] == 1 and options["legacy"]:
             best = int(scores.argmax())
             return {"label": id2label[best], "score": float(scores[best])}
-        results = [{"label": id2label[i], "score": float(s)} for i, s in enumerate(scores)]
+        results: list[dict[str, Any]] = [{"label": id2label[i], "score": float(s)} for i, s in enumerate(scores)]
         if not options["legacy"]:
             results.sort(key=lambda r: r["score"], reverse=True)
             if options["top_k"] is not None:

@@ -78,9 +78,11 @@ class TokenClassificationPipeline(Pipeline):
             options.setdefault("aggregation_strategy", "none")
             options.setdefault("ignore_labels", ["O"])
             options.setdefault("stride", None)
-        if options.get("stride") is not None and options.get("aggregation_strategy") == "none":
-            raise InputError('stride merges the windows of long texts, which needs an aggregation_strategy, not "none"')
         return options
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        if options["stride"] is not None and options["aggregation_strategy"] == "none":
+            raise InputError('stride merges the windows of long texts, which needs an aggregation_strategy, not "none"')
 
     def check(self, item: Any, options: Mapping[str, Any]) -> None:
         if not isinstance(item, str):
@@ -144,7 +146,7 @@ class TokenClassificationPipeline(Pipeline):
                     word = sentence[start:end]
                     is_subword = False
             else:
-                start = end = None
+                start = end = None  # type: ignore[assignment]  # a slow tokenizer gives no offsets
                 is_subword = False
             pre.append(
                 {
@@ -159,7 +161,7 @@ class TokenClassificationPipeline(Pipeline):
         return pre
 
     def _label(self, index: int) -> str:
-        return str(self.config.id2label[int(index)])
+        return str((self.config.id2label or {})[int(index)])
 
     def _aggregate(self, pre: list[dict[str, Any]], strategy: str) -> list[dict[str, Any]]:
         if strategy in ("none", "simple"):
