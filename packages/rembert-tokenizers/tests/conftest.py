@@ -137,6 +137,24 @@ def reference_slow() -> Callable[..., Any]:
     return make
 
 
+@pytest.fixture(scope="session")
+def reference_fast() -> Callable[..., Any]:
+    """reference_fast(model_path, **options) -> transformers' RemBertTokenizerFast with our defaults (do_lower_case
+    False, keep_accents True, [UNK]/[PAD]), converted from the SentencePiece model (oracle tests only), cached."""
+    transformers = pytest.importorskip("transformers")
+    transformers.logging.set_verbosity_error()
+    cache: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {}
+
+    def make(model: Path, **options: Any) -> Any:
+        key = (str(model), tuple(sorted(options.items())))
+        if key not in cache:
+            defaults = {"do_lower_case": False, "keep_accents": True, "unk_token": "[UNK]", "pad_token": "[PAD]"}
+            cache[key] = transformers.RemBertTokenizerFast(str(model), **{**defaults, **options})
+        return cache[key]
+
+    return make
+
+
 def _derive(source: Path, target: Path, edit: Callable[[Any], None]) -> Path:
     from sentencepiece import sentencepiece_model_pb2
 

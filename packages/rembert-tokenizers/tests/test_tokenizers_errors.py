@@ -68,8 +68,9 @@ def test_impossible_truncation(tok):
         tok("a", "a much longer second sequence of words", truncation="only_first", max_length=6)
     with pytest.raises(InputError, match="second sequence"):
         tok("a much longer first sequence of words", "b", truncation="only_second", max_length=6)
-    with pytest.raises(InputError, match="longest_first"):
-        tok("a", "b", truncation="longest_first", max_length=8, return_overflowing_tokens=True)
+    if not tok.is_fast:  # the fast tokenizer returns windows of both sequences, as the reference fast one
+        with pytest.raises(InputError, match="longest_first"):
+            tok("a", "b", truncation="longest_first", max_length=8, return_overflowing_tokens=True)
 
 
 @pytest.mark.parametrize("value", ["jax", "numpy", "PT", 3])

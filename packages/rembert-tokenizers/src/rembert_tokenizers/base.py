@@ -150,6 +150,7 @@ class RemBertTokenizerBase(
             if k not in ("tokenizer_class", "name_or_path", "vocab_file", "tokenizer_file")
         }
         self.name_or_path = str(kwargs.get("name_or_path", ""))
+        self.deprecation_warnings = {}
         self._lock = threading.RLock()
 
         self._pieces = []
@@ -233,6 +234,8 @@ class RemBertTokenizerBase(
         return_offsets_mapping: bool = False,
         return_length: bool = False,
         verbose: bool = True,
+        text_target: Any = None,
+        text_pair_target: Any = None,
         **kwargs: Any,
     ) -> BatchEncoding:
         """Encode one text, a pair, or a batch, with the reference arguments.
@@ -250,6 +253,12 @@ class RemBertTokenizerBase(
             padding_side (str | None): ``"left"`` or ``"right"`` (default: :attr:`padding_side`).
             return_tensors (str | None): ``"np"``, ``"pt"`` or ``"tf"`` for (batch, seq) tensors.
             return_offsets_mapping (bool): (start, end) character spans (fast tokenizer only).
+            return_overflowing_tokens (bool): with truncation, the fast tokenizer returns one row per window of
+                ``max_length`` tokens overlapping by ``stride`` and ``overflow_to_sample_mapping`` (the row's text);
+                the slow one ``overflowing_tokens`` and ``num_truncated_tokens``, as the reference's.
+            verbose (bool): warn (``logging``, once) when a row is longer than ``model_max_length`` untruncated.
+            text_target, text_pair_target: target texts, encoded with the same options; their ``input_ids``
+                become ``labels`` (alone, the targets' encoding is returned).
 
         Returns:
             BatchEncoding: ``input_ids``, ``token_type_ids``, ``attention_mask`` and the requested extras;
@@ -261,9 +270,40 @@ class RemBertTokenizerBase(
         """
         if kwargs:
             raise InputError(f"unexpected keyword argument(s): {sorted(kwargs)}")
+        options = {
+            "add_special_tokens": add_special_tokens,
+            "padding": padding,
+            "truncation": truncation,
+            "max_length": max_length,
+            "stride": stride,
+            "is_split_into_words": is_split_into_words,
+            "pad_to_multiple_of": pad_to_multiple_of,
+            "padding_side": padding_side,
+            "return_tensors": return_tensors,
+            "return_token_type_ids": return_token_type_ids,
+            "return_attention_mask": return_attention_mask,
+            "return_overflowing_tokens": return_overflowing_tokens,
+            "return_special_tokens_mask": return_special_tokens_mask,
+            "return_offsets_mapping": return_offsets_mapping,
+            "return_length": return_length,
+            "verbose": verbose,
+        }
+        if text_target is not None:
+            targets = self._call_one(text_target, text_pair_target, **options)
+            if text is None:
+                return targets
+            encodings = self._call_one(text, text_pair, **options)
+            encodings["labels"] = targets["input_ids"]
+            return encodings
+        if text_pair_target is not None:
+            raise InputError("text_pair_target needs text_target")
+        return self._call_one(text, text_pair, **options)
+
+    def _call_one(self, text: Any, text_pair: Any, *, is_split_into_words: bool, **options: Any) -> BatchEncoding:
         if text is None:
             raise InputError(
-                "text: expected a str, a list of str or (is_split_into_words=True) lists of words, got None"
+                "text: expected a str, a list of str or (is_split_into_words=True) lists of words, got None "
+                "(or give text_target)"
             )
         batched = self._is_batched(text, is_split_into_words, "text")
         if batched:
@@ -285,26 +325,7 @@ class RemBertTokenizerBase(
                 _check_text(text_pair, "text_pair", words=is_split_into_words)
             texts = [text]
             pairs = [text_pair] if text_pair is not None else None
-        return self._encode_batch(
-            texts,
-            pairs,
-            batched=batched,
-            add_special_tokens=add_special_tokens,
-            padding=padding,
-            truncation=truncation,
-            max_length=max_length,
-            stride=stride,
-            is_split_into_words=is_split_into_words,
-            pad_to_multiple_of=pad_to_multiple_of,
-            padding_side=padding_side,
-            return_tensors=return_tensors,
-            return_token_type_ids=return_token_type_ids,
-            return_attention_mask=return_attention_mask,
-            return_overflowing_tokens=return_overflowing_tokens,
-            return_special_tokens_mask=return_special_tokens_mask,
-            return_offsets_mapping=return_offsets_mapping,
-            return_length=return_length,
-        )
+        return self._encode_batch(texts, pairs, batched=batched, is_split_into_words=is_split_into_words, **options)
 
     def _as_given_ids(self, value: Any, argument: str) -> Any:
         """A list of ids (or of token strings) given instead of text, as the reference's encode_plus accepts."""

@@ -14,13 +14,14 @@ from typing import Any
 import numpy as np
 
 from rembert_core import InputError
+from rembert_tokenizers.alignment import AlignmentMixin, Encoding
 
 __all__ = ["TENSOR_TYPES", "BatchEncoding", "to_tensor"]
 
 #: Accepted ``return_tensors`` values, with the framework each needs.
 TENSOR_TYPES = {"np": "numpy", "pt": "torch", "tf": "tensorflow"}
 
-#: Keys converted to tensors; the other keys (``overflowing_tokens``, ...) stay lists.
+#: Model inputs: converted to int tensors (ragged rows are an error); other keys are converted when they can be.
 _TENSOR_KEYS = (
     "input_ids",
     "token_type_ids",
@@ -78,14 +79,20 @@ def to_tensor(key: str, value: Any, tensor_type: str) -> Any:
     return framework.constant(array.astype(np.int32) if array.dtype == np.int64 else array)
 
 
-class BatchEncoding(dict[str, Any]):
-    """The output of a tokenizer call: model inputs by name, plus per-token word ids.
+class BatchEncoding(AlignmentMixin, dict[str, Any]):
+    """The output of a tokenizer call: model inputs by name, plus the fast tokenizer's alignment.
 
     Keys are the reference names: ``input_ids``, ``token_type_ids``, ``attention_mask``
     and, when asked for, ``special_tokens_mask``, ``offset_mapping``, ``length``,
-    ``overflowing_tokens``, ``num_truncated_tokens``. Values are lists (shape
-    ``(seq,)`` for one text, ``(batch, seq)`` for a batch) or tensors of shape
-    ``(batch, seq)`` when ``return_tensors`` was given. Keys are also attributes.
+    ``overflowing_tokens``, ``num_truncated_tokens`` (slow tokenizer), ``overflow_to_sample_mapping``
+    (fast tokenizer), ``labels`` (``text_target``). Values are lists (shape ``(seq,)`` for one text,
+    ``(batch, seq)`` for a batch) or tensors of shape ``(batch, seq)`` when ``return_tensors`` was given.
+    Keys are also attributes; an int index gives the row's :class:`~rembert_tokenizers.alignment.Encoding`
+    (fast tokenizer outputs), a slice the rows of every key.
+
+    The alignment methods (``word_ids()``, ``sequence_ids()``, ``token_to_chars()``, ``char_to_token()``,
+    ``word_to_tokens()``, ...) are those of the reference's ``BatchEncoding``: see
+    :class:`~rembert_tokenizers.alignment.AlignmentMixin`.
 
     Example::
 
@@ -102,37 +109,51 @@ class BatchEncoding(dict[str, Any]):
         tensor_type: str | None = None,
     ) -> None:
         super().__init__(data or {})
-        self._word_ids: list[list[int | None]] | None = None
-        self._tokens: list[list[str]] | None = None
-        self._alignment: Callable[[], tuple[list[list[int | None]], list[list[str]]]] | None = None
+        self._encodings: list[Encoding] | None = None
+        self._alignment: Callable[[], list[Encoding]] | None = None
         self._is_batched = is_batched
         if tensor_type is not None:
             self.convert_to_tensors(tensor_type)
 
-    def _set_alignment(self, compute: Callable[[], tuple[list[list[int | None]], list[list[str]]]]) -> None:
-        """Attach the (lazily computed) per-token word ids and token strings of every row."""
+    def _set_alignment(self, compute: Callable[[], list[Encoding]]) -> None:
+        """Attach the (lazily computed) :class:`Encoding` of every row."""
         self._alignment = compute
 
-    def _aligned(self) -> None:
-        if self._word_ids is None and self._alignment is not None:
-            self._word_ids, self._tokens = self._alignment()
+    def _encodings_or_none(self) -> list[Encoding] | None:
+        if self._encodings is None and self._alignment is not None:
+            self._encodings = self._alignment()
             self._alignment = None
+        return self._encodings
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return dict.__getitem__(self, key)
+        if isinstance(key, slice):
+            return {name: value[key] for name, value in self.items()}
+        if isinstance(key, int) and not isinstance(key, bool):
+            encodings = self._encodings_or_none()
+            if encodings is not None:
+                return encodings[key]
+        raise KeyError(
+            "Invalid key. Only three types of key are available: "
+            "(1) string, (2) integers for backend Encoding, and (3) slices for data subsetting."
+        )
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
         try:
-            return self[name]
+            return dict.__getitem__(self, name)
         except KeyError:
             raise AttributeError(name) from None
 
     def __getstate__(self) -> dict[str, Any]:
-        self._aligned()
-        return {"data": dict(self), "word_ids": self._word_ids, "tokens": self._tokens, "batched": self._is_batched}
+        return {"data": dict(self), "encodings": self._encodings_or_none(), "batched": self._is_batched}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.update(state["data"])
         self._alignment = None
-        self._word_ids = state["word_ids"]
-        self._tokens = state["tokens"]
+        self._encodings = state.get("encodings")
         self._is_batched = state["batched"]
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -140,57 +161,8 @@ class BatchEncoding(dict[str, Any]):
 
     @property
     def is_fast(self) -> bool:
-        """Whether per-token alignment (``word_ids``, ``tokens``) is available (fast tokenizer outputs)."""
-        return self._word_ids is not None or self._alignment is not None
-
-    def _row(self, batch_index: int, what: str) -> int:
-        if not self.is_fast:
-            raise InputError(f"{what}() is only available on outputs of RemBertTokenizerFast")
-        self._aligned()
-        assert self._word_ids is not None
-        if not isinstance(batch_index, int) or not -len(self._word_ids) <= batch_index < len(self._word_ids):
-            raise InputError(f"batch_index={batch_index!r} is out of range for a batch of {len(self._word_ids)}")
-        return batch_index
-
-    def word_ids(self, batch_index: int = 0) -> list[int | None]:
-        """Word index of every token of row ``batch_index`` (``None`` for special and padding tokens).
-
-        Words are the whitespace-separated words of the text (or the given words
-        with ``is_split_into_words=True``); an added token is a word of its own.
-
-        Example::
-
-            tokenizer_fast("Hello world").word_ids()  # [None, 0, 0, 0, 1, None]
-        """
-        row = self._row(batch_index, "word_ids")
-        assert self._word_ids is not None
-        return list(self._word_ids[row])
-
-    def tokens(self, batch_index: int = 0) -> list[str]:
-        """The token strings of row ``batch_index`` (fast tokenizer outputs), special and padding tokens included.
-
-        Example::
-
-            tokenizer_fast("Hello").tokens()  # ['[CLS]', '▁He', 'll', 'o', '[SEP]']
-        """
-        row = self._row(batch_index, "tokens")
-        assert self._tokens is not None
-        return list(self._tokens[row])
-
-    def sequence_ids(self, batch_index: int = 0) -> list[int | None]:
-        """0/1 for tokens of the first/second sequence, ``None`` for special and padding tokens.
-
-        Example::
-
-            tokenizer_fast("a b", "c").sequence_ids()  # [None, 0, 0, None, 1, None]
-        """
-        row = self._row(batch_index, "sequence_ids")
-        types = self.get("token_type_ids")
-        words = self.word_ids(row)
-        if types is None:
-            return [None if w is None else 0 for w in words]
-        row_types = types[row] if self._is_batched else types
-        return [None if w is None else int(t) for w, t in zip(words, list(row_types), strict=False)]
+        """Whether this output comes from :class:`~rembert_tokenizers.RemBertTokenizerFast` (it has alignment)."""
+        return self._encodings is not None or self._alignment is not None
 
     def to(self, device: Any) -> BatchEncoding:
         """Move torch tensors to ``device`` in place (other values are left as they are).
@@ -215,11 +187,42 @@ class BatchEncoding(dict[str, Any]):
         """
         checked = check_tensor_type(tensor_type)
         assert checked is not None
-        for key in _TENSOR_KEYS:
-            if key not in self:
-                continue
+        for key in list(self):
             value = self[key]
             if not self._is_batched and not isinstance(value, np.ndarray):
                 value = [value]
-            self[key] = to_tensor(key, value, checked)
+            if key in _TENSOR_KEYS:
+                self[key] = to_tensor(key, value, checked)
+                continue
+            converted = _other_to_tensor(value, checked)  # labels, overflow_to_sample_mapping, ...
+            if converted is not None:
+                self[key] = converted
         return self
+
+
+def _other_to_tensor(value: Any, tensor_type: str) -> Any:
+    """A tensor of any other key's value (``labels``, ``overflow_to_sample_mapping``), or ``None`` when it has none.
+
+    Numbers keep their kind, with the reference's dtypes: int64 (int32 for "tf"), and float32 for Python
+    floats in "pt" and "tf" (float64 in "np", what ``numpy.asarray`` makes of them). Ragged rows, strings
+    and objects stay as they are.
+    """
+    if type(value).__module__.split(".")[0] in ("torch", "tensorflow"):
+        return None  # already a tensor
+    from_python = not isinstance(value, np.ndarray)
+    try:
+        array = np.asarray(value)
+    except ValueError:  # ragged rows
+        return None
+    if array.dtype.kind not in "biuf":
+        return None
+    if array.size == 0 and from_python:
+        array = array.astype(np.int64)
+    if tensor_type == "np":
+        return array
+    framework = _import_framework(tensor_type)
+    if from_python and array.dtype == np.float64:
+        array = array.astype(np.float32)
+    if tensor_type == "pt":
+        return framework.from_numpy(np.ascontiguousarray(array))
+    return framework.constant(array.astype(np.int32) if from_python and array.dtype == np.int64 else array)

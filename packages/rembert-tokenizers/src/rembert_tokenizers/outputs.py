@@ -9,12 +9,16 @@ tokenizer's word ids, tokens and offsets are aligned lazily from each row's :cla
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from rembert_core import InputError
+from rembert_tokenizers.alignment import Encoding, Offsets
 from rembert_tokenizers.encoding import BatchEncoding, check_tensor_type
 from rembert_tokenizers.normalization import _preview
 from rembert_tokenizers.segmentation import SegmentationMixin
@@ -22,6 +26,11 @@ from rembert_tokenizers.truncation_padding import TruncationPaddingMixin, _check
 from rembert_tokenizers.vocabulary import SPIECE_UNDERLINE, _resolved, _Sequence
 
 __all__ = ["OutputsMixin"]
+
+logger = logging.getLogger(__name__)
+
+#: The key of :attr:`deprecation_warnings` that records the too-long warning (the reference's key).
+_TOO_LONG = "sequence-length-is-longer-than-the-specified-maximum"
 
 
 @dataclass(slots=True)
@@ -63,6 +72,7 @@ class OutputsMixin(TruncationPaddingMixin, SegmentationMixin):
         return_special_tokens_mask: bool,
         return_offsets_mapping: bool,
         return_length: bool,
+        verbose: bool = True,
     ) -> BatchEncoding:
         tensor_type = check_tensor_type(return_tensors)
         pad, trunc, max_len = self._strategies(padding, truncation, max_length, pad_to_multiple_of, stride)
@@ -73,7 +83,7 @@ class OutputsMixin(TruncationPaddingMixin, SegmentationMixin):
                 "(as in the reference, the sentencepiece tokenizer has no character alignment)"
             )
         is_pair = pairs is not None
-        if return_overflowing_tokens and trunc == "longest_first" and is_pair:
+        if return_overflowing_tokens and trunc == "longest_first" and is_pair and not self.is_fast:
             raise InputError(
                 "return_overflowing_tokens=True is not possible for pairs with truncation='longest_first'; "
                 "use 'only_first' or 'only_second'"
@@ -106,29 +116,47 @@ class OutputsMixin(TruncationPaddingMixin, SegmentationMixin):
         rows_ids: list[list[int]] = []
         rows_types: list[list[int]] = []
         rows_special: list[list[int]] = []
-        spans: list[tuple[tuple[int, int], tuple[int, int]]] = []
+        # One row per (sample, kept span of the first sequence, kept span of the second): one per sample, or one
+        # per window for the fast tokenizer's return_overflowing_tokens (the reference fast tokenizer's layout).
+        spans: list[tuple[int, tuple[int, int], tuple[int, int]]] = []
         overflows: list[list[int]] = []
         truncated: list[int] = []
         limit = max_len or 0
         truncating = trunc != "do_not_truncate" and limit > 0
+        windows = return_overflowing_tokens and self.is_fast
+        if windows and truncating and int(stride) > limit - n_special:  # (equal: each cut sequence's own error)
+            raise InputError(
+                f"tokenizer stride set to {stride}, which is greater than or equal to its effective max length of "
+                f"{limit - n_special} (= {limit} original max length - {n_special} added special tokens)"
+            )
         n_head, n_tail = len(head), len(tail)
         for index, first in enumerate(firsts):
             second = seconds[index] if seconds is not None else None
-            ids = first.ids
-            pair_ids = second.ids if second is not None else None
-            span1, span2 = (0, len(ids)), (0, len(pair_ids) if pair_ids is not None else 0)
-            total = span1[1] + span2[1] + n_special
+            n1, n2 = len(first.ids), len(second.ids) if second is not None else 0
+            full = ((0, n1), (0, n2))
+            total = n1 + n2 + n_special
+            if windows:
+                kept = (
+                    self._windows(n1, n2 if second is not None else None, limit - n_special, trunc, int(stride))
+                    if truncating and total > limit
+                    else [full]
+                )
+                spans.extend((index, span1, span2) for span1, span2 in kept)
+                continue
+            span1, span2 = full
             overflow: list[int] = []
             if truncating and total > limit:
-                span1, span2, overflow = self._truncate(ids, pair_ids, total - limit, trunc, int(stride))
-                ids = ids[span1[0] : span1[1]]
-                if pair_ids is not None:
-                    pair_ids = pair_ids[span2[0] : span2[1]]
-            spans.append((span1, span2))
+                span1, span2, overflow = self._truncate(
+                    first.ids, second.ids if second is not None else None, total - limit, trunc, int(stride)
+                )
+            spans.append((index, span1, span2))
             if return_overflowing_tokens:
                 overflows.append(overflow)
                 truncated.append(total - max_len if max_len else 0)
-            if pair_ids is None:
+        for index, span1, span2 in spans:
+            second = seconds[index] if seconds is not None else None
+            ids = firsts[index].ids[span1[0] : span1[1]]
+            if second is None:
                 sequence = head + ids + tail
                 rows_ids.append(sequence)
                 if want_types:
@@ -138,6 +166,7 @@ class OutputsMixin(TruncationPaddingMixin, SegmentationMixin):
                         [1] * n_head + [0] * len(ids) + [1] * n_tail if add_special_tokens else [0] * len(sequence)
                     )
             else:
+                pair_ids = second.ids[span2[0] : span2[1]]
                 first_len = n_head + len(ids) + n_tail
                 sequence = head + ids + tail + pair_ids + tail
                 rows_ids.append(sequence)
@@ -151,6 +180,8 @@ class OutputsMixin(TruncationPaddingMixin, SegmentationMixin):
                     )
 
         lengths = [len(r) for r in rows_ids]
+        if max_len is None and verbose:
+            self._warn_if_too_long(max(lengths, default=0))
         target: int | None = None
         if pad == "longest":
             target = max(lengths, default=0)
@@ -210,17 +241,15 @@ class OutputsMixin(TruncationPaddingMixin, SegmentationMixin):
             if return_attention_mask:
                 data["attention_mask"] = masks
 
-        def make_rows() -> list[_Row]:
+        def make_rows(firsts: list[_Sequence] = firsts, seconds: list[_Sequence] | None = seconds) -> list[_Row]:
             rows = []
-            for index, (first, n) in enumerate(zip(firsts, lengths, strict=True)):
-                span1, span2 = spans[index]
-                second = seconds[index] if seconds is not None else None
+            for (index, span1, span2), n in zip(spans, lengths, strict=True):
                 extra = target - n if target is not None and target > n else 0
                 rows.append(
                     _Row(
-                        first,
+                        firsts[index],
                         span1,
-                        second,
+                        seconds[index] if seconds is not None else None,
                         span2,
                         special=add_special_tokens,
                         pad_left=extra if side == "left" else 0,
@@ -229,23 +258,52 @@ class OutputsMixin(TruncationPaddingMixin, SegmentationMixin):
                 )
             return rows
 
-        if return_overflowing_tokens:
+        if return_overflowing_tokens and not windows:
             data["overflowing_tokens"] = overflows
             data["num_truncated_tokens"] = truncated
         if return_offsets_mapping:
             data["offset_mapping"] = [self._row_offsets(r) for r in make_rows()]
         if return_length:
-            data["length"] = (
-                lengths if batched else [target if target is not None and target > lengths[0] else lengths[0]]
-            )
+            if windows:  # the reference fast tokenizer counts the padded rows
+                data["length"] = [max(n, target or 0) for n in lengths]
+            else:
+                data["length"] = (
+                    lengths if batched else [target if target is not None and target > lengths[0] else lengths[0]]
+                )
+        if windows:
+            data["overflow_to_sample_mapping"] = [index for index, _, _ in spans]
+            batched = True  # one row per window, as the reference fast tokenizer returns them
         if tensor_type is None and not batched:
             data = {k: v[0] for k, v in data.items()}
         result = BatchEncoding(data, is_batched=batched or tensor_type is not None)
         if tensor_type is not None:
             result.convert_to_tensors(tensor_type)
         if self.is_fast:
-            result._set_alignment(lambda: self._alignment(make_rows()))
+
+            def offsets_of_rows() -> list[list[tuple[int, int]]]:
+                if want_offsets:
+                    return [self._row_offsets(r) for r in make_rows()]
+                # Not asked for: the texts are encoded again with offsets, on first use.
+                again = self._encode_inputs(texts, is_split_into_words=is_split_into_words, offsets=True)
+                pairs_again = (
+                    self._encode_inputs(pairs, is_split_into_words=is_split_into_words, offsets=True)
+                    if pairs is not None
+                    else None
+                )
+                return [self._row_offsets(r) for r in make_rows(again, pairs_again)]
+
+            result._set_alignment(lambda: self._alignment(make_rows(), offsets_of_rows))
         return result
+
+    def _warn_if_too_long(self, length: int) -> None:
+        """The reference's warning (once per tokenizer) for a row longer than ``model_max_length``, untruncated."""
+        if length > self.model_max_length and not self.deprecation_warnings.get(_TOO_LONG, False):
+            logger.warning(
+                "Token indices sequence length is longer than the specified maximum sequence length "
+                f"for this model ({length} > {self.model_max_length}). Running this sequence through the model "
+                "will result in indexing errors"
+            )
+            self.deprecation_warnings[_TOO_LONG] = True
 
     # ------------------------------------------------------------------ alignment (fast tokenizer)
 
@@ -279,15 +337,53 @@ class OutputsMixin(TruncationPaddingMixin, SegmentationMixin):
         return out + [pad] * row.pad_right
 
     def _row_offsets(self, row: _Row) -> list[tuple[int, int]]:
-        return self._row_parts(row, lambda s: s.offsets or [], (0, 0), (0, 0), (0, 0))
+        return self._row_parts(
+            row, lambda s: s.offsets if s.offsets is not None else [(0, 0)] * len(s.ids), (0, 0), (0, 0), (0, 0)
+        )
 
-    def _alignment(self, rows: list[_Row]) -> tuple[list[list[int | None]], list[list[str]]]:
-        words = [self._row_parts(r, self._words_of, None, None, None) for r in rows]
-        tokens = [
-            self._row_parts(r, self._pieces_of, self.cls_token or "", self.sep_token or "", self.pad_token or "")
-            for r in rows
-        ]
-        return words, tokens
+    def _alignment(self, rows: list[_Row], offsets_of_rows: Callable[[], list[Offsets]]) -> list[Encoding]:
+        """One :class:`Encoding` per row; the offsets of all rows are computed together, on first use."""
+        computed: list[list[Offsets]] = []
+
+        def offsets_of(index: int) -> Offsets:
+            if not computed:
+                computed.append(offsets_of_rows())
+            return computed[0][index]
+
+        pad_id = self.pad_token_id if self.pad_token_id is not None else 0
+        cls_id, sep_id = self.cls_token_id, self.sep_token_id
+        encodings = []
+        for index, row in enumerate(rows):
+            n_head = 1 if row.special and cls_id is not None else 0
+            n_tail = 1 if row.special and sep_id is not None else 0
+            len1 = row.first_span[1] - row.first_span[0]
+            start1 = row.pad_left + n_head
+            ranges = {0: (start1, start1 + len1)}
+            ids = self._row_parts(row, lambda s: s.ids, cls_id, sep_id, pad_id)
+            type_ids = [0] * len(ids)
+            if row.second is not None:
+                start2 = start1 + len1 + n_tail
+                ranges[1] = (start2, start2 + row.second_span[1] - row.second_span[0])
+                if row.special:
+                    type_ids[start2 : len(ids) - row.pad_right] = [1] * (len(ids) - row.pad_right - start2)
+            if row.pad_left or row.pad_right:
+                type_ids[: row.pad_left] = [self.pad_token_type_id] * row.pad_left
+                type_ids[len(ids) - row.pad_right :] = [self.pad_token_type_id] * row.pad_right
+            attention = [0] * row.pad_left + [1] * (len(ids) - row.pad_left - row.pad_right) + [0] * row.pad_right
+            encodings.append(
+                Encoding(
+                    ids=ids,
+                    type_ids=type_ids,
+                    tokens=self._row_parts(
+                        row, self._pieces_of, self.cls_token or "", self.sep_token or "", self.pad_token or ""
+                    ),
+                    word_ids=self._row_parts(row, self._words_of, None, None, None),
+                    sequence_ranges=ranges,
+                    offsets_of=functools.partial(offsets_of, index),
+                    attention_mask=attention,
+                )
+            )
+        return encodings
 
     # ------------------------------------------------------------------ decode
 

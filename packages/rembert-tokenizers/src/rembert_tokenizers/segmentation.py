@@ -13,7 +13,7 @@ from typing import Any
 
 from rembert_tokenizers.normalization import NormalizationMixin, _check_encodable, _check_text
 from rembert_tokenizers.special_tokens import SpecialTokensMixin
-from rembert_tokenizers.vocabulary import _resolved, _Sequence
+from rembert_tokenizers.vocabulary import SPIECE_UNDERLINE, _resolved, _Sequence
 
 __all__ = ["SegmentationMixin"]
 
@@ -23,6 +23,22 @@ class SegmentationMixin(NormalizationMixin, SpecialTokensMixin):
 
     def _encode_texts(self, texts: Sequence[str], *, offsets: bool = False, pieces: bool = False) -> list[_Sequence]:
         """Encode whole texts (no special tokens): split on added tokens, encode the plain chunks in one batch."""
+        results = self._encode_texts_unaligned(texts, offsets=offsets, pieces=pieces)
+        if offsets:
+            added = self._added_tokens
+            bare = self._piece_ids.get(SPIECE_UNDERLINE)
+            for text, seq in zip(texts, results, strict=True):
+                # The reference fast tokenizer starts a text's first word at the last whitespace before it (the
+                # space its "▁" stands for), as it does for every later word; a lone "▁" is that space.
+                if seq.offsets and seq.ids[0] not in added:
+                    start, end = seq.offsets[0]
+                    if start > 0 and text[:start].isspace():
+                        seq.offsets[0] = (start - 1, start if seq.ids[0] == bare else end)
+        return results
+
+    def _encode_texts_unaligned(
+        self, texts: Sequence[str], *, offsets: bool = False, pieces: bool = False
+    ) -> list[_Sequence]:
         matcher = self._added_re
         if (
             not self.do_lower_case

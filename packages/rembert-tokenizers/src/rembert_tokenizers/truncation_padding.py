@@ -7,6 +7,7 @@ pads already-encoded inputs (what data collators call).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +18,12 @@ from rembert_tokenizers.encoding import BatchEncoding, check_tensor_type
 from rembert_tokenizers.special_tokens import SpecialTokensMixin
 
 __all__ = ["MAX_PADDED_LENGTH", "VERY_LARGE_INTEGER", "TruncationPaddingMixin"]
+
+logger = logging.getLogger(__name__)
+
+#: The key of ``deprecation_warnings`` that records the fast ``pad()`` hint (the reference's key, which
+#: transformers' data collators set to silence it).
+_PAD_HINT = "Asking-to-pad-a-fast-tokenizer"
 
 #: ``model_max_length`` when the model declares none (the reference value).
 VERY_LARGE_INTEGER = int(1e30)
@@ -35,6 +42,38 @@ def _check_padded_length(target: int | None) -> None:
             f"padding to {target} tokens per row is refused (at most {MAX_PADDED_LENGTH}): check max_length "
             "and pad_to_multiple_of"
         )
+
+
+def _cut(length: int, max_len: int, stride: int, left: bool) -> list[tuple[int, int]]:
+    """Windows of at most ``max_len`` tokens overlapping by ``stride`` over ``length`` tokens (``tokenizers``' rule).
+
+    The first window is what truncation keeps (the start, or with ``left`` the end); with ``max_len == 0`` the
+    kept part is empty and the whole sequence is the one overflowing window.
+    """
+    if max_len >= length:
+        return [(0, length)]
+    if max_len == 0:
+        return [(0, 0), (0, length)]
+    if stride >= max_len:
+        raise InputError(
+            f"`stride` must be strictly less than `max_len={max_len}` (note that `max_len` may be shorter than the "
+            "max length of the original model, as it subtracts the number of special characters"
+        )
+    step = max_len - stride
+    windows = []
+    if not left:
+        for start in range(0, length, step):
+            stop = min(start + max_len, length)
+            windows.append((start, stop))
+            if stop == length:
+                break
+    else:
+        for last in range(length - 1, -1, -step):
+            start = max(last + 1 - max_len, 0)
+            windows.append((start, last + 1))
+            if start == 0:
+                break
+    return windows
 
 
 class TruncationPaddingMixin(SpecialTokensMixin):
@@ -177,6 +216,61 @@ class TruncationPaddingMixin(SpecialTokensMixin):
                 second = (0, len(pair) - remove)
         return first, second, overflow
 
+    def _windows(
+        self, n1: int, n2: int | None, budget: int, strategy: str, stride: int
+    ) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+        """The kept spans of each window (fast tokenizer's ``return_overflowing_tokens``), in the reference's order.
+
+        ``budget`` is ``max_length`` less the special tokens. The reference fast tokenizer (HF ``tokenizers``) cuts
+        each sequence it truncates into windows of its target length that overlap by ``stride`` tokens; a pair
+        gives the first windows with the second's first window and then with each of its other windows, then the
+        first's first window with the second's other windows.
+        """
+        left = self._check_side(self.truncation_side, "truncation_side") == "left"
+        total = n1 + (n2 or 0)
+        first, second = [(0, n1)], [(0, n2 or 0)]
+        remove = total - budget
+        if budget == 0:
+            first = _cut(n1, 0, stride, left)
+            if n2 is not None:
+                second = _cut(n2, 0, stride, left)
+        elif remove <= 0:
+            pass
+        elif strategy == "longest_first":
+            if n2 is None:
+                first = _cut(n1, budget, stride, left)
+            else:
+                short, long = min(n1, n2), max(n1, n2)
+                long = short if short > budget else max(short, budget - short)
+                if short + long > budget:
+                    short = budget // 2
+                    long = short + budget % 2
+                target1, target2 = (long, short) if n1 > n2 else (short, long)
+                first = _cut(n1, target1, stride, left)
+                second = _cut(n2, target2, stride, left)
+        elif strategy == "only_first" or strategy == "only_second":
+            length = n1 if strategy == "only_first" else n2
+            if length is None:
+                raise InputError(
+                    "Truncation error: Second sequence not provided (truncation='only_second' needs a pair)"
+                )
+            if length <= remove:
+                raise InputError(
+                    "Truncation error: Sequence to truncate too short to respect the provided max_length "
+                    f"({remove} tokens must be removed from the {strategy[5:]} sequence, which has {length})"
+                )
+            cut = _cut(length, length - remove, stride, left)
+            if strategy == "only_first":
+                first = cut
+            else:
+                second = cut
+        out = [(first[0], second[0])]
+        for span1 in first[1:]:
+            out.append((span1, second[0]))
+            out.extend((span1, span2) for span2 in second[1:])
+        out.extend((first[0], span2) for span2 in second[1:])
+        return out
+
     def _numpy_rows(
         self,
         rows_ids: list[list[int]],
@@ -228,13 +322,24 @@ class TruncationPaddingMixin(SpecialTokensMixin):
         """Pad already-encoded inputs (a dict of lists, a BatchEncoding, or a list of per-example dicts).
 
         Pads ``input_ids`` with the pad id, ``token_type_ids`` with 0, ``special_tokens_mask``
-        with 1, and builds/pads ``attention_mask``; other keys are kept. This is what data
-        collators call.
+        with 1, and builds/pads ``attention_mask``; token-level ``labels`` (rows as long as their
+        ``input_ids``) are padded with -100, the index losses ignore. Other keys are kept, and with
+        ``return_tensors`` every key that holds numbers in rectangular rows becomes a tensor
+        (``labels``, ``label``, ...). This is what data collators call (``DataCollatorWithPadding``,
+        ``DataCollatorForTokenClassification``). On the fast tokenizer it logs, once, the reference's
+        hint that calling the tokenizer with ``padding`` is faster.
 
         Example::
 
             tokenizer.pad([{"input_ids": [1000, 5, 1001]}, {"input_ids": [1000, 1001]}], return_tensors="np")
         """
+        if self.is_fast and not self.deprecation_warnings.get(_PAD_HINT, False):
+            logger.warning(
+                f"You're using a {type(self).__name__} tokenizer. Please note that with a fast tokenizer, "
+                "using the `__call__` method is faster than using a method to encode the text followed by a call "
+                "to the `pad` method to get a padded encoding."
+            )
+            self.deprecation_warnings[_PAD_HINT] = True
         if isinstance(encoded_inputs, (list, tuple)) and encoded_inputs and isinstance(encoded_inputs[0], Mapping):
             keys = list(encoded_inputs[0])
             for index, example in enumerate(encoded_inputs):
@@ -266,6 +371,13 @@ class TruncationPaddingMixin(SpecialTokensMixin):
             "attention_mask": 0,
             "special_tokens_mask": 1,
         }
+        labels = data.get("labels")
+        if (
+            isinstance(labels, (list, tuple))
+            and all(isinstance(row, (list, tuple)) and len(row) == n for row, n in zip(labels, lengths, strict=False))
+            and len(labels) == len(lengths)
+        ):
+            fills["labels"] = -100  # token-level labels: the index the losses ignore
         if target is not None:
             for key, fill in fills.items():
                 if key not in data:
