@@ -68,10 +68,8 @@ class TFGenerationMixin:
     @property
     def generation_config(self) -> GenerationConfig:
         """``generate``'s defaults: set, or derived from the model config (its special tokens)."""
-        own = self.__dict__.get("_rembert_generation_config")
-        if own is None:
-            own = GenerationConfig.from_model_config(self.config)
-        return own  # type: ignore[no-any-return]
+        own: GenerationConfig | None = self.__dict__.get("_rembert_generation_config")
+        return own if own is not None else GenerationConfig.from_model_config(self.config)
 
     @generation_config.setter
     def generation_config(self, value: GenerationConfig) -> None:
@@ -137,6 +135,7 @@ class TFGenerationMixin:
         if embeds is not None:
             embeds = tf.convert_to_tensor(embeds)
             require_rank(embeds, "inputs_embeds", (3,), "(batch, seq, hidden)")
+        ids: np.ndarray
         if raw_ids is not None:
             ids_t = to_tensor(raw_ids, "input_ids")
             require_rank(ids_t, "input_ids", (2,), "(batch, seq)")
@@ -144,6 +143,7 @@ class TFGenerationMixin:
             if ids.shape[1] < 1 and embeds is None:
                 raise InputError(f"input_ids must have shape (batch, seq) with seq >= 1, got {ids.shape}")
         else:
+            assert embeds is not None
             ids = np.zeros((int(embeds.shape[0]), 0), dtype=np.int64)
         positions = ids.shape[1] if embeds is None else int(embeds.shape[1])
         mask = model_kwargs.get("attention_mask")

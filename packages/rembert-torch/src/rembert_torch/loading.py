@@ -295,7 +295,7 @@ def open_torch_bin(path: str | os.PathLike[str]) -> TorchBinSource:
 
 def load_pretrained(
     cls: type[RemBertPreTrainedModel],
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | None,
     *,
     config: RemBertConfig | None = None,
     torch_dtype: torch.dtype | str | None = None,

@@ -443,7 +443,7 @@ class RemBertPreTrainedModel(nn.Module):
 
         return load_pretrained(
             cls,
-            pretrained_model_name_or_path,
+            pretrained_model_name_or_path,  # None: the weights come from state_dict=
             config=config,
             torch_dtype=torch_dtype if torch_dtype is not None else dtype,
             device=device,
@@ -516,9 +516,10 @@ def _prune_linear(layer: nn.Linear, index: Tensor, dim: int) -> nn.Linear:
     return new
 
 
-def _prune_attention(attention: nn.Module, heads: set[int]) -> None:
+def _prune_attention(attention: Any, heads: set[int]) -> None:
     """Drop ``heads`` (numbered as in the unpruned layer) from one RemBertAttention, as transformers does."""
-    self_attn, output = attention.self, attention.output
+    self_attn: Any = attention.self
+    output: Any = attention.output
     done: set[int] = getattr(attention, "pruned_heads", set())
     heads = heads - done
     if not heads:

@@ -176,6 +176,33 @@ class GenerationConfig:
     back, as transformers does). :meth:`validate` checks values and combinations; ``generate`` calls it.
     """
 
+    # The attributes generate reads (every GENERATION_DEFAULTS name is set by __init__).
+    max_length: int
+    max_new_tokens: int | None
+    min_length: int
+    min_new_tokens: int | None
+    early_stopping: bool | str
+    max_time: float | None
+    do_sample: bool
+    num_beams: int
+    use_cache: bool
+    temperature: float | None
+    top_k: int | None
+    top_p: float | None
+    repetition_penalty: float
+    length_penalty: float
+    no_repeat_ngram_size: int
+    bad_words_ids: list[list[int]] | None
+    num_return_sequences: int
+    output_attentions: bool
+    output_hidden_states: bool
+    output_scores: bool
+    output_logits: bool | None
+    return_dict_in_generate: bool
+    pad_token_id: int | None
+    bos_token_id: int | None
+    eos_token_id: int | list[int] | None
+    decoder_start_token_id: int | None
     #: Set when the config was derived from a model config (transformers writes it to the JSON file).
     _from_model_config: bool
     _creation_hash: int | None = None

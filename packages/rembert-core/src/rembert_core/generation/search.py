@@ -72,12 +72,14 @@ def _topk(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 def _softmax(x: np.ndarray) -> np.ndarray:
     shifted = x - np.max(x, axis=-1, keepdims=True)
     e = np.exp(shifted, dtype=np.float32)
-    return e / e.sum(axis=-1, keepdims=True)
+    out: np.ndarray = e / e.sum(axis=-1, keepdims=True)
+    return out
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
     shifted = x - np.max(x, axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    out: np.ndarray = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return out
 
 
 def process_logits(
@@ -323,6 +325,7 @@ class Decoding:
             self.logits.append(logits.copy())
         if self.scores is not None:
             self.scores.append(scores.copy())
+        tokens: np.ndarray
         if self.config.do_sample:
             probs = _softmax(scores).astype(np.float64)
             probs /= probs.sum(axis=-1, keepdims=True)
@@ -332,11 +335,11 @@ class Decoding:
         else:
             tokens = np.argmax(scores, axis=-1).astype(np.int64)
         if self.eos is not None and self.pad is not None:
-            tokens = np.where(self.unfinished, tokens, self.pad)
+            tokens = np.where(self.unfinished, tokens, self.pad).astype(np.int64)
         self._append(tokens)
         if self.emit is not None:
             self.emit(tokens)
-        stop = np.full(tokens.shape, self.ids.shape[1] >= self.config.max_length)
+        stop: np.ndarray = np.full(tokens.shape, self.ids.shape[1] >= self.config.max_length, dtype=bool)
         if self.eos is not None:
             stop |= np.isin(tokens, self.eos)
         self.unfinished &= ~stop
@@ -406,7 +409,7 @@ class Decoding:
         batch_modified = topk_beam + np.arange(batch)[:, None] * beams
         topk_running_beam_indices[:, :, cur_len - prompt] = batch_modified
         # d. which continuations finished
-        hits = np.full(topk_ids.shape, cur_len + 1 >= cfg.max_length)
+        hits: np.ndarray = np.full(topk_ids.shape, cur_len + 1 >= cfg.max_length, dtype=bool)
         if self.eos is not None:
             hits |= np.isin(topk_ids, self.eos)
         if cfg.max_time is not None and time.monotonic() - self.start > cfg.max_time:
