@@ -412,3 +412,24 @@ def test_tf_generate_mirrors_torch(decoder: Any, options: dict[str, Any]) -> Non
         finite = np.isfinite(e.numpy())
         assert np.array_equal(finite, np.isfinite(a.numpy())), step
         assert_close(a.numpy()[finite], e.numpy()[finite], name=f"scores[{step}]")
+
+
+def test_from_pretrained_quantize_int8(tmp_path: Path) -> None:
+    from rembert_torch.quantization import quantize
+
+    torch.manual_seed(8)
+    RemBertForSequenceClassification(tiny_config()).save_pretrained(tmp_path)
+    ids = torch.tensor(PROMPT)
+    mask = (ids != 0).long()
+    float32 = RemBertForSequenceClassification.from_pretrained(tmp_path)
+    loaded = RemBertForSequenceClassification.from_pretrained(tmp_path, quantize="int8")
+    dense = loaded.rembert.encoder.layer[0].output.dense
+    assert type(dense).__module__.startswith("torch.ao.nn.quantized.dynamic")
+    with torch.no_grad():
+        same = quantize(float32)(ids, attention_mask=mask).logits.numpy()
+        got = loaded(ids, attention_mask=mask).logits.numpy()
+        exact = float32(ids, attention_mask=mask).logits.numpy()
+    assert_close(got, same, name="quantize= vs quantize()")
+    assert_close(got, exact, dtype="int8", name="int8 vs float32")
+    with pytest.raises(ValueError, match="quantize must be one of"):
+        RemBertForSequenceClassification.from_pretrained(tmp_path, quantize="int4")

@@ -427,7 +427,9 @@ class RemBertPreTrainedModel(nn.Module):
                 ``device_map`` (a device, ``"auto"`` or ``{"": device}``: one device) and ``low_cpu_mem_usage``
                 (always on) as in transformers; ``state_dict`` to take the weights from a dict of tensors instead
                 of the checkpoint (``pretrained_model_name_or_path`` may then be ``None``, with ``config=``).
-                ``generation_config.json`` next to the checkpoint becomes ``model.generation_config``.
+                ``generation_config.json`` next to the checkpoint becomes ``model.generation_config``;
+                ``quantize="int8"`` for CPU serving (:func:`rembert_torch.quantization.quantize`: int8 dense
+                layers, inference only).
 
         Example:
             >>> import tempfile
@@ -441,7 +443,13 @@ class RemBertPreTrainedModel(nn.Module):
         """
         from rembert_torch.loading import load_pretrained
 
-        return load_pretrained(
+        mode = kwargs.pop("quantize", None)
+        if mode is not None:
+            from rembert_torch.quantization import QUANTIZE_MODES
+
+            if mode not in QUANTIZE_MODES:
+                raise ConfigError(f"quantize must be one of {QUANTIZE_MODES} or None, got {mode!r}")
+        loaded = load_pretrained(
             cls,
             pretrained_model_name_or_path,  # None: the weights come from state_dict=
             config=config,
@@ -450,6 +458,12 @@ class RemBertPreTrainedModel(nn.Module):
             output_loading_info=output_loading_info,
             **kwargs,
         )
+        if mode is not None:
+            from rembert_torch.quantization import quantize
+
+            model = loaded[0] if output_loading_info else loaded
+            quantize(model, mode, inplace=True)
+        return loaded
 
     def save_pretrained(
         self,
