@@ -183,8 +183,9 @@ def test_sequence_classification_unpadded_matches_reference(
     close(out.logits, expected.logits, name="logits (train)")
     close(out.loss, expected.loss, quantity="loss", name="loss")
     _grads(ours, ref, close)
-    # rows whose position 0 is padding (left padding, a fully padded row) and unpadded batches run padded
-    assert bool(calls) == (layout in ("right", "one_token_rows", "equal_lengths"))
+    # rows whose position 0 is padding (left padding, a fully padded row) run padded; pooled heads unpad
+    # even a batch without padding (their last layer computes position 0 only)
+    assert bool(calls) == (layout in ("right", "one_token_rows", "equal_lengths", "no_padding"))
 
 
 def test_multiple_choice_unpadded_matches_reference(
@@ -233,6 +234,8 @@ def test_unpadding_plan() -> None:
     assert plan.starts.tolist()[:3] == [0, 2, 4]
     assert kernels.plan_unpadding(mask, pooled=True) is None  # the last row has no position 0
     assert kernels.plan_unpadding(torch.ones(4, 4)) is None  # nothing to save
+    full = kernels.plan_unpadding(torch.ones(4, 4), pooled=True)  # but a pooled head's last layer saves
+    assert full is not None and full.pool_only and full.runs == ((0, 4, 4),)
     assert kernels.plan_unpadding(mask[:1]) is None  # one row
     assert kernels.plan_unpadding(mask * 2) is None  # not a 0/1 mask
     assert kernels.plan_unpadding(torch.zeros(2, 3)) is None  # no real token
