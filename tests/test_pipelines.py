@@ -353,3 +353,33 @@ def test_bad_input_fails_before_any_forward(checkpoint) -> None:
     with pytest.raises(InputError, match="context is empty"):
         qa(question="what?", context="")
     assert not math.isnan(0.0)
+
+
+# -- the command -------------------------------------------------------------------------------
+
+
+def test_rembert_pipeline_command(checkpoint, capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
+    import io
+    import json
+
+    from rembert_core.cli import main
+
+    path = checkpoint("en", "masked_lm")
+    inputs = mask_texts("en")[:3]
+    want = reference("fill-mask", path)(inputs, top_k=2)
+    assert main(["pipeline", "fill-mask", "--model", str(path), "-o", "top_k=2", *inputs]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(inputs)
+
+    def tokens(result: list[Any]) -> list[Any]:
+        return [tokens(r) if isinstance(r, list) else r["token"] for r in result]
+
+    assert [tokens(json.loads(line)) for line in lines] == [tokens(w) for w in want]
+    # stdin, JSON-object lines, another backend
+    qa = checkpoint("en", "question_answering")
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"question": "who?", "context": "Ann came home late."}\n\n'))
+    assert main(["pipeline", "question-answering", "--model", str(qa), "--backend", "numpy"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["answer"] == "Ann came home late."[answer["start"] : answer["end"]]
+    assert main(["pipeline", "fill-mask", "--model", str(path), "no mask"]) == 2
+    assert "no mask token" in capsys.readouterr().err

@@ -4,6 +4,7 @@
 ``rembert inspect CHECKPOINT``  config summary, parameters per component, schema check, dtype, size
 ``rembert parity [CHECKPOINT]`` every backend, head, output and gradient against each other and the references
 ``rembert convert SRC DST``     any readable checkpoint to canonical safetensors
+``rembert pipeline TASK``       a task (fill-mask, ner, question-answering, ...) on texts, one JSON result per line
 
 Exit codes: 0 success; 1 the command ran and found a problem (an invalid
 checkpoint, a failed or unavailable plugin with ``--strict``, a parity
@@ -28,7 +29,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -534,6 +535,63 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _pipeline_value(text: str) -> Any:
+    """An option value or input line: JSON when it parses as JSON (numbers, lists, objects, true/null), else text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _pipeline_inputs(args: argparse.Namespace) -> Iterator[Any]:
+    lines: Iterable[str] = args.texts if args.texts else (line.rstrip("\r\n") for line in sys.stdin)
+    for line in lines:
+        if not line.strip() and not args.texts:
+            continue  # blank lines of stdin separate nothing
+        item: Any = line
+        if line.lstrip().startswith("{"):
+            parsed = _pipeline_value(line)
+            item = parsed if isinstance(parsed, dict) else line
+        if args.question is not None and isinstance(item, str):
+            item = {"question": args.question, "context": item}
+        yield item
+
+
+def _json_default(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from rembert_core.errors import InputError
+    from rembert_core.pipelines import pipeline
+
+    options: dict[str, Any] = {}
+    for pair in args.option or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InputError(f"--option takes KEY=VALUE, got {pair!r}")
+        options[key.replace("-", "_")] = _pipeline_value(value)
+    pipe = pipeline(
+        args.task,
+        model=args.model,
+        tokenizer=args.tokenizer,
+        backend=args.backend,
+        dtype=args.dtype,
+        batch_size=args.batch_size,
+        progress=False,
+        **options,
+    )
+    for result in pipe(_pipeline_inputs(args)):
+        print(json.dumps(result, ensure_ascii=False, default=_json_default), flush=True)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     from rembert_core import __version__
     from rembert_core.schema import TASKS
@@ -604,13 +662,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser(
+        "pipeline",
+        help="run a task (fill-mask, ner, question-answering, ...) on texts; one JSON result per line",
+        description="Texts come from the arguments, else one per line of stdin (streamed). A line that is a JSON "
+        'object is passed as one input: {"text": ..., "text_pair": ...} for text pairs, {"question": ..., '
+        '"context": ...} for question answering. Task options: -o top_k=3 -o candidate_labels=a,b (values are '
+        "read as JSON when they parse, else as text).",
+    )
+    p.add_argument(
+        "task",
+        help="fill-mask, text-classification, token-classification, question-answering, "
+        "feature-extraction, text-generation, zero-shot-classification (or an alias)",
+    )
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="inputs (default: the lines of stdin)")
+    p.add_argument("--model", required=True, help="checkpoint directory or Hub id")
+    p.add_argument("--backend", default="torch", help="backend that runs the model: torch (default), tf, numpy, ...")
+    p.add_argument("--tokenizer", help="tokenizer directory (default: the checkpoint's)")
+    p.add_argument("--dtype", default="float32", help="compute dtype (default float32)")
+    p.add_argument("--batch-size", type=int, default=8, help="rows per forward pass (default 8)")
+    p.add_argument("--question", help="question-answering: the question asked of every text (each TEXT a context)")
+    p.add_argument("-o", "--option", action="append", metavar="KEY=VALUE", help="a task option; repeat for more")
+    p.set_defaults(func=cmd_pipeline)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # argparse gives positionals that follow options to no one: `pipeline TASK --model M TEXT` keeps them
+        if args.command != "pipeline" or any(item.startswith("-") and item != "-" for item in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.texts = [*args.texts, *extra]
     try:
         with quiet_frameworks():
             return int(args.func(args))
