@@ -97,8 +97,8 @@ class TFGenerationMixin:
         ``tf.random.set_seed`` makes runs repeatable). A tensor as the second argument is the attention mask.
 
         Returns:
-            int32 ``(batch * num_return_sequences, length)``, or a :class:`TFGenerateDecoderOnlyOutput` /
-            :class:`TFGenerateBeamDecoderOnlyOutput` with ``return_dict_in_generate=True``.
+            int32 ``(batch * num_return_sequences, length)``, or a :class:`~rembert_tf.generation.TFGenerateDecoderOnlyOutput` /
+            :class:`~rembert_tf.generation.TFGenerateBeamDecoderOnlyOutput` with ``return_dict_in_generate=True``.
 
         Example:
             >>> import numpy as np

@@ -61,7 +61,8 @@ class GenerateBeamDecoderOnlyOutput(ModelOutput):
         scores: per step, the processed log-probabilities (batch * num_beams, vocab) (with ``output_scores``).
         logits: per step, the raw logits (with ``output_logits``).
         beam_indices: (batch * num_return_sequences, generated) the beam row each token came from.
-        attentions, hidden_states, past_key_values: as in :class:`GenerateDecoderOnlyOutput`.
+        attentions, hidden_states, past_key_values: as in
+            :class:`~rembert_torch.generation.GenerateDecoderOnlyOutput`.
     """
 
     sequences: Tensor | None = None
@@ -154,8 +155,8 @@ class GenerationMixin:
                 ``encoder_attention_mask``, and generation-config attributes.
 
         Returns:
-            (batch * num_return_sequences, length) token ids, or a :class:`GenerateDecoderOnlyOutput` /
-            :class:`GenerateBeamDecoderOnlyOutput` with ``return_dict_in_generate=True``.
+            (batch * num_return_sequences, length) token ids, or a :class:`~rembert_torch.generation.GenerateDecoderOnlyOutput` /
+            :class:`~rembert_torch.generation.GenerateBeamDecoderOnlyOutput` with ``return_dict_in_generate=True``.
 
         Example:
             >>> import torch

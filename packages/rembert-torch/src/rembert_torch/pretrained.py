@@ -129,7 +129,7 @@ class RemBertPreTrainedModel(nn.Module):
 
     @classmethod
     def can_generate(cls) -> bool:
-        """Whether this class has ``generate`` (only :class:`~rembert_torch.RemBertForCausalLM`)."""
+        """Whether this class has ``generate`` (only ``RemBertForCausalLM``)."""
         return callable(getattr(cls, "generate", None))
 
     @property
@@ -428,7 +428,7 @@ class RemBertPreTrainedModel(nn.Module):
                 (always on) as in transformers; ``state_dict`` to take the weights from a dict of tensors instead
                 of the checkpoint (``pretrained_model_name_or_path`` may then be ``None``, with ``config=``).
                 ``generation_config.json`` next to the checkpoint becomes ``model.generation_config``;
-                ``quantize="int8"`` for CPU serving (:func:`rembert_torch.quantization.quantize`: int8 dense
+                ``quantize="int8"`` for CPU serving (``rembert_torch.quantization.quantize``: int8 dense
                 layers, inference only).
 
         Example:
