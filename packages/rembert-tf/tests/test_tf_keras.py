@@ -226,6 +226,18 @@ def test_a_keras_loss_with_labels_in_x_or_as_y(config_factory):
     assert in_x == pytest.approx(own, rel=1e-5) and as_y == pytest.approx(own, rel=1e-5)
 
 
+def test_keras_steps_get_output_objects_with_return_dict_false_in_the_config(config_factory):
+    keras.utils.set_random_seed(5)
+    model = _model(config_factory, "sequence_classification", return_dict=False)
+    x, labels = _data(model.config, "sequence_classification")
+    assert isinstance(model(x), tuple)
+    model.compile(optimizer="adam", metrics=["accuracy"])
+    history = model.fit({**x, **labels}, batch_size=3, epochs=1, verbose=0)
+    assert set(history.history) == {"loss", "accuracy"}
+    assert set(model.predict(x, verbose=0)) == {"logits"}
+    assert isinstance(model(x), tuple)
+
+
 def test_fit_without_labels_or_loss_is_a_clear_error(config_factory):
     model = _model(config_factory, "sequence_classification")
     x, _ = _data(model.config, "sequence_classification")
@@ -367,15 +379,22 @@ def test_outputs_are_dict_like_as_transformers_model_output():
     assert list(out.keys()) == ["logits"] and out.to_tuple() == (logits,)
     out["loss"] = loss  # item assignment sets the attribute too
     assert out.loss is loss and out["loss"] is loss
-    assert list(out.items()) == [("logits", logits), ("loss", loss)]
+    assert list(out.items()) == [("loss", loss), ("logits", logits)]  # field order, as rembert-torch
+    assert out[0] is loss and out.to_tuple() == (loss, logits)
     out["logits"] = logits + 1
-    assert out.logits[0, 0, 0] == 1 and out[0] is out.logits
+    assert out.logits[0, 0, 0] == 1 and out[1] is out.logits
+    with pytest.raises(KeyError, match="no field 'logit'"):
+        out["logit"] = logits
+    with pytest.raises(TypeError, match="__delitem__"):
+        del out["loss"]
     built = MaskedLMOutput({"loss": loss, "logits": logits})  # from a dict, as transformers' ModelOutput
     assert built.loss is loss and built.logits is logits and list(built.keys()) == ["loss", "logits"]
     assert built.to_tuple() == (loss, logits) and built[1] is logits
     assert SequenceClassifierOutput(**{"logits": logits}).to_dict() == {"logits": logits}
     with pytest.raises(KeyError):
         built["hidden_states"]
+    with pytest.raises(KeyError, match="no field 'logit'"):
+        MaskedLMOutput({"logit": logits})
 
 
 def test_every_model_class_is_registered_keras_serializable():

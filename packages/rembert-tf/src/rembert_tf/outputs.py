@@ -58,11 +58,27 @@ class ModelOutput(OrderedDict[str, Any]):
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
         if value is not None and not name.startswith("_"):
-            super().__setitem__(name, value)
+            self._set_key(name, value)
 
     def __setitem__(self, key: str, value: Any) -> None:
-        super().__setitem__(key, value)
+        """``out["logits"] = x`` sets the field, as in transformers (the attribute and the key are one)."""
+        if not isinstance(key, str) or key not in {f.name for f in dataclasses.fields(self)}:  # type: ignore[arg-type]
+            raise KeyError(f"{type(self).__name__} has no field {key!r}")
+        self._set_key(key, value)
         super().__setattr__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        raise TypeError(f"You cannot use ``__delitem__`` on a {type(self).__name__} instance.")
+
+    def _set_key(self, key: str, value: Any) -> None:
+        """Set the item, keeping the keys in field order (a field set late does not go last)."""
+        new = key not in self
+        super().__setitem__(key, value)
+        if new:
+            names = [f.name for f in dataclasses.fields(self)]  # type: ignore[arg-type]
+            for later in names[names.index(key) + 1 :]:
+                if later in self:
+                    self.move_to_end(later)
 
     def __getitem__(self, key: str | int | slice) -> Any:
         if isinstance(key, str):

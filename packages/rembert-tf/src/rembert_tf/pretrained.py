@@ -14,10 +14,11 @@ the reverse.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -195,7 +196,9 @@ class TFRemBertPreTrainedModel(keras.Model):
 
     def _finish(self, output: ModelOutput, return_dict: bool | None) -> Any:
         """The output object, or its tuple with ``return_dict=False`` (default: ``config.return_dict``)."""
-        return output if _flag(return_dict, self.config.return_dict) else output.to_tuple()
+        if getattr(self, "_keras_step", False) or _flag(return_dict, self.config.return_dict):
+            return output
+        return output.to_tuple()
 
     # -- canonical tensors ----------------------------------------------------------------------
 
@@ -475,7 +478,8 @@ class TFRemBertPreTrainedModel(keras.Model):
         from rembert_tf.distributed import logs_for_multi_worker
         from rembert_tf.training import labels_into_inputs
 
-        return logs_for_multi_worker(super().train_step(labels_into_inputs(self, data)))
+        with self._output_objects():
+            return logs_for_multi_worker(super().train_step(labels_into_inputs(self, data)))
 
     def test_step(self, data: Any) -> Any:
         """Keras' test step; under multi-worker strategies its logs come back as shape ``(1,)``.
@@ -487,7 +491,8 @@ class TFRemBertPreTrainedModel(keras.Model):
         from rembert_tf.distributed import logs_for_multi_worker
         from rembert_tf.training import labels_into_inputs
 
-        return logs_for_multi_worker(super().test_step(labels_into_inputs(self, data)))
+        with self._output_objects():
+            return logs_for_multi_worker(super().test_step(labels_into_inputs(self, data)))
 
     def predict_step(self, data: Any) -> Any:
         """Keras' predict step, giving ``predict`` a plain ``dict`` of the output's arrays.
@@ -496,7 +501,8 @@ class TFRemBertPreTrainedModel(keras.Model):
         the output classes: ``model.predict(x)`` returns e.g. ``{"logits": array}``, as
         ``transformers``' TF models do.
         """
-        outputs = super().predict_step(data)
+        with self._output_objects():
+            outputs = super().predict_step(data)
         return outputs.to_dict() if isinstance(outputs, ModelOutput) else outputs
 
     def _maybe_symbolic_build(self, iterator: Any = None, data_batch: Any = None) -> None:
@@ -513,7 +519,18 @@ class TFRemBertPreTrainedModel(keras.Model):
                 data_batch = first_local_batch(self._distribute_strategy, next(batches))
                 break
             iterator = None
-        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        with self._output_objects():
+            super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    @contextlib.contextmanager
+    def _output_objects(self) -> Iterator[None]:
+        """Inside Keras' steps the model returns output objects even with ``config.return_dict=False``."""
+        previous = getattr(self, "_keras_step", False)
+        self._keras_step = True
+        try:
+            yield
+        finally:
+            self._keras_step = previous
 
     def compute_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> Any:
         """Keras hook: metrics compare each label (``y``, or the labels in ``x``) with its output.
