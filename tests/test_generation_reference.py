@@ -433,3 +433,21 @@ def test_from_pretrained_quantize_int8(tmp_path: Path) -> None:
     assert_close(got, exact, dtype="int8", name="int8 vs float32")
     with pytest.raises(ValueError, match="quantize must be one of"):
         RemBertForSequenceClassification.from_pretrained(tmp_path, quantize="int4")
+
+
+def test_from_pretrained_takes_transformers_loading_arguments(tmp_path: Path) -> None:
+    torch.manual_seed(9)
+    transformers.RemBertForMaskedLM(transformers.RemBertConfig(**tiny_config().to_dict())).save_pretrained(
+        tmp_path / "sub"
+    )
+    ref = transformers.RemBertForMaskedLM.from_pretrained(tmp_path, subfolder="sub").eval()
+    loading = {"trust_remote_code": False, "use_safetensors": True, "proxies": None, "force_download": False}
+    ours = RemBertForMaskedLM.from_pretrained(tmp_path, subfolder="sub", low_cpu_mem_usage=True, **loading)
+    ids = torch.tensor(PROMPT)
+    with torch.no_grad():
+        assert_close(ours(ids).logits.numpy(), ref(ids).logits.numpy())
+    assert not set(loading) & set(ours.config.to_dict())  # download settings never land in config.json
+    with pytest.raises(OSError, match="no subfolder 'missing'"):
+        RemBertForMaskedLM.from_pretrained(tmp_path, subfolder="missing")
+    with pytest.raises(OSError, match="variant='fp16'"):
+        RemBertForMaskedLM.from_pretrained(tmp_path / "sub", variant="fp16")

@@ -46,6 +46,7 @@ from rembert_core.schema import CheckpointSchema, SchemaReport, TensorSpec, chec
 
 __all__ = [
     "HUB_ARGUMENTS",
+    "IGNORED_LOADING_ARGUMENTS",
     "LOAD_ATTEMPTS",
     "LoadPlan",
     "detect_format",
@@ -60,6 +61,29 @@ __all__ = [
 
 #: ``from_pretrained`` keyword arguments that concern the Hugging Face Hub, not the config.
 HUB_ARGUMENTS = ("local_files_only", "revision", "cache_dir", "token")
+#: transformers' ``from_pretrained`` arguments about downloading, unpickling or placement that have nothing to say
+#: about the config: accepted and dropped (rembert never unpickles code, reads safetensors first, and detects the
+#: format itself, so ``use_safetensors``, ``weights_only``, ``from_tf`` are what it does anyway).
+IGNORED_LOADING_ARGUMENTS = (
+    "force_download",
+    "resume_download",
+    "proxies",
+    "use_auth_token",
+    "trust_remote_code",
+    "mirror",
+    "use_safetensors",
+    "weights_only",
+    "from_tf",
+    "from_flax",
+    "_fast_init",
+    "_from_auto",
+    "_from_pipeline",
+    "_commit_hash",
+    "offload_folder",
+    "offload_state_dict",
+    "offload_buffers",
+    "key_mapping",
+)
 
 
 # -- finding and opening the weights -----------------------------------------------------------
@@ -364,7 +388,20 @@ def plan_load(
     """
     overrides = dict(overrides or {})
     hub = {k: overrides.pop(k) for k in HUB_ARGUMENTS if k in overrides}
+    for name in IGNORED_LOADING_ARGUMENTS:  # how transformers finds or unpickles files: nothing for the config
+        overrides.pop(name, None)
+    variant = overrides.pop("variant", None)
+    if variant is not None:
+        raise CheckpointError(
+            f"variant={variant!r}: weight variants (model.{variant}.safetensors) are not read; save the variant "
+            "as a checkpoint of its own (or load it with torch_dtype=) and pass its directory"
+        )
+    subfolder = overrides.pop("subfolder", None) or ""
     resolved = resolve_checkpoint(path, **hub)
+    if subfolder:
+        resolved = resolved / subfolder
+        if not resolved.exists():
+            raise CheckpointError(f"{path}: no subfolder {subfolder!r} there")
     directory = resolved if resolved.is_dir() else resolved.parent
     config_path = directory / CONFIG_NAME
     for attempt in range(LOAD_ATTEMPTS):

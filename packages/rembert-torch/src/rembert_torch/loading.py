@@ -33,7 +33,7 @@ from rembert_core.config import CONFIG_NAME
 from rembert_core.formats import PT_WEIGHTS_INDEX_NAME, PT_WEIGHTS_NAME, PYTORCH
 from rembert_core.generation import GENERATION_CONFIG_NAME, GenerationConfig
 from rembert_core.io.dtypes import COMPUTE_DTYPES, by_name
-from rembert_core.loading import HUB_ARGUMENTS, LoadPlan, plan_load
+from rembert_core.loading import HUB_ARGUMENTS, IGNORED_LOADING_ARGUMENTS, LoadPlan, plan_load
 from rembert_core.schema import BACKBONE_PREFIX, CheckpointSchema
 from rembert_core.serialization import (
     SAFE_WEIGHTS_INDEX_NAME,
@@ -402,11 +402,14 @@ def _load_state_dict(
         raise InputError("from_pretrained(None, ...) needs state_dict= (and config=): there is no checkpoint to read")
     if not isinstance(state_dict, Mapping) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise InputError("state_dict must be a mapping of tensor names to torch tensors")
+    for name in IGNORED_LOADING_ARGUMENTS:
+        overrides.pop(name, None)
+    hub = {k: overrides.pop(k) for k in HUB_ARGUMENTS if k in overrides}
+    subfolder = overrides.pop("subfolder", None) or ""
     if config is None:
         if path is None:
             raise InputError("from_pretrained(None, state_dict=...) needs config=: nothing else says the model's sizes")
-        hub = {k: overrides.pop(k) for k in HUB_ARGUMENTS if k in overrides}
-        config = RemBertConfig.from_pretrained(path, **hub)
+        config = RemBertConfig.from_pretrained(path, subfolder=subfolder, **hub)
     config = config.copy(**overrides) if overrides else config.copy()
     dtype = resolve_dtype(torch_dtype, auto=_state_dict_dtype(state_dict))
     model = cls(config, **model_kwargs)
@@ -444,8 +447,8 @@ def _load_state_dict(
     model.to(device=device, dtype=dtype)
     if attn_implementation is not None:
         model.set_attn_implementation(attn_implementation)
-    if path is not None and Path(path).is_dir():
-        load_generation_config(model, Path(path))
+    if path is not None and (Path(path) / subfolder).is_dir():
+        load_generation_config(model, Path(path) / subfolder)
     model.eval()
     if output_loading_info:
         info = {"missing_keys": missing, "unexpected_keys": unexpected, "mismatched_keys": [], "error_msgs": []}
