@@ -402,3 +402,48 @@ def test_every_model_class_is_registered_keras_serializable():
         cls = getattr(rembert_tf, name)
         assert keras.saving.get_registered_name(cls) == f"rembert_tf>{name}"
         assert keras.saving.get_registered_object(f"rembert_tf>{name}") is cls
+
+
+def test_prepare_tf_dataset_without_datasets_names_it(config_factory, monkeypatch):
+    monkeypatch.setitem(sys.modules, "datasets", None)  # as if not installed (it is not in the test envs)
+    model = _model(config_factory, "sequence_classification")
+    with pytest.raises(ImportError, match=r"prepare_tf_dataset needs the `datasets` package \(pip install datasets\)"):
+        model.prepare_tf_dataset([{"input_ids": [5, 6]}])
+
+
+def test_prepare_tf_dataset_hands_datasets_the_model_columns(config_factory, monkeypatch):
+    """A stand-in for ``datasets`` (not installed here): checks what we pass to ``Dataset.to_tf_dataset``
+    and that our collate function batches rows for ``fit``; not a test of the real ``datasets`` package.
+    """
+
+    class Dataset:
+        def __init__(self, rows):
+            self.rows = rows
+            self.column_names = list(rows[0])
+
+        def to_tf_dataset(self, **kwargs):
+            self.kwargs = kwargs
+            batch = kwargs["collate_fn"](self.rows, **kwargs["collate_fn_args"])
+            labels = kwargs["label_cols"]
+            labels = "labels" if labels in ("label", "label_ids") else labels
+            features = {k: batch[k] for k in kwargs["columns"]}
+            return tf.data.Dataset.from_tensors((features, batch[labels]))
+
+    monkeypatch.setitem(sys.modules, "datasets", type(sys)("datasets"))
+    sys.modules["datasets"].Dataset = Dataset
+    model = _model(config_factory, "sequence_classification")
+    x, labels = _data(model.config, "sequence_classification")
+    rows = [
+        {"input_ids": x["input_ids"][i], "attention_mask": x["attention_mask"][i], "label": labels["labels"][i]}
+        | {"text": "not a model input"}
+        for i in range(len(labels["labels"]))
+    ]
+    dataset = Dataset(rows)
+    tf_dataset = model.prepare_tf_dataset(dataset, batch_size=6, shuffle=False)
+    assert dataset.kwargs["columns"] == ["input_ids", "attention_mask"] and dataset.kwargs["label_cols"] == "label"
+    assert dataset.kwargs["batch_size"] == 6 and dataset.kwargs["drop_remainder"] is False
+    model.compile(optimizer="adam", metrics=["accuracy"])
+    result = model.evaluate(tf_dataset, verbose=0, return_dict=True)
+    assert result["loss"] == pytest.approx(float(model({**x, **labels}).loss), rel=1e-5)
+    with pytest.raises(TypeError, match="must be a datasets.Dataset"):
+        model.prepare_tf_dataset(rows)

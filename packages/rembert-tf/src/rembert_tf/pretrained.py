@@ -352,6 +352,33 @@ class TFRemBertPreTrainedModel(keras.Model):
             )
         decoder.bias.assign(tf.cast(bias, decoder.bias.dtype))
 
+    def prepare_tf_dataset(
+        self,
+        dataset: Any,
+        batch_size: int = 8,
+        shuffle: bool = True,
+        tokenizer: Any = None,
+        collate_fn: Callable[..., Any] | None = None,
+        collate_fn_args: dict[str, Any] | None = None,
+        drop_remainder: bool | None = None,
+        prefetch: bool = True,
+    ) -> tf.data.Dataset:
+        """A ``tf.data.Dataset`` for ``fit`` from a ``datasets.Dataset`` (needs the ``datasets`` package).
+
+        As transformers' method: the columns the model takes as inputs become the features, its label
+        columns (``labels``, or ``label``/``label_ids`` renamed; the start/end positions) the labels;
+        rows are stacked, or padded by ``tokenizer.pad``, unless ``collate_fn`` is given;
+        ``drop_remainder`` defaults to ``shuffle``.
+
+        Raises:
+            ImportError: ``datasets`` is not installed.
+        """
+        from rembert_tf.training import prepare_tf_dataset
+
+        return prepare_tf_dataset(
+            self, dataset, batch_size, shuffle, tokenizer, collate_fn, collate_fn_args, drop_remainder, prefetch
+        )
+
     # -- embeddings ----------------------------------------------------------------------------
 
     def get_input_embeddings(self) -> Embedding:

@@ -15,9 +15,12 @@ transformers' TF models train the Keras way, and so do ours (:class:`~rembert_tf
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from rembert_core import InputError
 from rembert_tf._tensorflow import keras, tf
@@ -26,7 +29,7 @@ from rembert_tf.outputs import ModelOutput
 if TYPE_CHECKING:
     from rembert_tf.pretrained import TFRemBertPreTrainedModel
 
-__all__ = ["broadcast_metrics", "label_to_output_names", "labels_into_inputs", "match_labels"]
+__all__ = ["broadcast_metrics", "label_to_output_names", "labels_into_inputs", "match_labels", "prepare_tf_dataset"]
 
 #: Heads whose labels are per token (-100: not scored).
 TOKEN_LEVEL_TASKS = frozenset({"masked_lm", "causal_lm", "token_classification"})
@@ -156,3 +159,63 @@ def _copy_metric(metric: Any) -> Any:
     if isinstance(metric, keras.metrics.Metric):
         return type(metric).from_config(metric.get_config())
     return metric
+
+
+# -- datasets.Dataset to tf.data ---------------------------------------------------------------------
+
+#: Column names ``datasets`` and transformers' collators turn into ``labels``.
+_LABEL_ALIASES = ("label", "label_ids")
+
+
+def collate(features: Sequence[Mapping[str, Any]], tokenizer: Any = None) -> dict[str, np.ndarray]:
+    """Rows to a batch of NumPy arrays: stacked, or padded by ``tokenizer.pad``; ``label``/``label_ids`` become
+    ``labels`` (what transformers' ``DefaultDataCollator`` and ``DataCollatorWithPadding`` do).
+    """
+    rows = [dict(row) for row in features]
+    if tokenizer is not None:
+        batch = {k: np.asarray(v) for k, v in tokenizer.pad(rows, return_tensors="np").items()}
+    else:
+        batch = {key: np.stack([np.asarray(row[key]) for row in rows]) for key in rows[0]}
+    for alias in _LABEL_ALIASES:
+        if alias in batch and "labels" not in batch:
+            batch["labels"] = batch.pop(alias)
+    return batch
+
+
+def prepare_tf_dataset(
+    model: TFRemBertPreTrainedModel,
+    dataset: Any,
+    batch_size: int = 8,
+    shuffle: bool = True,
+    tokenizer: Any = None,
+    collate_fn: Callable[..., Any] | None = None,
+    collate_fn_args: dict[str, Any] | None = None,
+    drop_remainder: bool | None = None,
+    prefetch: bool = True,
+) -> tf.data.Dataset:
+    """``dataset.to_tf_dataset`` with the model's input columns as features and its label columns as labels."""
+    try:
+        import datasets
+    except ImportError:
+        raise ImportError(
+            "prepare_tf_dataset needs the `datasets` package (pip install datasets); or build a tf.data.Dataset "
+            "of {input name: array} dicts yourself"
+        ) from None
+    if not isinstance(dataset, datasets.Dataset):
+        raise TypeError(f"dataset must be a datasets.Dataset, got {type(dataset).__name__}")
+    label_names = list(label_to_output_names(model))
+    columns = list(dataset.column_names)
+    features = [c for c in columns if c in model.INPUT_NAMES and c not in label_names]
+    labels = [c for c in columns if c in label_names or ("labels" in label_names and c in _LABEL_ALIASES)]
+    if collate_fn is None:
+        collate_fn = functools.partial(collate, tokenizer=tokenizer)
+    return dataset.to_tf_dataset(
+        columns=features[0] if len(features) == 1 else features,  # one column: a tensor, as transformers
+        label_cols=(labels[0] if len(labels) == 1 else labels) or None,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_remainder=shuffle if drop_remainder is None else drop_remainder,
+        collate_fn=collate_fn,
+        collate_fn_args=collate_fn_args or {},
+        prefetch=prefetch,
+    )
