@@ -351,7 +351,11 @@ def tf_worker(kind: str, directory: Path) -> None:
     print("READY", flush=True)
     for line in sys.stdin:
         mode, dtype, batch, seq = json.loads(line)["case"]
-        if (batch, seq) not in inputs:
+        if (batch, seq) not in inputs and isinstance(batch, str):  # a real-text batch of bench_realtext.py
+            from bench_realtext import batches
+
+            inputs[batch, seq] = tuple(tf.constant(a.astype(np.int32)) for a in batches()[batch])
+        elif (batch, seq) not in inputs:
             inputs[batch, seq] = tuple(tf.constant(a.astype(np.int32)) for a in make_inputs(batch, seq))
         ids, mask = inputs[batch, seq]
         start = time.perf_counter()
@@ -383,7 +387,7 @@ class Worker:
                 return line[len(prefix) :].strip()
         raise RuntimeError(f"TF worker exited with {self.proc.wait()}")
 
-    def time(self, mode: str, dtype: str, batch: int, seq: int) -> float:
+    def time(self, mode: str, dtype: str, batch: int | str, seq: int) -> float:
         assert self.proc.stdin is not None
         self.proc.stdin.write(json.dumps({"case": [mode, dtype, batch, seq]}) + "\n")
         self.proc.stdin.flush()
@@ -452,6 +456,29 @@ def tf_section(directory: Path, layers: int, repeat: int, results: list[dict[str
                     continue
                 add_result(results, name, "tf", dtype, shape, mine, base, target)
                 print_last(results)
+        # Real-text batches (issue 22): the bare model under tf.function, ours vs the reference TF classes.
+        from bench_realtext import TF_TARGET, batches, describe
+
+        for batch_name, (_, mask) in batches().items():
+            if batch_name == "mlm":
+                continue
+            cases = {
+                "ours": lambda b=batch_name: ours.time("tf.function", "float32", b, 0),
+                "reference": lambda b=batch_name: ref.time("tf.function", "float32", b, 0),
+            }
+            for fn in cases.values():
+                fn()  # tracing
+            samples = {name: [] for name in cases}
+            for r in range(repeat):
+                for name in list(cases) if r % 2 == 0 else reversed(list(cases)):
+                    samples[name].append(cases[name]())
+            t = {name: statistics.median(v) for name, v in samples.items()}
+            target = TF_TARGET if batch_name == "real text" else None
+            label = f"{batch_name} ({describe(mask)})"
+            add_result(
+                results, "forward tf.function (bare model)", "tf", "float32", label, t["ours"], t["reference"], target
+            )
+            print_last(results)
     finally:
         ours.close()
         ref.close()
@@ -638,6 +665,18 @@ def markdown(command: str, data: dict[str, Any]) -> str:
                 f"| {m['name']} | {m['framework']} | {m['dtype']} | {m['shape']} | {m['gemm_peak_gflops']:.0f} | "
                 f"{m['ours']:.0%} | {m['reference']:.0%} | {target} |"
             )
+    if data.get("realtext"):
+        rt = data["realtext"]
+        lines += ["", f"Real-text batches (`benchmarks/bench_realtext.py`, {rt['corpus']}): "]
+        lines += ["; ".join(f"{name}: {shape}" for name, shape in rt["batches"].items()) + "."]
+        for r in data["results"]:
+            if "cosine_token_mean" in r:
+                lines += [
+                    "",
+                    f"int8 vs our float32 on the real-text batch: cosine of the pooled outputs min "
+                    f"{r['cosine_pooled_min']:.5f} / mean {r['cosine_pooled_mean']:.5f}; of the last hidden states "
+                    f"per real token min {r['cosine_token_min']:.5f} / mean {r['cosine_token_mean']:.5f}.",
+                ]
     if data.get("memory"):
         lines += ["", "Peak RSS (MiB, fresh process; " + data["memory"]["unit"] + "):", ""]
         lines += ["| case | peak | after load | peak - after load |", "|---|---|---|---|"]
@@ -657,7 +696,7 @@ def main() -> None:
     parser.add_argument("--workdir", help="checkpoint directory (default: a per-layer-count folder under /tmp)")
     parser.add_argument("--json", default=str(ROOT / "reports" / "bench-models.json"), help="write results here")
     parser.add_argument("--docs", action="store_true", help="also write docs/_data/bench.json and docs/bench/latest.md")
-    parser.add_argument("--skip", default="", help="comma-separated sections to skip: torch, tf, memory, sub")
+    parser.add_argument("--skip", default="", help="comma-separated sections to skip: torch, realtext, tf, memory, sub")
     parser.add_argument("--tf-worker", help=argparse.SUPPRESS)
     parser.add_argument("--memory-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -681,6 +720,10 @@ def main() -> None:
     extra: dict[str, Any] = {}
     if "torch" not in skip:
         torch_section(directory / "st", args.layers, args.repeat, results, extra)
+    if "realtext" not in skip:
+        from bench_realtext import realtext_section
+
+        realtext_section(directory / "st", args.repeat, results, extra, add_result, interleaved, print_last)
     if "tf" not in skip:
         tf_section(directory, args.layers, args.repeat, results, extra)
     if "memory" not in skip:
