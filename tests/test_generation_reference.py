@@ -451,3 +451,25 @@ def test_from_pretrained_takes_transformers_loading_arguments(tmp_path: Path) ->
         RemBertForMaskedLM.from_pretrained(tmp_path, subfolder="missing")
     with pytest.raises(OSError, match="variant='fp16'"):
         RemBertForMaskedLM.from_pretrained(tmp_path / "sub", variant="fp16")
+
+
+@pytest.mark.parametrize("options", [{}, {"num_beams": 3, "num_return_sequences": 2}, {"do_sample": True, "top_k": 5}])
+@pytest.mark.parametrize("normalize", [False, True])
+def test_compute_transition_scores_matches_reference(decoder: Any, options: dict[str, Any], normalize: bool) -> None:
+    _, ref, ours = decoder
+    eos = [_frequent_token(ref)]
+    out = ours.generate(
+        **_inputs(),
+        max_new_tokens=6,
+        eos_token_id=eos,
+        pad_token_id=0,
+        output_scores=True,
+        return_dict_in_generate=True,
+        **options,
+    )
+    beams = getattr(out, "beam_indices", None)
+    expected = ref.compute_transition_scores(out.sequences, out.scores, beams, normalize_logits=normalize)
+    actual = ours.compute_transition_scores(out.sequences, out.scores, beams, normalize_logits=normalize)
+    finite = torch.isfinite(expected)
+    assert torch.equal(finite, torch.isfinite(actual))
+    assert_close(actual[finite].numpy(), expected[finite].numpy(), name="transition scores")

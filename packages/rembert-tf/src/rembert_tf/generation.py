@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rembert_core import ConfigError, InputError, RemBertConfig
-from rembert_core.generation import Decoding, GenerationConfig
+from rembert_core.generation import Decoding, GenerationConfig, transition_scores
 from rembert_tf._tensorflow import tf
 from rembert_tf.outputs import ModelOutput
 from rembert_tf.validation import Tensor, require_rank, to_tensor
@@ -77,6 +77,22 @@ class TFGenerationMixin:
             raise InputError(f"generation_config must be a GenerationConfig, got {type(value).__name__}")
         self.__dict__["_rembert_generation_config"] = value
 
+    def compute_transition_scores(
+        self,
+        sequences: Tensor,
+        scores: tuple[Tensor, ...],
+        beam_indices: Tensor | None = None,
+        normalize_logits: bool = False,
+    ) -> Any:
+        """The score of each generated token, (rows, generated), from ``generate``'s output, as transformers'."""
+        result = transition_scores(
+            np.asarray(sequences).astype(np.int64),
+            [np.asarray(s, dtype=np.float32) for s in scores],
+            None if beam_indices is None else np.asarray(beam_indices).astype(np.int64),
+            normalize_logits=normalize_logits,
+        )
+        return tf.constant(result)
+
     def generate(
         self,
         inputs: Tensor | None = None,
@@ -97,7 +113,8 @@ class TFGenerationMixin:
         ``tf.random.set_seed`` makes runs repeatable). A tensor as the second argument is the attention mask.
 
         Returns:
-            int32 ``(batch * num_return_sequences, length)``, or a :class:`~rembert_tf.generation.TFGenerateDecoderOnlyOutput` /
+            int32 ``(batch * num_return_sequences, length)``, or a
+            :class:`~rembert_tf.generation.TFGenerateDecoderOnlyOutput` /
             :class:`~rembert_tf.generation.TFGenerateBeamDecoderOnlyOutput` with ``return_dict_in_generate=True``.
 
         Example:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from rembert_core import ConfigError, InputError, RemBertConfig
-from rembert_core.generation import Decoding, GenerationConfig
+from rembert_core.generation import Decoding, GenerationConfig, transition_scores
 from rembert_torch.outputs import ModelOutput, _register_pytree
 from rembert_torch.validation import check_shape, require_int_tensor, require_tensor
 
@@ -121,6 +121,33 @@ class GenerationMixin:
             )
         return config, model_kwargs, has_default_max_length, has_default_min_length
 
+    def compute_transition_scores(
+        self,
+        sequences: Tensor,
+        scores: tuple[Tensor, ...],
+        beam_indices: Tensor | None = None,
+        normalize_logits: bool = False,
+    ) -> Tensor:
+        """The score of each generated token, (rows, generated), from ``generate``'s output, as transformers'.
+
+        Example:
+            >>> import torch
+            >>> from rembert_core.testing import tiny_config
+            >>> from rembert_torch import RemBertForCausalLM
+            >>> model = RemBertForCausalLM(tiny_config(is_decoder=True)).eval()
+            >>> out = model.generate(torch.tensor([[5, 6]]), max_new_tokens=3, eos_token_id=None,
+            ...                      return_dict_in_generate=True, output_scores=True)
+            >>> model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True).shape
+            torch.Size([1, 3])
+        """
+        result = transition_scores(
+            sequences.detach().cpu().numpy(),
+            [s.detach().float().cpu().numpy() for s in scores],
+            None if beam_indices is None else beam_indices.detach().cpu().numpy(),
+            normalize_logits=normalize_logits,
+        )
+        return torch.from_numpy(result).to(sequences.device)
+
     @torch.no_grad()
     def generate(
         self,
@@ -155,7 +182,8 @@ class GenerationMixin:
                 ``encoder_attention_mask``, and generation-config attributes.
 
         Returns:
-            (batch * num_return_sequences, length) token ids, or a :class:`~rembert_torch.generation.GenerateDecoderOnlyOutput` /
+            (batch * num_return_sequences, length) token ids, or a
+            :class:`~rembert_torch.generation.GenerateDecoderOnlyOutput` /
             :class:`~rembert_torch.generation.GenerateBeamDecoderOnlyOutput` with ``return_dict_in_generate=True``.
 
         Example:

@@ -13,7 +13,7 @@ from rembert_core.generation.config import (
     GENERATION_DEFAULTS,
     GenerationConfig,
 )
-from rembert_core.generation.search import Decoding, DecodingResult, Step, process_logits
+from rembert_core.generation.search import Decoding, DecodingResult, Step, process_logits, transition_scores
 
 __all__ = [
     "GENERATE_UNSUPPORTED",
@@ -24,4 +24,5 @@ __all__ = [
     "GenerationConfig",
     "Step",
     "process_logits",
+    "transition_scores",
 ]

@@ -474,3 +474,35 @@ class Decoding:
             beam_indices=indices[:, :generated],
             steps=self.steps,
         )
+
+
+def transition_scores(
+    sequences: np.ndarray,
+    scores: list[np.ndarray],
+    beam_indices: np.ndarray | None = None,
+    *,
+    normalize_logits: bool = False,
+) -> np.ndarray:
+    """The score of each generated token: ``(rows, generated)``, as transformers' ``compute_transition_scores``.
+
+    ``scores`` are ``generate``'s per-step ``(rows, vocab)`` scores (``output_scores=True``); ``beam_indices``
+    its beam rows (beam search), else each row follows itself. Positions after a beam ended are 0.
+    """
+    if not scores:
+        return np.zeros((sequences.shape[0], 0), dtype=np.float32)
+    vocab = scores[0].shape[-1]
+    if beam_indices is None:
+        beam_indices = np.broadcast_to(np.arange(scores[0].shape[0])[:, None], (scores[0].shape[0], len(scores)))
+    stacked = np.stack(scores).reshape(len(scores), -1).T  # (rows * vocab, steps)
+    if normalize_logits:
+        per_row = stacked.reshape(-1, vocab, stacked.shape[-1])
+        shifted = per_row - per_row.max(axis=1, keepdims=True)
+        per_row = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        stacked = per_row.reshape(-1, stacked.shape[-1])
+    ended = beam_indices < 0
+    length = int((~ended).sum(-1).max()) if ended.size else 0
+    indices = np.where(ended[:, :length], 0, beam_indices[:, :length]).astype(np.int64) * vocab
+    indices = sequences[:, sequences.shape[-1] - length :] + indices
+    out = np.take_along_axis(stacked, indices, axis=0).astype(np.float32)
+    out[ended[:, :length]] = 0
+    return out
