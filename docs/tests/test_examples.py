@@ -81,6 +81,15 @@ def test_question_answering(tmp_path: Path) -> None:
     assert text and context[start:end] == text  # a real span of the context, located by the offsets
 
 
+def test_qa_preprocessing_windows_in_both_frameworks(tmp_path: Path) -> None:
+    out = run(command("qa_preprocessing.py"), tmp_path)
+    windows = re.search(r"2 examples -> (\d+) windows", out)
+    assert windows and int(windows.group(1)) > 2, out  # the contexts are longer than one window
+    assert re.search(r"training labels hold the answer in [1-9]\d* windows and map back to it", out), out
+    assert len(re.findall(r"answer:   '.*' \(characters \d+-\d+ of the context, window \d+", out)) == 2, out
+    assert "same answers as PyTorch: True" in out, out
+
+
 def test_token_classification(tmp_path: Path) -> None:
     out = run(command("token_classification.py"), tmp_path)
     accuracy = float(re.search(r"word accuracy on 32 held-out sentences: ([\d.]+)", out).group(1))  # type: ignore[union-attr]
