@@ -46,6 +46,7 @@ class TorchBackend(Backend):
     distribution = "rembert-torch"
     tasks = TASKS
     dtypes = ("float32", "bfloat16", "float16")
+    requires = ("torch",)  # `rembert backends --strict` imports it: a broken torch install shows there
 
     def __init__(self) -> None:
         self.version = _version()
