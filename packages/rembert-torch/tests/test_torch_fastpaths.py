@@ -309,3 +309,67 @@ def test_int8_quantize_stays_within_its_bounds(reference_checkpoint: Any, config
         quantize(model.to(torch.bfloat16))
     with pytest.raises(ValueError, match="mode"):
         quantize(model, "int4")
+
+
+# -- random configurations and padded batches ----------------------------------------------------
+
+
+def _random_case(seed: int) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    import random
+
+    rng = random.Random(seed)
+    heads = rng.choice([1, 2, 3, 4])
+    config = {
+        "vocab_size": rng.randint(20, 120),
+        "hidden_size": heads * rng.choice([2, 4, 5, 8]),
+        "num_hidden_layers": rng.randint(1, 3),
+        "num_attention_heads": heads,
+        "input_embedding_size": rng.randint(3, 20),
+        "output_embedding_size": rng.randint(3, 20),
+        "intermediate_size": rng.randint(4, 40),
+        "hidden_act": rng.choice(["gelu", "relu", "gelu_new", "silu"]),
+        "type_vocab_size": rng.randint(1, 3),
+        "max_position_embeddings": 32,
+        "num_labels": 2,
+        "pad_token_id": 0,
+    }
+    batch, seq = rng.randint(2, 5), rng.randint(1, 12)
+    lengths = [rng.randint(1, seq) for _ in range(batch)]
+    mask = torch.tensor([[1] * n + [0] * (seq - n) for n in lengths])
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, config["vocab_size"], (batch, seq), generator=gen).masked_fill(mask == 0, 0)
+    types = torch.randint(0, config["type_vocab_size"], (batch, seq), generator=gen)
+    return config, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_configs_unpadded_heads_match_reference(
+    seed: int, transformers_mod: Any, tmp_path: Any, close: Any
+) -> None:
+    config, inputs = _random_case(seed)
+    labels = inputs["input_ids"].masked_fill(
+        (inputs["attention_mask"] == 0) | (torch.arange(len(inputs["input_ids"][0])) % 2 == 1), -100
+    )
+    for task, cls, ours_cls, kwargs in (
+        ("mlm", transformers_mod.RemBertForMaskedLM, RemBertForMaskedLM, {"labels": labels}),
+        ("cls", transformers_mod.RemBertForSequenceClassification, RemBertForSequenceClassification, {}),
+    ):
+        torch.manual_seed(seed)
+        ref = cls(transformers_mod.RemBertConfig(**config, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
+        ref.save_pretrained(tmp_path / task)
+        ours = ours_cls.from_pretrained(tmp_path / task).train()
+        ref.train()
+        _no_dropout(ref, ours)
+        if task == "cls":
+            kwargs = {"labels": torch.arange(len(inputs["input_ids"])) % 2}
+        expected = ref(**inputs, **kwargs)
+        out = ours(**inputs, **kwargs, **({"return_logits": False} if task == "mlm" else {}))
+        if task == "cls":
+            close(out.logits, expected.logits, name=f"{task} logits")
+        if torch.isnan(expected.loss):  # no labelled token: both are nan
+            assert torch.isnan(out.loss)
+            continue
+        close(out.loss, expected.loss, quantity="loss", name=f"{task} loss")
+        expected.loss.backward()
+        out.loss.backward()
+        _grads(ours, ref, close)
