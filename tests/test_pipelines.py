@@ -383,3 +383,22 @@ def test_rembert_pipeline_command(checkpoint, capsys: pytest.CaptureFixture[str]
     assert answer["answer"] == "Ann came home late."[answer["start"] : answer["end"]]
     assert main(["pipeline", "fill-mask", "--model", str(path), "no mask"]) == 2
     assert "no mask token" in capsys.readouterr().err
+
+
+def test_model_objects_and_devices(checkpoint) -> None:
+    import rembert_tf
+    import rembert_torch
+
+    path = checkpoint("en", "masked_lm")
+    text = mask_texts("en")[1]  # one mask
+    want = rembert_torch.pipeline("fill-mask", model=str(path))(text)
+    model = rembert_torch.RemBertForMaskedLM.from_pretrained(path)
+    for device in (-1, "cpu", torch.device("cpu")):
+        got = rembert_torch.pipeline("fill-mask", model=model, tokenizer=str(path), device=device)(text)
+        assert_ranked(got, want, "token", f"device={device!r}")
+    tf_model = rembert_tf.TFRemBertForMaskedLM.from_pretrained(path)
+    assert_ranked(rembert_tf.pipeline("fill-mask", model=tf_model, tokenizer=str(path))(text), want, "token", "tf")
+    with pytest.raises(InputError, match="head is 'masked_lm'.*'token-classification'"):
+        rembert_torch.pipeline("ner", model=model, tokenizer=str(path))
+    with pytest.raises(InputError, match="needs tokenizer="):
+        rembert_torch.pipeline("fill-mask", model=model)

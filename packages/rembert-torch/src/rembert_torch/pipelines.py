@@ -88,7 +88,8 @@ def pipeline(
         model: a checkpoint directory or Hub id (loaded with the task's head class), or a model object.
         tokenizer: a tokenizer or its directory; by default the one saved beside the checkpoint (the fast
             one when ``tokenizers`` is installed). Required with a model object.
-        device: where the model runs (``"cpu"``, ``"cuda:0"``, an index); default: where it is.
+        device: where the model runs (``"cpu"``, ``"cuda:0"``, a ``torch.device``, or an index: -1 the CPU,
+            n the n-th GPU); default: where the model is.
         batch_size: rows per forward pass (default 8); inputs are sorted by length within windows.
         dtype: the dtype a checkpoint is loaded in (``from_pretrained``'s ``dtype``).
         progress: a progress bar for long inputs of known length.
@@ -110,7 +111,9 @@ def pipeline(
     if isinstance(tokenizer, (str, os.PathLike)):
         tokenizer = load_tokenizer(tokenizer)
     if device is not None:
-        model = model.to(torch.device(f"cuda:{device}" if isinstance(device, int) and device >= 0 else device))
+        if isinstance(device, int):  # transformers' convention: -1 is the CPU, n >= 0 the n-th GPU
+            device = "cpu" if device < 0 else f"cuda:{device}"
+        model = model.to(torch.device(device))
     runner = TorchRunner(model)
     return cls(runner, tokenizer, batch_size=batch_size or 8, progress=progress, **task_options)
 
