@@ -402,3 +402,25 @@ def test_model_objects_and_devices(checkpoint) -> None:
         rembert_torch.pipeline("ner", model=model, tokenizer=str(path))
     with pytest.raises(InputError, match="needs tokenizer="):
         rembert_torch.pipeline("fill-mask", model=model)
+
+
+def test_slow_tokenizers(checkpoint) -> None:
+    """Our SentencePiece tokenizer in our pipeline == transformers' slow tokenizer in its pipeline."""
+    from rembert_tokenizers import RemBertTokenizer
+    from rembert_torch import pipeline
+
+    path = checkpoint("en", "masked_lm")
+    inputs = [t for t in mask_texts("en") if t.count("[MASK]") == 1]
+    slow = transformers.RemBertTokenizer.from_pretrained(str(path))
+    want = transformers.pipeline("fill-mask", model=str(path), tokenizer=slow, framework="pt")(inputs, top_k=3)
+    got = pipeline("fill-mask", model=str(path), tokenizer=RemBertTokenizer.from_pretrained(path))(inputs, top_k=3)
+    for text, g, w in zip(inputs, got, want, strict=True):
+        assert_ranked(g, w, "token", text)
+    ner = checkpoint("en", "token_classification")
+    slow = transformers.RemBertTokenizer.from_pretrained(str(ner))
+    ref = transformers.pipeline("ner", model=str(ner), tokenizer=slow, framework="pt", aggregation_strategy="simple")
+    ours_slow = pipeline("ner", model=str(ner), tokenizer=RemBertTokenizer.from_pretrained(ner))
+    for text in texts("en", count=4):
+        assert_entities(ours_slow(text, aggregation_strategy="simple"), ref(text), text)
+    with pytest.raises(InputError, match="slow tokenizer"):
+        ours_slow("text", aggregation_strategy="first")

@@ -346,3 +346,13 @@ def test_any_backend_runs_a_checkpoint(make_checkpoint: Callable[..., Path]) -> 
         pipeline("ner", model=str(directory), backend=TableBackend(), tokenizer=WordTokenizer())
     with pytest.raises(InputError, match="needs model="):
         pipeline("fill-mask")
+
+
+def test_progress_bar_for_long_inputs_only(capsys: pytest.CaptureFixture[str]) -> None:
+    texts = ["a b"] * 300
+    make_pipeline("feature-extraction", TableRunner("base", 4), WordTokenizer(), batch_size=64)(texts)
+    assert "feature-extraction" in capsys.readouterr().err  # tqdm, on standard error
+    quiet = make_pipeline("feature-extraction", TableRunner("base", 4), WordTokenizer(), progress=False)
+    quiet(texts)
+    make_pipeline("feature-extraction", TableRunner("base", 4), WordTokenizer())(texts[:10])
+    assert capsys.readouterr().err == ""

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from rembert_core import InputError
-from rembert_core.pipelines import ModelRunner, Pipeline, load_tokenizer, resolve_task
+from rembert_core.pipelines import ModelRunner, Pipeline, checkpoint_directory, load_tokenizer, resolve_task
 
 __all__ = ["TFRunner", "pipeline"]
 
@@ -106,7 +106,7 @@ def pipeline(
         path = model
         model = _load(MODEL_CLASSES[cls.heads[0]], path, cls.task, {} if dtype is None else {"dtype": dtype})
         if tokenizer is None:
-            tokenizer = load_tokenizer(path)
+            tokenizer = load_tokenizer(checkpoint_directory(path))  # a Hub id: its cached snapshot
     elif tokenizer is None:
         raise InputError("a pipeline on a model object needs tokenizer= (a tokenizer or its directory)")
     if isinstance(tokenizer, (str, os.PathLike)):

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from rembert_core import InputError
-from rembert_core.pipelines import ModelRunner, Pipeline, load_tokenizer, resolve_task
+from rembert_core.pipelines import ModelRunner, Pipeline, checkpoint_directory, load_tokenizer, resolve_task
 
 __all__ = ["TorchRunner", "pipeline"]
 
@@ -105,7 +105,7 @@ def pipeline(
         path = model
         model = _load(TASK_CLASSES[cls.heads[0]], path, cls.task, kwargs)
         if tokenizer is None:
-            tokenizer = load_tokenizer(path)
+            tokenizer = load_tokenizer(checkpoint_directory(path))  # a Hub id: its cached snapshot
     elif tokenizer is None:
         raise InputError("a pipeline on a model object needs tokenizer= (a tokenizer or its directory)")
     if isinstance(tokenizer, (str, os.PathLike)):

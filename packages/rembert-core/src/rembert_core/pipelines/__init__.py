@@ -18,6 +18,7 @@ from rembert_core.pipelines.base import BackendRunner, Feature, ModelRunner, Pip
 from rembert_core.pipelines.factory import (
     ALIASES,
     TASKS,
+    checkpoint_directory,
     head_for,
     load_runner,
     load_tokenizer,
@@ -47,6 +48,7 @@ __all__ = [
     "TextGenerationPipeline",
     "TokenClassificationPipeline",
     "ZeroShotClassificationPipeline",
+    "checkpoint_directory",
     "head_for",
     "load_runner",
     "load_tokenizer",

@@ -16,7 +16,17 @@ from rembert_core.pipelines.text_generation import TextGenerationPipeline
 from rembert_core.pipelines.token_classification import TokenClassificationPipeline
 from rembert_core.pipelines.zero_shot import ZeroShotClassificationPipeline
 
-__all__ = ["ALIASES", "TASKS", "head_for", "load_runner", "load_tokenizer", "make_pipeline", "pipeline", "resolve_task"]
+__all__ = [
+    "ALIASES",
+    "TASKS",
+    "checkpoint_directory",
+    "head_for",
+    "load_runner",
+    "load_tokenizer",
+    "make_pipeline",
+    "pipeline",
+    "resolve_task",
+]
 
 #: Task name -> pipeline class.
 TASKS: dict[str, type[Pipeline]] = {
@@ -70,10 +80,11 @@ def load_tokenizer(path: str | os.PathLike[str], **kwargs: Any) -> Any:
     )
 
 
-def _resolve_path(model: str | os.PathLike[str], hub: dict[str, Any]) -> str:
+def checkpoint_directory(model: str | os.PathLike[str], **hub: Any) -> str:
+    """The local directory of a checkpoint directory, weights file or Hub id (``hub``: revision, token, ...)."""
     from rembert_core.io.hub import resolve_checkpoint
 
-    resolved = resolve_checkpoint(model, **hub)
+    resolved = resolve_checkpoint(model, **{k: v for k, v in hub.items() if v not in (None, False)})
     return os.fspath(resolved if resolved.is_dir() else resolved.parent)
 
 
@@ -174,7 +185,7 @@ def pipeline(
 
         resolved_backend = get_backend(backend) if isinstance(backend, str) else backend
         hub = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only, "token": token}
-        path = _resolve_path(model, {k: v for k, v in hub.items() if v not in (None, False)})
+        path = checkpoint_directory(model, **hub)
         runner = load_runner(path, cls.heads[0], cls.task, resolved_backend, dtype=dtype)
         if tokenizer is None:
             tokenizer = load_tokenizer(path)
