@@ -151,6 +151,10 @@ class RemBertTokenizerBase(
         }
         self.name_or_path = str(kwargs.get("name_or_path", ""))
         self.deprecation_warnings = {}
+        split_special_tokens = kwargs.get("split_special_tokens", False)
+        if not isinstance(split_special_tokens, (bool, np.bool_)):
+            raise InputError(f"split_special_tokens must be a bool, got {split_special_tokens!r}")
+        self._split_special = bool(split_special_tokens)  # kept in init_kwargs too: saved, as the reference
         self._lock = threading.RLock()
 
         self._pieces = []

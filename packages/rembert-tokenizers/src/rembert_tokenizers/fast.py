@@ -385,6 +385,9 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
         # Every file is read under the file policy (check_file); tokenizer.json only without sentencepiece.model.
         vocab = directory_file(path, VOCAB_FILE)
         tokenizer_json = directory_file(path, TOKENIZER_FILE) if vocab is None else None
+        given = kwargs.pop("tokenizer_file", None)
+        if given is not None:  # the reference's tokenizer_file=: this tokenizer.json instead of the directory's
+            tokenizer_json, vocab = os.fspath(given), None
         if vocab is None and tokenizer_json is None:
             raise CheckpointError(f"{path!r} has neither {VOCAB_FILE} nor {TOKENIZER_FILE}")
         options = cls._pretrained_kwargs(path, kwargs)

@@ -81,16 +81,30 @@ class FilesMixin(SpecialTokensMixin):
         return (path,)
 
     def save_pretrained(
-        self, save_directory: str | os.PathLike[str], filename_prefix: str | None = None, **kwargs: Any
+        self,
+        save_directory: str | os.PathLike[str],
+        filename_prefix: str | None = None,
+        legacy_format: bool | None = None,
+        **kwargs: Any,
     ) -> tuple[str, ...]:
         """Write ``tokenizer_config.json``, ``special_tokens_map.json``, ``sentencepiece.model``
         (and ``tokenizer.json`` for the fast tokenizer) in the reference formats.
+
+        ``legacy_format`` as in the reference: ``None`` writes both formats; ``True`` only the slow one
+        (``sentencepiece.model``, ``added_tokens.json``); ``False`` (fast tokenizer only) only ``tokenizer.json``,
+        which the slow class cannot load.
 
         Example::
 
             tokenizer.save_pretrained("out/")
             transformers.RemBertTokenizer.from_pretrained("out/")  # reads the same files
         """
+        if legacy_format is not None and not isinstance(legacy_format, bool):
+            raise InputError(f"legacy_format must be None, True or False, got {legacy_format!r}")
+        if legacy_format is False and not self.is_fast:
+            raise InputError(
+                "Only fast tokenizers (instances of PreTrainedTokenizerFast) can be saved in non legacy format."
+            )
         directory = os.fspath(save_directory)
         if os.path.isfile(directory):
             raise CheckpointError(f"save_directory {directory!r} is a file, not a directory")
@@ -107,13 +121,16 @@ class FilesMixin(SpecialTokensMixin):
         }
         added = {t.content: i for i, t in sorted(self._added_tokens.items()) if i >= self.vocab_size}
         added_path = os.path.join(directory, prefix + ADDED_TOKENS_FILE)
-        if added:
+        slow_files, fast_files = legacy_format is not False, legacy_format is not True
+        if added and slow_files:
             files[added_path] = encode(added)
-        files[os.path.join(directory, prefix + VOCAB_FILE)] = self._model_proto_bytes()
-        files.update(self._extra_payloads(directory, filename_prefix))
+        if slow_files:
+            files[os.path.join(directory, prefix + VOCAB_FILE)] = self._model_proto_bytes()
+        if fast_files:
+            files.update(self._extra_payloads(directory, filename_prefix))
         files[os.path.join(directory, prefix + TOKENIZER_CONFIG_FILE)] = encode(self._config())
         # A previous save's added_tokens.json would otherwise add its tokens to this tokenizer on loading.
-        atomic_write_files(files, remove=() if added else (added_path,))
+        atomic_write_files(files, remove=() if added or not slow_files else (added_path,))
         written = [os.path.join(directory, prefix + name) for name in (TOKENIZER_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE)]
         written += [path for path in files if path not in written]
         return tuple(written)

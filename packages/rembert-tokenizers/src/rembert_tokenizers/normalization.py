@@ -102,7 +102,7 @@ class NormalizationMixin(Vocabulary):
         parts = self._trie.split(text)
         # The reference's strip rules, applied in order on the current list (a rule may change a neighbour
         # before it is visited; `left`/`right` are the neighbours' values before this token's rules).
-        added_ids = self._added_ids
+        added_ids = self._split_ids  # the added tokens matched in text (split_special_tokens leaves some out)
         for i in range(len(parts)):
             index = added_ids.get(parts[i])
             if index is None:

@@ -119,8 +119,28 @@ class SpecialTokensMixin(Vocabulary):
             self._rebuild_matcher()
         return added
 
+    @property
+    def split_special_tokens(self) -> bool:
+        """Encode special tokens written in the text as plain text (``split_special_tokens=True``), as the reference:
+        the fast tokenizer still matches the added tokens that are not special, the slow one no added token."""
+        return getattr(self, "_split_special", False)
+
+    @split_special_tokens.setter
+    def split_special_tokens(self, value: Any) -> None:
+        if not isinstance(value, (bool, np.bool_)):
+            raise InputError(f"split_special_tokens must be a bool, got {type(value).__name__} {value!r}")
+        with self._lock:
+            self._split_special = bool(value)
+            self._rebuild_matcher()
+
     def _rebuild_matcher(self) -> None:
-        contents = sorted(self._added_ids, key=lambda c: (-len(c), c))
+        if self.split_special_tokens:
+            self._split_ids = {
+                c: i for c, i in self._added_ids.items() if self.is_fast and not self._added_tokens[i].special
+            }
+        else:
+            self._split_ids = self._added_ids
+        contents = sorted(self._split_ids, key=lambda c: (-len(c), c))
         self._added_re = re.compile("|".join(re.escape(c) for c in contents)) if contents else None
         self._trie = TokenTrie(contents)
         specials = self.all_special_tokens + [
@@ -156,70 +176,126 @@ class SpecialTokensMixin(Vocabulary):
         """Beginning-of-sequence token (``[CLS]``)."""
         return self._special_value("bos_token")
 
+    @bos_token.setter
+    def bos_token(self, value: Any) -> None:
+        self._set_special("bos_token", value)
+
     @property
     def eos_token(self) -> str | None:
         """End-of-sequence token (``[SEP]``)."""
         return self._special_value("eos_token")
+
+    @eos_token.setter
+    def eos_token(self, value: Any) -> None:
+        self._set_special("eos_token", value)
 
     @property
     def unk_token(self) -> str | None:
         """Unknown token (``[UNK]``). Unknown text maps to the SentencePiece unknown piece, as in the reference."""
         return self._special_value("unk_token")
 
+    @unk_token.setter
+    def unk_token(self, value: Any) -> None:
+        self._set_special("unk_token", value)
+
     @property
     def sep_token(self) -> str | None:
         """Separator token (``[SEP]``), ends each segment."""
         return self._special_value("sep_token")
+
+    @sep_token.setter
+    def sep_token(self, value: Any) -> None:
+        self._set_special("sep_token", value)
 
     @property
     def pad_token(self) -> str | None:
         """Padding token (``[PAD]``)."""
         return self._special_value("pad_token")
 
+    @pad_token.setter
+    def pad_token(self, value: Any) -> None:
+        self._set_special("pad_token", value)
+
     @property
     def cls_token(self) -> str | None:
         """Classifier token (``[CLS]``), starts every sequence."""
         return self._special_value("cls_token")
+
+    @cls_token.setter
+    def cls_token(self, value: Any) -> None:
+        self._set_special("cls_token", value)
 
     @property
     def mask_token(self) -> str | None:
         """Mask token (``[MASK]``, strips the space on its left)."""
         return self._special_value("mask_token")
 
+    @mask_token.setter
+    def mask_token(self, value: Any) -> None:
+        self._set_special("mask_token", value)
+
     @property
     def bos_token_id(self) -> int | None:
         """Id of :attr:`bos_token`."""
         return self._special_id("bos_token")
+
+    @bos_token_id.setter
+    def bos_token_id(self, value: Any) -> None:
+        self._set_special("bos_token", self._id_as_token(value, "bos_token_id"))
 
     @property
     def eos_token_id(self) -> int | None:
         """Id of :attr:`eos_token`."""
         return self._special_id("eos_token")
 
+    @eos_token_id.setter
+    def eos_token_id(self, value: Any) -> None:
+        self._set_special("eos_token", self._id_as_token(value, "eos_token_id"))
+
     @property
     def unk_token_id(self) -> int | None:
         """Id of :attr:`unk_token`."""
         return self._special_id("unk_token")
+
+    @unk_token_id.setter
+    def unk_token_id(self, value: Any) -> None:
+        self._set_special("unk_token", self._id_as_token(value, "unk_token_id"))
 
     @property
     def sep_token_id(self) -> int | None:
         """Id of :attr:`sep_token`."""
         return self._special_id("sep_token")
 
+    @sep_token_id.setter
+    def sep_token_id(self, value: Any) -> None:
+        self._set_special("sep_token", self._id_as_token(value, "sep_token_id"))
+
     @property
     def pad_token_id(self) -> int | None:
         """Id of :attr:`pad_token`."""
         return self._special_id("pad_token")
+
+    @pad_token_id.setter
+    def pad_token_id(self, value: Any) -> None:
+        self._set_special("pad_token", self._id_as_token(value, "pad_token_id"))
 
     @property
     def cls_token_id(self) -> int | None:
         """Id of :attr:`cls_token`."""
         return self._special_id("cls_token")
 
+    @cls_token_id.setter
+    def cls_token_id(self, value: Any) -> None:
+        self._set_special("cls_token", self._id_as_token(value, "cls_token_id"))
+
     @property
     def mask_token_id(self) -> int | None:
         """Id of :attr:`mask_token`."""
         return self._special_id("mask_token")
+
+    @mask_token_id.setter
+    def mask_token_id(self, value: Any) -> None:
+        self._set_special("mask_token", self._id_as_token(value, "mask_token_id"))
 
     @property
     def pad_token_type_id(self) -> int:
@@ -228,8 +304,81 @@ class SpecialTokensMixin(Vocabulary):
 
     @property
     def additional_special_tokens(self) -> list[str]:
-        """Extra special tokens given to the constructor or :meth:`add_special_tokens`."""
+        """Extra special tokens given to the constructor or :meth:`add_special_tokens` (settable, as the reference's:
+        setting replaces the list and, as there, adds no token to the vocabulary)."""
         return [t.content for t in self._additional_special]
+
+    @additional_special_tokens.setter
+    def additional_special_tokens(self, value: Any) -> None:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(t, (str, AddedToken)) for t in value):
+            raise InputError(f"additional_special_tokens must be a list of str or AddedToken, got {value!r}")
+        with self._lock:
+            tokens: list[AddedToken] = []
+            for item in value:
+                token = AddedToken.from_value(item, special=True, argument="additional_special_tokens")
+                if token.content in self._added_ids:
+                    token = self._added_tokens[self._added_ids[token.content]]
+                if token.content not in [t.content for t in tokens]:
+                    tokens.append(token)
+            self._additional_special = tokens
+            self._rebuild_matcher()
+
+    @property
+    def additional_special_tokens_ids(self) -> list[int]:
+        """Ids of :attr:`additional_special_tokens`."""
+        ids = self.convert_tokens_to_ids(self.additional_special_tokens)
+        assert isinstance(ids, list)
+        return ids
+
+    @additional_special_tokens_ids.setter
+    def additional_special_tokens_ids(self, value: Any) -> None:
+        if not isinstance(value, (list, tuple)):
+            raise InputError(f"additional_special_tokens_ids must be a list of ids, got {value!r}")
+        self.additional_special_tokens = [self._id_as_token(v, "additional_special_tokens_ids") for v in value]
+
+    def _set_special(self, name: str, value: Any) -> None:
+        """Set a special-token attribute as the reference does: the token (or ``None``) becomes the attribute;
+        as there, a token that is not in the vocabulary is not added (its id is the unknown token's)."""
+        if value is not None and not isinstance(value, (str, AddedToken)):
+            raise InputError(f"Cannot set a non-string value as the {name}, got {type(value).__name__} {value!r}")
+        with self._lock:
+            if value is None:
+                self._special[name] = None
+            else:
+                token = AddedToken.from_value(value, special=True, argument=name)
+                if token.content in self._added_ids:
+                    token = self._added_tokens[self._added_ids[token.content]]
+                self._special[name] = token
+            self._rebuild_matcher()
+
+    def _id_as_token(self, value: Any, argument: str) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(f"{argument} must be an int id or None, got {type(value).__name__} {value!r}")
+        token = self.convert_ids_to_tokens(value)
+        assert isinstance(token, str)
+        return token
+
+    @property
+    def max_len_single_sentence(self) -> int:
+        """The most tokens one text may have: ``model_max_length`` less its special tokens."""
+        return self.model_max_length - self.num_special_tokens_to_add(pair=False)
+
+    @max_len_single_sentence.setter
+    def max_len_single_sentence(self, value: int) -> None:
+        if value != self.max_len_single_sentence:  # the reference accepts only the value it computes
+            raise InputError("Setting 'max_len_single_sentence' is now deprecated. This value is automatically set up.")
+
+    @property
+    def max_len_sentences_pair(self) -> int:
+        """The most tokens a pair may have together: ``model_max_length`` less its special tokens."""
+        return self.model_max_length - self.num_special_tokens_to_add(pair=True)
+
+    @max_len_sentences_pair.setter
+    def max_len_sentences_pair(self, value: int) -> None:
+        if value != self.max_len_sentences_pair:
+            raise InputError("Setting 'max_len_sentences_pair' is now deprecated. This value is automatically set up.")
 
     @property
     def special_tokens_map(self) -> dict[str, Any]:

@@ -172,6 +172,8 @@ class Vocabulary(abc.ABC):
 
     # Built from the added tokens by SpecialTokensMixin._rebuild_matcher.
     _added_re: re.Pattern[str] | None
+    _split_ids: dict[str, int]  # the added tokens matched in text: content -> id
+    _split_special: bool
     _trie: TokenTrie
     _lower_re: re.Pattern[str] | None
     _all_special_ids_cache: list[int]
