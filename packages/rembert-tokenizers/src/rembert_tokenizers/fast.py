@@ -338,6 +338,29 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
             result.append((int(s), int(max(e, s))))
         return result
 
+    def train_new_from_iterator(
+        self,
+        text_iterator: Any,
+        vocab_size: int,
+        length: int | None = None,
+        new_special_tokens: list[Any] | None = None,
+        special_tokens_map: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> RemBertTokenizerFast:
+        """A new tokenizer with a Unigram vocabulary of ``vocab_size`` pieces learnt on ``text_iterator`` (texts or
+        batches of texts), keeping this one's normaliser, special tokens and post-processing; both classes load
+        what its ``save_pretrained`` writes. See :mod:`rembert_tokenizers.training`.
+
+        Example::
+
+            new = tokenizer.train_new_from_iterator(open("corpus.txt"), vocab_size=2000)
+        """
+        from rembert_tokenizers.training import train_new_from_iterator
+
+        return train_new_from_iterator(
+            self, text_iterator, vocab_size, length, new_special_tokens, special_tokens_map, **kwargs
+        )
+
     def _decode_pieces(self, pieces: list[str]) -> str:
         return str(self._sp.DecodePieces(pieces))
 
