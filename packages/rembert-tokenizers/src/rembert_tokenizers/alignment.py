@@ -4,8 +4,8 @@
 word ids, character offsets and the token range of each sequence, with the same lookup methods and the same
 answers (ranges, ``None`` for special and padding tokens, the first match for a character). The fast
 tokenizer builds one per row (per window with ``return_overflowing_tokens``) and
-:class:`~rembert_tokenizers.encoding.BatchEncoding` answers ``word_ids()``, ``token_to_chars()``,
-``char_to_token()``, ... from them through :class:`AlignmentMixin`, with the batch-index forms of the
+:class:`~rembert_tokenizers.BatchEncoding` answers ``word_ids()``, ``token_to_chars()``,
+``char_to_token()``, ... from them through ``AlignmentMixin``, with the batch-index forms of the
 reference's ``BatchEncoding``. The slow tokenizer has no alignment: the methods raise the reference's error.
 """
 
@@ -233,7 +233,7 @@ def _index(value: Any, argument: str) -> int:
 
 
 class AlignmentMixin:
-    """The reference ``BatchEncoding``'s alignment methods, answered from the rows' :class:`Encoding` objects.
+    """The reference ``BatchEncoding``'s alignment methods, answered from the rows' ``Encoding`` objects.
 
     With one index (``token_to_word(3)``) it is a position in the first row; with two
     (``token_to_word(1, 3)``) the first is the row. Negative indexes count from the end, as in lists.
@@ -244,7 +244,7 @@ class AlignmentMixin:
 
     @property
     def encodings(self) -> list[Encoding] | None:
-        """One :class:`Encoding` per row (fast tokenizer outputs), ``None`` for the slow tokenizer's."""
+        """One :class:`~rembert_tokenizers.alignment.Encoding` per row (fast tokenizer); ``None`` for the slow one."""
         return self._encodings_or_none()
 
     @property
@@ -290,7 +290,7 @@ class AlignmentMixin:
         return list(self._encoding("word_ids", batch_index).word_ids)
 
     def words(self, batch_index: int = 0) -> list[int | None]:
-        """Deprecated name of :meth:`word_ids` (a ``FutureWarning``, as in the reference)."""
+        """Deprecated name of ``word_ids()`` (a ``FutureWarning``, as in the reference)."""
         self._encoding("words", batch_index)
         warnings.warn(
             "`BatchEncoding.words()` property is deprecated and should be replaced with the identical, "
@@ -332,7 +332,7 @@ class AlignmentMixin:
         return encoding.token_to_word(token + len(encoding) if token < 0 else token)
 
     def token_to_chars(self, batch_or_token_index: int, token_index: int | None = None) -> CharSpan | None:
-        """The :class:`CharSpan` of a token in its text, ``None`` for special and padding tokens.
+        """The :class:`~rembert_tokenizers.alignment.CharSpan` of a token, ``None`` for special and padding tokens.
 
         Example::
 
@@ -346,7 +346,7 @@ class AlignmentMixin:
     def word_to_tokens(
         self, batch_or_word_index: int, word_index: int | None = None, sequence_index: int = 0
     ) -> TokenSpan | None:
-        """The :class:`TokenSpan` of a word of sequence ``sequence_index``, ``None`` if it has no token.
+        """The :class:`~rembert_tokenizers.alignment.TokenSpan` of a word of a sequence, ``None`` if it has no token.
 
         Example::
 
@@ -360,7 +360,7 @@ class AlignmentMixin:
     def word_to_chars(
         self, batch_or_word_index: int, word_index: int | None = None, sequence_index: int = 0
     ) -> CharSpan:
-        """The :class:`CharSpan` of a word of sequence ``sequence_index``.
+        """The :class:`~rembert_tokenizers.alignment.CharSpan` of a word of sequence ``sequence_index``.
 
         As in the reference, a word without tokens raises (a ``TypeError``: there is no span to build).
 

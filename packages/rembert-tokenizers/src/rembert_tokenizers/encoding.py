@@ -91,8 +91,7 @@ class BatchEncoding(AlignmentMixin, dict[str, Any]):
     (fast tokenizer outputs), a slice the rows of every key.
 
     The alignment methods (``word_ids()``, ``sequence_ids()``, ``token_to_chars()``, ``char_to_token()``,
-    ``word_to_tokens()``, ...) are those of the reference's ``BatchEncoding``: see
-    :class:`~rembert_tokenizers.alignment.AlignmentMixin`.
+    ``word_to_tokens()``, ...) are those of the reference's ``BatchEncoding``, with its batch-index forms.
 
     Example::
 
@@ -116,7 +115,7 @@ class BatchEncoding(AlignmentMixin, dict[str, Any]):
             self.convert_to_tensors(tensor_type)
 
     def _set_alignment(self, compute: Callable[[], list[Encoding]]) -> None:
-        """Attach the (lazily computed) :class:`Encoding` of every row."""
+        """Attach the (lazily computed) ``Encoding`` of every row."""
         self._alignment = compute
 
     def _encodings_or_none(self) -> list[Encoding] | None:

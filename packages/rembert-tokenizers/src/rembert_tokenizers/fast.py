@@ -349,7 +349,7 @@ class RemBertTokenizerFast(RemBertTokenizerBase):
     ) -> RemBertTokenizerFast:
         """A new tokenizer with a Unigram vocabulary of ``vocab_size`` pieces learnt on ``text_iterator`` (texts or
         batches of texts), keeping this one's normaliser, special tokens and post-processing; both classes load
-        what its ``save_pretrained`` writes. See :mod:`rembert_tokenizers.training`.
+        what its ``save_pretrained`` writes (see the ``rembert_tokenizers.training`` module).
 
         Example::
 
