@@ -8,6 +8,7 @@
   answering (per output); for the token-level heads the reference counts -100 positions as misses
   (and does not shift the causal LM's labels), ours scores what the loss scores: both are checked
   against their NumPy formula;
+* ``fit``/``evaluate``/``predict`` take either tokenizer's ``BatchEncoding`` (NumPy or TF tensors) as ``x``;
 * ``save_pretrained(dir, saved_model=True)`` writes ``dir/saved_model/1`` as transformers does, with a
   ``serving_default`` signature taking the same inputs.
 """
@@ -222,3 +223,19 @@ def test_saved_model_where_transformers_writes_it(reference, tmp_path):
     out = signature(**{k: tf.constant(v, tf.int32) for k, v in x.items()})
     expected = np.load(root / "sequence_classification" / "reference.npz")["out_logits"]
     assert_close(out["logits"].numpy(), expected, quantity="activations", name="serving logits")
+
+
+def test_fit_evaluate_predict_take_both_batch_encodings(reference):
+    root, models, _ = reference
+    model = type(models["sequence_classification"][0]).from_pretrained(root / "sequence_classification" / "weights")
+    labels = np.arange(len(TEXTS)) % 3  # a copy of the module's model: fit changes the weights
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), metrics=["accuracy"])
+    for tokenizer in (RemBertTokenizer(str(SPM)), transformers.RemBertTokenizer(str(SPM))):
+        for tensors in ("np", "tf"):
+            encoding = tokenizer(TEXTS, padding=True, return_tensors=tensors)
+            expected = model(encoding).logits.numpy()
+            predicted = model.predict(encoding, batch_size=len(TEXTS), verbose=0)["logits"]
+            assert_close(predicted, expected, cross_framework=False, name=f"{type(tokenizer).__module__} {tensors}")
+            assert model.evaluate(encoding, labels, batch_size=len(TEXTS), verbose=0)[0] > 0
+    history = model.fit(encoding, labels, batch_size=3, epochs=1, verbose=0)
+    assert set(history.history) == {"loss", "accuracy"}

@@ -216,6 +216,21 @@ def test_fit_on_a_dataset_with_metrics_and_predict(config_factory):
     assert_close(predicted["logits"], model(x).logits.numpy(), cross_framework=False, name="logits")
 
 
+@pytest.mark.parametrize("wrap", [UserDictEncoding, DictEncoding])
+def test_fit_evaluate_predict_take_a_batch_encoding(config_factory, wrap):
+    keras.utils.set_random_seed(6)
+    model = _model(config_factory, "sequence_classification")
+    x, labels = _data(model.config, "sequence_classification")
+    model.compile(optimizer="adam", metrics=["accuracy"])
+    history = model.fit(
+        wrap(x), labels["labels"], batch_size=3, epochs=1, verbose=0, validation_data=(wrap(x), labels["labels"])
+    )
+    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    loss, _ = model.evaluate(wrap({**x, **labels}), batch_size=6, verbose=0)
+    assert loss == pytest.approx(float(model({**x, **labels}).loss), rel=1e-5)
+    assert_close(model.predict(wrap(x), verbose=0)["logits"], model(x).logits.numpy(), cross_framework=False)
+
+
 def test_a_keras_loss_with_labels_in_x_or_as_y(config_factory):
     model = _model(config_factory, "sequence_classification")
     x, labels = _data(model.config, "sequence_classification")

@@ -453,6 +453,21 @@ class TFRemBertPreTrainedModel(keras.Model):
 
         super().compile(optimizer=optimizer, loss=loss, metrics=broadcast_metrics(self, metrics), **kwargs)
 
+    def fit(self, x: Any = None, y: Any = None, *args: Any, **kwargs: Any) -> Any:
+        """Keras' ``fit``; ``x`` (and ``validation_data``'s) may also be a ``BatchEncoding`` or other mapping."""
+        if isinstance(kwargs.get("validation_data"), tuple) and kwargs["validation_data"]:
+            first, *rest = kwargs["validation_data"]
+            kwargs["validation_data"] = (_plain_dict(first), *rest)
+        return super().fit(_plain_dict(x), y, *args, **kwargs)
+
+    def evaluate(self, x: Any = None, y: Any = None, *args: Any, **kwargs: Any) -> Any:
+        """Keras' ``evaluate``; ``x`` may also be a ``BatchEncoding`` or other mapping."""
+        return super().evaluate(_plain_dict(x), y, *args, **kwargs)
+
+    def predict(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        """Keras' ``predict``; ``x`` may also be a ``BatchEncoding`` or other mapping."""
+        return super().predict(_plain_dict(x), *args, **kwargs)
+
     def compile_from_config(self, config: dict[str, Any]) -> None:
         """Keras hook of ``load_model``: compile as saved and build the optimizer (its state is loaded next)."""
         self.compile(**keras.saving.deserialize_keras_object(config))
@@ -675,6 +690,13 @@ class TFRemBertPreTrainedModel(keras.Model):
             options["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
         rembert_config = inner if isinstance(inner, RemBertConfig) else RemBertConfig.from_dict(dict(inner))
         return cls(rembert_config, **{**options, **kwargs})
+
+
+def _plain_dict(x: Any) -> Any:
+    """A mapping that is not a ``dict`` (transformers' ``BatchEncoding``) or a dict subclass (ours) as a plain
+    ``dict``: Keras' data adapters recognise only those.
+    """
+    return dict(x) if isinstance(x, Mapping) and type(x) is not dict else x
 
 
 def _flag(value: Any, default: Any) -> bool:
