@@ -236,7 +236,8 @@ def test_right_padding_warning(decoder: Any, caplog: pytest.LogCaptureFixture) -
 
 
 def test_generation_config_file_round_trips_with_transformers(tmp_path: Path, decoder: Any) -> None:
-    folder, _, ours = decoder
+    folder = decoder[0]
+    ours = RemBertForCausalLM.from_pretrained(folder)  # a copy: the fixture's model keeps its defaults
     assert ours.generation_config.eos_token_id == transformers.GenerationConfig.from_pretrained(folder).eos_token_id
     # ours saved -> read by transformers
     ours.generation_config = GenerationConfig(num_beams=3, max_new_tokens=4, eos_token_id=[2, 7], pad_token_id=0)
@@ -473,3 +474,21 @@ def test_compute_transition_scores_matches_reference(decoder: Any, options: dict
     finite = torch.isfinite(expected)
     assert torch.equal(finite, torch.isfinite(actual))
     assert_close(actual[finite].numpy(), expected[finite].numpy(), name="transition scores")
+
+
+def test_tf_generation_config_file(tmp_path: Path, decoder: Any) -> None:
+    pytest.importorskip("tensorflow")
+    from rembert_tf import TFRemBertForCausalLM
+
+    folder = decoder[0]
+    ours = RemBertForCausalLM.from_pretrained(folder)  # a copy: the fixture's model keeps its defaults
+    ours.generation_config = GenerationConfig(num_beams=3, max_new_tokens=4, eos_token_id=None, pad_token_id=0)
+    ours.save_pretrained(tmp_path / "torch")
+    tf_model = TFRemBertForCausalLM.from_pretrained(tmp_path / "torch")
+    assert tf_model.generation_config.num_beams == 3
+    inputs = _inputs()
+    expected = ours.generate(**inputs).numpy()
+    assert np.array_equal(tf_model.generate(**{k: v.numpy() for k, v in inputs.items()}).numpy(), expected)
+    tf_model.save_pretrained(tmp_path / "tf")
+    assert GenerationConfig.from_pretrained(tmp_path / "tf").num_beams == 3
+    assert transformers.GenerationConfig.from_pretrained(tmp_path / "tf").num_beams == 3

@@ -9,13 +9,9 @@ candidates' reference scores are within that tolerance of each other their order
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-os.environ.setdefault("USE_TF", "0")  # transformers (the oracle) runs its torch classes only
-os.environ.setdefault("USE_FLAX", "0")
 
 import pytest
 

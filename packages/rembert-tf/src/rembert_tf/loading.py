@@ -31,6 +31,7 @@ import numpy as np
 
 from rembert_core import ARCHITECTURES, CheckpointError, RemBertConfig, build_schema, save_safetensors
 from rembert_core.config import CONFIG_NAME
+from rembert_core.generation import GENERATION_CONFIG_NAME, GenerationConfig
 from rembert_core.io.tf_names import tf_checkpoint_name
 from rembert_core.loading import LoadPlan, plan_load
 from rembert_core.schema import CheckpointSchema, SchemaReport
@@ -293,6 +294,9 @@ def from_pretrained(
         _install(model, plan)
         _initialize(model, schema, [name for name, _ in plan.to_initialize()])
     plan.log(logger, cls.__name__)
+    generation_file = plan.directory / GENERATION_CONFIG_NAME
+    if getattr(model, "can_generate", lambda: False)() and generation_file.is_file():
+        model.generation_config = GenerationConfig.from_pretrained(plan.directory)  # type: ignore[attr-defined]
     if output_loading_info:
         return model, plan.loading_info()
     return model
@@ -316,6 +320,9 @@ def save_pretrained(
     # the previous complete checkpoint or the new one, never a new config with old weights.
     with save_transaction(directory) as save:
         save.write_bytes(CONFIG_NAME, config.to_json_string().encode("utf-8"))
+        generation = getattr(model, "generation_config", None)  # models that generate, as transformers writes it
+        if isinstance(generation, GenerationConfig):
+            save.write_bytes(GENERATION_CONFIG_NAME, generation.to_json_string().encode("utf-8"))
         files = save_safetensors(
             ordered, directory, max_shard_size=max_shard_size, metadata={"format": "pt"}, transaction=save
         )

@@ -51,6 +51,7 @@ class TFBackend(Backend):
     name = "tf"
     tasks = TASKS
     dtypes = ("float32", "bfloat16")
+    requires = ("tensorflow", "keras")  # `rembert backends --strict` imports them: a broken install shows there
 
     def __init__(self) -> None:
         self.version = _version()
