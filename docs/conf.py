@@ -40,7 +40,7 @@ napoleon_use_rtype = False
 # keras layers, private aliases); nitpicky mode stays on for everything else.
 nitpick_ignore_regex = [
     (r"py:.*", r"(torch|tf|tensorflow|keras|np|numpy|os|collections\.abc|typing)\..*"),
-    (r"py:.*", r"(Tensor|Any|Sequence|Mapping|Callable|PathLike|ClassVar|LayerPast|PastKeyValues)"),
+    (r"py:.*", r"(Tensor|Any|Sequence|Mapping|Callable|PathLike|ClassVar|LayerPast|PastKeyValues|ModuleT)"),
     (r"py:.*", r"(Embedding|Linear|TensorSpec|AddedToken|_Sequence|_Row)"),
     # Standard library and private helpers: no intersphinx (the docs build offline), no pages of their own.
     (r"py:.*", r"pathlib\.Path"),

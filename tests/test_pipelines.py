@@ -316,6 +316,9 @@ def test_text_generation(checkpoint, backend: str) -> None:
     pipe = ours(backend, "text-generation", path)
     for kwargs in ({"max_new_tokens": 6}, {"max_new_tokens": 4, "return_full_text": False}):
         assert pipe(prompts, **kwargs) == ref(prompts, do_sample=False, **kwargs)
+    if backend in ("torch", "tf"):  # the framework models' own generate: every strategy, e.g. beam search
+        beams = {"max_new_tokens": 5, "num_beams": 3, "no_repeat_ngram_size": 2}
+        assert pipe(prompts, **beams) == ref(prompts, do_sample=False, **beams)
 
 
 # -- bad input ---------------------------------------------------------------------------------

@@ -296,7 +296,7 @@ def from_pretrained(
     plan.log(logger, cls.__name__)
     generation_file = plan.directory / GENERATION_CONFIG_NAME
     if getattr(model, "can_generate", lambda: False)() and generation_file.is_file():
-        model.generation_config = GenerationConfig.from_pretrained(plan.directory)  # type: ignore[attr-defined]
+        model.generation_config = GenerationConfig.from_pretrained(plan.directory)
     if output_loading_info:
         return model, plan.loading_info()
     return model

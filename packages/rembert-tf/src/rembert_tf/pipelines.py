@@ -54,18 +54,12 @@ class TFRunner(ModelRunner):
     def generate(
         self, input_ids: np.ndarray, attention_mask: np.ndarray, *, max_new_tokens: int, **options: Any
     ) -> np.ndarray:
-        if options.pop("do_sample", False):
-            raise InputError("rembert_tf's generate decodes greedily: do_sample=True is not supported")
-        import tensorflow as tf
-
         with self._scope():
             out = self.model.generate(
-                tf.constant(input_ids, dtype=tf.int64),
-                tf.constant(attention_mask, dtype=tf.int64),
-                max_new_tokens=max_new_tokens,
-                **options,
+                input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens, **options
             )
-        return np.asarray(out.numpy() if hasattr(out, "numpy") else out)
+        sequences = out.sequences if hasattr(out, "sequences") else out
+        return np.asarray(sequences)
 
     def __repr__(self) -> str:
         return f"TFRunner({type(self.model).__name__})"
