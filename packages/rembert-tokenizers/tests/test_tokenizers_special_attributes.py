@@ -4,7 +4,9 @@ save_pretrained(legacy_format=...) and from_pretrained(dir, tokenizer_file=...).
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -184,3 +186,23 @@ def test_legacy_format_and_tokenizer_file_as_reference(en_model, tmp_path):
     assert loaded(TEXT)["input_ids"] == fast(TEXT)["input_ids"]
     with pytest.raises(CheckpointError, match="missing.json"):
         RemBertTokenizerFast.from_pretrained(both, tokenizer_file=tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_init_kwargs_record_the_constructor_options(tmp_path: Path, en_model: Path, fast: bool) -> None:
+    """``init_kwargs`` holds the named and unknown options, as transformers'; the saved config is unchanged by it."""
+    transformers = pytest.importorskip("transformers")
+    from rembert_tokenizers import RemBertTokenizer, RemBertTokenizerFast
+
+    ours_cls = RemBertTokenizerFast if fast else RemBertTokenizer
+    theirs_cls = transformers.RemBertTokenizerFast if fast else transformers.RemBertTokenizer
+    options = {"do_lower_case": True, "padding_side": "left", "model_max_length": 64, "custom_option": 1}
+    ours = ours_cls(vocab_file=str(en_model), **options)
+    theirs = theirs_cls(vocab_file=str(en_model), **options)
+    for key in ("do_lower_case", "remove_space", "padding_side", "model_max_length", "custom_option", "bos_token"):
+        assert ours.init_kwargs[key] == theirs.init_kwargs[key], key
+    assert set(theirs.init_kwargs) <= set(ours.init_kwargs)
+    plain = ours_cls(vocab_file=str(en_model), **options)
+    plain.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    assert saved["custom_option"] == 1 and saved["padding_side"] == "left" and saved["do_lower_case"] is True

@@ -136,6 +136,7 @@ class RemBertTokenizerBase(
         self.clean_up_tokenization_spaces = bool(clean_up_tokenization_spaces)
         self.padding_side = self._check_side(padding_side, "padding_side")
         self.truncation_side = self._check_side(truncation_side, "truncation_side")
+        given_max_length = model_max_length
         if model_max_length is None:
             model_max_length = VERY_LARGE_INTEGER
         if not isinstance(model_max_length, int) or model_max_length <= 0:
@@ -149,6 +150,33 @@ class RemBertTokenizerBase(
             for k, v in kwargs.items()
             if k not in ("tokenizer_class", "name_or_path", "vocab_file", "tokenizer_file")
         }
+        # Keys tokenizer_config.json carries as they came (unknown options); the named ones are written from the
+        # attributes they set (files.py), so what init_kwargs also records below never changes the file.
+        self._extra_init_kwargs = dict(self.init_kwargs)
+        named: dict[str, Any] = {
+            "do_lower_case": self.do_lower_case,
+            "remove_space": self.remove_space,
+            "keep_accents": self.keep_accents,
+            "bos_token": bos_token,
+            "eos_token": eos_token,
+            "unk_token": unk_token,
+            "sep_token": sep_token,
+            "pad_token": pad_token,
+            "cls_token": cls_token,
+            "mask_token": mask_token,
+        }
+        if additional_special_tokens is not None:
+            named["additional_special_tokens"] = list(additional_special_tokens)
+        if given_max_length is not None:
+            named["model_max_length"] = given_max_length
+        if padding_side != "right":
+            named["padding_side"] = padding_side
+        if truncation_side != "right":
+            named["truncation_side"] = truncation_side
+        if clean_up_tokenization_spaces:
+            named["clean_up_tokenization_spaces"] = True
+        #: The constructor's options, as transformers' ``init_kwargs`` records them (named and unknown ones).
+        self.init_kwargs = {**named, **self._extra_init_kwargs}
         self.name_or_path = str(kwargs.get("name_or_path", ""))
         self.deprecation_warnings = {}
         split_special_tokens = kwargs.get("split_special_tokens", False)

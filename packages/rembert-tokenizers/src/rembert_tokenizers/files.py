@@ -140,7 +140,7 @@ class FilesMixin(SpecialTokensMixin):
         return {}
 
     def _config(self) -> dict[str, Any]:
-        config: dict[str, Any] = dict(self.init_kwargs)
+        config: dict[str, Any] = dict(getattr(self, "_extra_init_kwargs", self.init_kwargs))
         config["added_tokens_decoder"] = {str(i): t.to_dict() for i, t in sorted(self._added_tokens.items())}
         for name in SPECIAL_TOKEN_ATTRIBUTES:
             value = self._special_value(name)

@@ -155,6 +155,7 @@ class Vocabulary(abc.ABC):
     truncation_side: str
     model_max_length: int
     init_kwargs: dict[str, Any]
+    _extra_init_kwargs: dict[str, Any]
     deprecation_warnings: dict[str, bool]  # warnings given once per tokenizer (the reference's keys)
     name_or_path: str
     _lock: threading.RLock  # guards changes of the added tokens
