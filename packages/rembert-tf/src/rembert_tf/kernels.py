@@ -21,6 +21,7 @@ TensorFlow zeros). Both switches are read when a variable is created: set them o
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import mmap
 import threading
@@ -37,11 +38,16 @@ __all__ = [
     "LAZY_BUFFERS",
     "LAZY_ZEROS",
     "LAZY_ZEROS_MIN_BYTES",
+    "UNPAD",
     "Embedding",
     "LayerNorm",
     "Linear",
+    "Unpadded",
+    "gather_tokens",
     "initial_value",
+    "plan_unpadding",
     "skip_init",
+    "to_padded",
 ]
 
 # -- switches --------------------------------------------------------------------------------------
@@ -268,3 +274,64 @@ class LayerNorm(keras.layers.Layer):
     def canonical_params(self) -> dict[str, tuple[Any, bool]]:
         """``{canonical suffix: (variable, transposed)}``."""
         return {"weight": (self.weight, False), "bias": (self.bias, False)}
+
+
+# -- unpadded execution ------------------------------------------------------------------------------
+
+#: Pooled heads (sequence classification, multiple choice) run on the kept tokens only (see
+#: :func:`plan_unpadding`). Set to False to run every batch padded (read at every call).
+UNPAD = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Unpadded:
+    """Where a padded (batch, seq) batch's kept tokens are once gathered into (tokens, ...), row after row.
+
+    Built from tensors only, so the same plan works eagerly and under ``tf.function`` (the token count is a
+    dynamic dimension of the graph: no retracing per count); XLA needs static shapes and keeps the padded path.
+
+    ``index``: (tokens,) int32 flat positions ``row * seq + col`` of the kept tokens, row-major; ``starts``:
+    (batch,) token index of each row's position 0 (always kept: the pooler reads it); ``batch``, ``seq``:
+    the padded shape (static ints where known).
+    """
+
+    index: tf.Tensor
+    starts: tf.Tensor
+    batch: Any
+    seq: Any
+
+
+def plan_unpadding(mask: tf.Tensor) -> Unpadded:
+    """The :class:`Unpadded` plan of a checked float32 ``mask`` (batch, seq) with values in [0, 1].
+
+    A token is dropped where its mask is exactly 0 and its row has a key of mask >= 0.5: its key then adds
+    ``float32.min`` to a score while another key adds at most ``0.5 * float32.min``, so its softmax weight is
+    exactly 0 and nothing that is kept reads it. Position 0 of every row is kept (the pooler reads it, left
+    padding included) and so is every position of a row with no such key (a fully padded row attends to all
+    its keys, as in the reference), so every kept value is the reference's.
+    """
+    batch, seq = _size(mask, 0), _size(mask, 1)
+    has_key = tf.reduce_any(mask >= 0.5, axis=1, keepdims=True)  # (batch, 1)
+    first = tf.range(seq)[None, :] == 0  # (1, seq)
+    keep = (mask != 0) | first | tf.logical_not(has_key)  # (batch, seq)
+    index = tf.cast(tf.where(tf.reshape(keep, [-1]))[:, 0], tf.int32)  # (tokens,)
+    counts = tf.reduce_sum(tf.cast(keep, tf.int32), axis=1)  # (batch,)
+    return Unpadded(index, tf.cumsum(counts, exclusive=True), batch, seq)
+
+
+def _size(t: tf.Tensor, axis: int) -> Any:
+    static = t.shape[axis]
+    return static if static is not None else tf.shape(t)[axis]
+
+
+def gather_tokens(x: tf.Tensor, plan: Unpadded) -> tf.Tensor:
+    """(batch, seq, ...) -> (tokens, ...): the kept tokens, row after row."""
+    flat = tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], axis=0))  # (batch * seq, ...)
+    return tf.gather(flat, plan.index)
+
+
+def to_padded(x: tf.Tensor, plan: Unpadded) -> tf.Tensor:
+    """(tokens, width) -> (batch, seq, width), zeros at the dropped positions (a gather in the backward)."""
+    width = _size(x, 1)
+    flat = tf.scatter_nd(plan.index[:, None], x, tf.stack([plan.batch * plan.seq, width]))  # (batch * seq, width)
+    return tf.reshape(flat, [plan.batch, plan.seq, width])

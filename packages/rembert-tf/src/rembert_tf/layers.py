@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 from rembert_core import ConfigError, InputError, RemBertConfig
 from rembert_tf._tensorflow import keras, tf
-from rembert_tf.kernels import Embedding, LayerNorm, Linear
+from rembert_tf.kernels import Embedding, LayerNorm, Linear, Unpadded, gather_tokens, to_padded
 from rembert_tf.outputs import BaseModelOutputWithPastAndCrossAttentions
 from rembert_tf.validation import PastKeyValues, dim
 
@@ -47,6 +47,7 @@ __all__ = [
     "TFRemBertPooler",
     "TFRemBertSelfAttention",
     "TFRemBertSelfOutput",
+    "encode_pooled_unpadded",
     "get_activation",
 ]
 
@@ -186,6 +187,21 @@ class TFRemBertSelfAttention(keras.layers.Layer):
             if past_key_value is not None:
                 key = tf.concat([tf.cast(past_key_value[0], key.dtype), key], axis=2)  # (batch, heads, past+seq, d)
                 value = tf.concat([tf.cast(past_key_value[1], value.dtype), value], axis=2)
+        context, probs = self.attend(query, key, value, attention_mask, head_mask, training)
+        return context, probs, (key, value)
+
+    def attend(
+        self,
+        query: tf.Tensor,
+        key: tf.Tensor,
+        value: tf.Tensor,
+        attention_mask: tf.Tensor | None,
+        head_mask: tf.Tensor | None = None,
+        training: bool = False,
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """Split-head ``query`` (batch, heads, seq, head_dim), ``key``/``value`` (batch, heads, kv_len, head_dim)
+        -> (context (batch, seq, hidden), float32 probabilities (batch, heads, seq, kv_len)).
+        """
         scores = tf.matmul(query, key, transpose_b=True)  # (batch, heads, seq, kv_len)
         scores = tf.cast(scores, tf.float32) / math.sqrt(self.attention_head_size)
         if attention_mask is not None:
@@ -197,7 +213,27 @@ class TFRemBertSelfAttention(keras.layers.Layer):
         context = tf.matmul(tf.cast(probs, value.dtype), value)  # (batch, heads, seq, head_dim)
         context = tf.transpose(context, [0, 2, 1, 3])  # (batch, seq, heads, head_dim)
         context = tf.reshape(context, [dim(context, 0), -1, self.all_head_size])  # (batch, seq, hidden)
-        return context, probs, (key, value)
+        return context, probs
+
+    def call_unpadded(
+        self, hidden_states: tf.Tensor, attention_mask: tf.Tensor, plan: Unpadded, last: bool, training: bool = False
+    ) -> tf.Tensor:
+        """Self-attention of the kept tokens ``hidden_states`` (tokens, hidden) of ``plan``: the projections run
+        on (tokens, hidden), the scores on the padded layout with the additive ``attention_mask`` (batch, 1, 1,
+        seq) (dropped tokens are zeros there, and their keys weigh exactly 0). Returns the context (tokens,
+        hidden), or with ``last`` position 0 of each row only (batch, hidden): only those rows query.
+        """
+        if last:
+            first = tf.gather(hidden_states, plan.starts)  # (batch, hidden)
+            query = self._split_heads(self.query(first)[:, None])  # (batch, heads, 1, head_dim)
+        else:
+            query = self._split_heads(to_padded(self.query(hidden_states), plan))  # (batch, heads, seq, head_dim)
+        key = self._split_heads(to_padded(self.key(hidden_states), plan))  # (batch, heads, seq, head_dim)
+        value = self._split_heads(to_padded(self.value(hidden_states), plan))
+        context, _ = self.attend(query, key, value, attention_mask, None, training)  # (batch, seq | 1, hidden)
+        if last:
+            return context[:, 0]  # (batch, hidden)
+        return gather_tokens(context, plan)  # (tokens, hidden)
 
 
 class TFRemBertSelfOutput(keras.layers.Layer):
@@ -424,6 +460,29 @@ class TFRemBertEncoder(keras.layers.Layer):
             attentions=tuple(all_self) if output_attentions else None,
             cross_attentions=tuple(all_cross) if output_attentions and all_cross else None,
         )
+
+
+def encode_pooled_unpadded(
+    encoder: TFRemBertEncoder, embeddings: tf.Tensor, attention_mask: tf.Tensor, plan: Unpadded, training: bool
+) -> tf.Tensor:
+    """The encoder on the kept tokens of ``plan`` for a head that reads position 0 only (the pooler).
+
+    ``embeddings`` (tokens, input_embedding_size); ``attention_mask`` additive (batch, 1, 1, seq). Every dense
+    layer and layer norm runs on (tokens, width); the last layer computes its query, attention output and
+    feed-forward at position 0 of each row only (its keys and values still cover every kept token). Returns
+    the last hidden state at position 0 of each row (batch, hidden).
+    """
+    hidden_states = encoder.embedding_hidden_mapping_in(embeddings)  # (tokens, hidden)
+    if not encoder.layer:
+        return tf.gather(hidden_states, plan.starts)  # (batch, hidden)
+    for i, layer in enumerate(encoder.layer):
+        last = i == len(encoder.layer) - 1
+        attention = layer.attention
+        context = attention.self_attention.call_unpadded(hidden_states, attention_mask, plan, last, training)
+        residual = tf.gather(hidden_states, plan.starts) if last else hidden_states  # (batch | tokens, hidden)
+        attention_output = attention.dense_output(context, residual, training=training)
+        hidden_states = layer.layer_output(layer.intermediate(attention_output), attention_output, training=training)
+    return hidden_states  # (batch, hidden)
 
 
 class TFRemBertPooler(keras.layers.Layer):

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rembert_core import ARCHITECTURES, ConfigError, InputError, RemBertConfig
-from rembert_tf import validation
+from rembert_tf import kernels, validation
 from rembert_tf._tensorflow import keras, tf
 from rembert_tf.generation import TFGenerationMixin
 from rembert_tf.kernels import LAZY_BUFFERS as LAZY_BUFFERS  # re-exported: importable from here as before
@@ -34,7 +34,13 @@ from rembert_tf.kernels import Linear
 from rembert_tf.kernels import skip_init as skip_init
 from rembert_tf.layers import ACTIVATIONS as ACTIVATIONS
 from rembert_tf.layers import TFRemBertAttention as TFRemBertAttention
-from rembert_tf.layers import TFRemBertEmbeddings, TFRemBertEncoder, TFRemBertOnlyMLMHead, TFRemBertPooler
+from rembert_tf.layers import (
+    TFRemBertEmbeddings,
+    TFRemBertEncoder,
+    TFRemBertOnlyMLMHead,
+    TFRemBertPooler,
+    encode_pooled_unpadded,
+)
 from rembert_tf.layers import TFRemBertIntermediate as TFRemBertIntermediate
 from rembert_tf.layers import TFRemBertLayer as TFRemBertLayer
 from rembert_tf.layers import TFRemBertLMPredictionHead as TFRemBertLMPredictionHead
@@ -111,9 +117,13 @@ class TFRemBertMainLayer(keras.layers.Layer):
         output_attentions: bool = False,
         output_hidden_states: bool = False,
         training: bool = False,
+        pool_only: bool = False,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions:
         """Check the inputs, build the masks and run embeddings, encoder and pooler; arguments as
         :meth:`TFRemBertModel.call`.
+
+        ``pool_only``: the caller reads only ``pooler_output``, so where the inputs allow it the backbone runs on
+        the kept tokens (:func:`rembert_tf.kernels.plan_unpadding`) and returns ``last_hidden_state=None``.
         """
         config = self.config
         use_cache = bool(use_cache if use_cache is not None else config.use_cache) if config.is_decoder else False
@@ -160,6 +170,26 @@ class TFRemBertMainLayer(keras.layers.Layer):
 
         head_masks = validation.head_masks(head_mask, config.num_hidden_layers, config.num_attention_heads)
 
+        unpadded = (
+            pool_only
+            and kernels.UNPAD
+            and self.pooler is not None
+            and not config.is_decoder
+            and past_key_values is None
+            and attention_mask is not None
+            and extended_mask.shape.rank == 4
+            and extended_mask.shape[2] == 1  # from a 2-D (batch, seq) mask
+            and not (isinstance(batch, int) and batch == 1)  # batch 1 runs padded, as in PyTorch
+            and all(m is None for m in head_masks)
+            and not output_attentions
+            and not output_hidden_states
+            and not validation.in_xla_context()  # XLA needs static shapes: the padded path
+        )
+        if unpadded:
+            return self._pooled_unpadded(
+                input_ids, inputs_embeds, token_type_ids, position_ids, extended_mask, batch, seq, training
+            )
+
         embedding_output = self.embeddings(
             input_ids, token_type_ids, position_ids, inputs_embeds=inputs_embeds, training=training
         )
@@ -185,6 +215,31 @@ class TFRemBertMainLayer(keras.layers.Layer):
             attentions=encoder_outputs.attentions,
             cross_attentions=encoder_outputs.cross_attentions,
         )
+
+    def _pooled_unpadded(
+        self,
+        input_ids: tf.Tensor | None,
+        inputs_embeds: tf.Tensor | None,
+        token_type_ids: tf.Tensor,
+        position_ids: tf.Tensor,
+        extended_mask: tf.Tensor,
+        batch: Any,
+        seq: Any,
+        training: bool,
+    ) -> BaseModelOutputWithPoolingAndCrossAttentions:
+        """Embeddings, encoder and pooler on the kept tokens (:func:`rembert_tf.layers.encode_pooled_unpadded`);
+        ``extended_mask`` (batch, 1, 1, seq) additive. Only ``pooler_output`` is set.
+        """
+        mask = 1.0 - tf.reshape(extended_mask, [batch, seq]) / _MASK_MIN  # (batch, seq): the checked mask again
+        plan = kernels.plan_unpadding(mask)
+        ids = kernels.gather_tokens(input_ids, plan) if input_ids is not None else None  # (tokens,)
+        embeds = kernels.gather_tokens(inputs_embeds, plan) if inputs_embeds is not None else None  # (tokens, emb)
+        types = kernels.gather_tokens(token_type_ids, plan)  # (tokens,)
+        positions = kernels.gather_tokens(tf.broadcast_to(position_ids, tf.stack([batch, seq])), plan)  # (tokens,)
+        embedding_output = self.embeddings(ids, types, positions, inputs_embeds=embeds, training=training)
+        first = encode_pooled_unpadded(self.encoder, embedding_output, extended_mask, plan, training)  # (batch, hidden)
+        assert self.pooler is not None
+        return BaseModelOutputWithPoolingAndCrossAttentions(pooler_output=self.pooler(first[:, None]))
 
     def _extended_attention_mask(self, attention_mask: Any, batch: Any, seq: Any, past_length: Any) -> tf.Tensor:
         """``(batch, 1, seq | 1, seq + past)`` float32: 0 where attended, float32.min where masked."""
@@ -491,7 +546,7 @@ class TFRemBertForSequenceClassification(TFRemBertPreTrainedModel):
                 targets, or float ``(batch,)`` regression targets (``num_labels == 1``).
         """
         args = self._gather_inputs(input_ids, _named(locals(), self.INPUT_NAMES))
-        outputs = self._backbone(args, training)
+        outputs = self._backbone(args, training, pool_only=True)
         pooled = self.dropout(outputs.pooler_output, training=training)
         logits = self.classifier(pooled)  # (batch, num_labels)
         loss = None
@@ -606,7 +661,7 @@ class TFRemBertForMultipleChoice(TFRemBertPreTrainedModel):
         if flat.get("inputs_embeds") is not None:
             t = validation.to_tensor(flat["inputs_embeds"], "inputs_embeds")
             flat["inputs_embeds"] = tf.reshape(t, [-1, dim(t, 2), dim(t, 3)])  # (batch * choices, seq, emb)
-        outputs = self._backbone(flat, training)
+        outputs = self._backbone(flat, training, pool_only=True)
         pooled = self.dropout(outputs.pooler_output, training=training)
         logits = tf.reshape(self.classifier(pooled), [-1, num_choices])  # (batch, num_choices)
         loss = None
