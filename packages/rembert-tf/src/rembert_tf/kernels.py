@@ -291,12 +291,14 @@ class Unpadded:
     dynamic dimension of the graph: no retracing per count); XLA needs static shapes and keeps the padded path.
 
     ``index``: (tokens,) int32 flat positions ``row * seq + col`` of the kept tokens, row-major; ``starts``:
-    (batch,) token index of each row's position 0 (always kept: the pooler reads it); ``batch``, ``seq``:
+    (batch,) token index of each row's position 0 (always kept: the pooler reads it); ``padded``: (batch * seq,)
+    the token index of each padded position, ``tokens`` where it was dropped; ``batch``, ``seq``:
     the padded shape (static ints where known).
     """
 
     index: tf.Tensor
     starts: tf.Tensor
+    padded: tf.Tensor
     batch: Any
     seq: Any
 
@@ -314,9 +316,12 @@ def plan_unpadding(mask: tf.Tensor) -> Unpadded:
     has_key = tf.reduce_any(mask >= 0.5, axis=1, keepdims=True)  # (batch, 1)
     first = tf.range(seq)[None, :] == 0  # (1, seq)
     keep = (mask != 0) | first | tf.logical_not(has_key)  # (batch, seq)
-    index = tf.cast(tf.where(tf.reshape(keep, [-1]))[:, 0], tf.int32)  # (tokens,)
+    flat = tf.reshape(keep, [-1])  # (batch * seq,)
+    index = tf.cast(tf.where(flat)[:, 0], tf.int32)  # (tokens,)
     counts = tf.reduce_sum(tf.cast(keep, tf.int32), axis=1)  # (batch,)
-    return Unpadded(index, tf.cumsum(counts, exclusive=True), batch, seq)
+    # Each padded position's kept token, or ``tokens`` (a zero row appended by to_padded) where dropped.
+    padded = tf.where(flat, tf.cumsum(tf.cast(flat, tf.int32), exclusive=True), tf.size(index))  # (batch * seq,)
+    return Unpadded(index, tf.cumsum(counts, exclusive=True), padded, batch, seq)
 
 
 def _size(t: tf.Tensor, axis: int) -> Any:
@@ -331,7 +336,11 @@ def gather_tokens(x: tf.Tensor, plan: Unpadded) -> tf.Tensor:
 
 
 def to_padded(x: tf.Tensor, plan: Unpadded) -> tf.Tensor:
-    """(tokens, width) -> (batch, seq, width), zeros at the dropped positions (a gather in the backward)."""
+    """(tokens, width) -> (batch, seq, width), zeros at the dropped positions.
+
+    A gather from the tokens and one zero row rather than a scatter: under ``tf.function`` the scatter's graph
+    measured slower.
+    """
     width = _size(x, 1)
-    flat = tf.scatter_nd(plan.index[:, None], x, tf.stack([plan.batch * plan.seq, width]))  # (batch * seq, width)
-    return tf.reshape(flat, [plan.batch, plan.seq, width])
+    rows = tf.concat([x, tf.zeros([1, width], x.dtype)], axis=0)  # (tokens + 1, width)
+    return tf.reshape(tf.gather(rows, plan.padded), [plan.batch, plan.seq, width])
