@@ -113,7 +113,8 @@ def test_nested_python_lists_are_ids(config_factory):
     expected = model(np.array(ids)).logits.numpy()
     np.testing.assert_array_equal(model(ids).logits.numpy(), expected)
     np.testing.assert_array_equal(model(input_ids=ids).logits.numpy(), expected)
-    np.testing.assert_array_equal(model({"input_ids": ids, "attention_mask": [[1] * 4] * 2}).logits.numpy(), expected)
+    masked = model(np.array(ids), attention_mask=np.ones((2, 4), np.int64)).logits.numpy()  # a mask: unpadded path
+    np.testing.assert_array_equal(model({"input_ids": ids, "attention_mask": [[1] * 4] * 2}).logits.numpy(), masked)
 
 
 def test_flags_in_the_dict_as_keywords_and_from_the_config(config_factory, batch_factory):
