@@ -164,6 +164,7 @@ def tests_cross(session: nox.Session) -> None:
         TOKENIZERS,
         extra=(*TEST_DEPS, "torch", *TF_RUNTIME, *ORACLE, "tf-keras"),
     )
+    session.install(*CONSTRAINTS, f"./{NUMPY_PLUGIN}")  # a third-party backend: the pipelines run on it too
     pytest(session, "tests", "--ignore=tests/test_parity.py", "--ignore=tests/distributed", "--ignore=tests/robustness")
     pytest(session, f"{TOKENIZERS}/tests", "-k", TOKENIZER_FRAMEWORK_TESTS)
 
