@@ -138,7 +138,7 @@ def test_flags_in_the_dict_as_keywords_and_from_the_config(config_factory, batch
     flagged.load_tensors(model.export_tensors())
     out = flagged(batch)
     assert isinstance(out, tuple) and len(out) == 3  # logits, hidden_states, attentions
-    np.testing.assert_array_equal(out[0].numpy(), plain.logits.numpy())
+    np.testing.assert_array_equal(out[0].numpy(), in_dict.logits.numpy())  # both padded (hidden states)
     out = flagged(batch, output_hidden_states=False, output_attentions=False, return_dict=True)
     assert list(out.keys()) == ["logits"]
 
