@@ -46,6 +46,7 @@ nitpick_ignore_regex = [
     (r"py:.*", r"pathlib\.Path"),
     (r"py:class", r"rembert_tf\.(kernels\.(Embedding|Linear)|modeling\._TFRemBertLMBase)"),
     (r"py:class", r"rembert_tokenizers\.base\.RemBertTokenizerBase"),
+    (r"py:class", r"rembert_torch\.quantization\.ModuleT"),  # quantize's TypeVar (the model class it returns)
     (r"py:attr", r"task"),
     (r"py:class", r"special"),  # "special tokens" in a Google-style argument list read as a type
 ]
