@@ -334,7 +334,7 @@ class RemBertPreTrainedModel(nn.Module):
             >>> model = RemBertModel(tiny_config())
             >>> model.prune_heads({0: [0]})
             >>> model.encoder.layer[0].attention.self.num_attention_heads, model.config.pruned_heads
-            (1, {0: [0]})
+            (5, {0: [0]})
         """
         layers = self.base_model.encoder.layer
         if not isinstance(heads_to_prune, dict):
