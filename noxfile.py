@@ -28,7 +28,7 @@ TOKENIZERS = "packages/rembert-tokenizers"
 NUMPY_PLUGIN = "examples/rembert-numpy"  # the third-party backend example and float64 reference
 REFERENCE_PLUGIN = "examples/rembert-reference"  # transformers 4.57 as a backend plugin (parity, docs)
 TEST_DEPS = ("pytest>=8", "hypothesis>=6.100")
-TF_RUNTIME = ("tensorflow-cpu>=2.16.1", "keras>=3.6.0")  # rembert-tf[cpu]: the smaller CPU-only build
+TF_RUNTIME = ("tensorflow-cpu>=2.16.1", "keras>=3.15.1")  # rembert-tf[cpu]: the smaller CPU-only build
 DOCS_DEPS = ("sphinx>=7.2", "myst-parser>=3", "furo>=2024.1", "matplotlib>=3.8", "tqdm>=4.60")
 ORACLE = ("transformers",)  # version from constraints.txt; test-only, never a package dependency
 # Tokenizer tests that return torch/TF tensors: they run where those frameworks are (tests-cross).
