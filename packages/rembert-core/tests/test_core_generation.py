@@ -217,3 +217,17 @@ def test_sampling_is_seeded_and_respects_top_k() -> None:
         for t in range(2, row.size):
             top2 = np.argsort(toy_logits(row[None, :t])[0])[-2:]
             assert row[t] in top2
+
+
+def test_split_generate_kwargs() -> None:
+    from rembert_core.generation import split_generate_kwargs
+
+    base = GenerationConfig(num_beams=2)
+    config, model_kwargs, default_max = split_generate_kwargs(base, {"attention_mask": 1, "max_new_tokens": 3})
+    assert (config.num_beams, config.max_new_tokens, model_kwargs, default_max) == (2, 3, {"attention_mask": 1}, True)
+    assert base.max_new_tokens is None  # the base config is not changed
+    assert split_generate_kwargs(base, {"max_length": 9})[2] is False
+    with pytest.raises(InputError, match=r"not used by the model: \['top_n'\]"):
+        split_generate_kwargs(base, {"top_n": 3})
+    with pytest.raises(InputError, match="generate: GenerationConfig.num_beams"):
+        split_generate_kwargs(base, {"num_beams": 0})

@@ -13,15 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rembert_core import ConfigError, InputError, RemBertConfig
-from rembert_core.generation import Decoding, GenerationConfig, transition_scores
+from rembert_core import InputError, RemBertConfig
+from rembert_core.generation import Decoding, GenerationConfig, split_generate_kwargs, transition_scores
 from rembert_tf._tensorflow import tf
 from rembert_tf.outputs import ModelOutput
 from rembert_tf.validation import Tensor, require_rank, to_tensor
 
 __all__ = ["TFGenerateBeamDecoderOnlyOutput", "TFGenerateDecoderOnlyOutput", "TFGenerationMixin"]
-
-_MODEL_KWARGS = ("attention_mask", "token_type_ids", "inputs_embeds", "encoder_hidden_states", "encoder_attention_mask")
 
 
 @dataclass
@@ -131,18 +129,7 @@ class TFGenerationMixin:
             kwargs.setdefault("attention_mask", generation_config)  # rembert 0.1: generate(input_ids, attention_mask)
             generation_config = None
         base = generation_config if generation_config is not None else self.generation_config
-        config = base.copy()
-        model_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _MODEL_KWARGS or k == "input_ids"}
-        default_max = kwargs.get("max_length") is None
-        try:
-            unused = config.update(**kwargs)
-        except ConfigError as exc:
-            raise InputError(f"generate: {exc}") from None
-        if unused:
-            raise InputError(
-                f"The following `model_kwargs` are not used by the model: {sorted(unused)} (note: typos in the "
-                "generate arguments will also show up in this list)"
-            )
+        config, model_kwargs, default_max = split_generate_kwargs(base, kwargs)
         if inputs is not None and "input_ids" in model_kwargs:
             raise InputError("pass the prompt either as `inputs` or as `input_ids`, not both")
         raw_ids = inputs if inputs is not None else model_kwargs.pop("input_ids", None)

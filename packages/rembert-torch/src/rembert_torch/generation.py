@@ -16,17 +16,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from rembert_core import ConfigError, InputError, RemBertConfig
-from rembert_core.generation import Decoding, GenerationConfig, transition_scores
+from rembert_core import InputError, RemBertConfig
+from rembert_core.generation import Decoding, GenerationConfig, split_generate_kwargs, transition_scores
 from rembert_torch.outputs import ModelOutput, _register_pytree
 from rembert_torch.validation import check_shape, require_int_tensor, require_tensor
 
 __all__ = ["GenerateBeamDecoderOnlyOutput", "GenerateDecoderOnlyOutput", "GenerationMixin"]
 
 Tensor = torch.Tensor
-
-#: Keyword arguments of ``generate`` that go to the model rather than to the generation config.
-_MODEL_KWARGS = ("attention_mask", "token_type_ids", "inputs_embeds", "encoder_hidden_states", "encoder_attention_mask")
 
 
 @dataclass
@@ -94,7 +91,9 @@ class GenerationMixin:
         @property
         def device(self) -> torch.device: ...
 
-    def _call_generation_config(self, generation_config: GenerationConfig | None, kwargs: dict[str, Any]) -> Any:
+    def _call_generation_config(
+        self, generation_config: GenerationConfig | None, kwargs: dict[str, Any]
+    ) -> tuple[GenerationConfig, dict[str, Any], bool]:
         """The call's config (a copy of the model's or the given one, ``kwargs`` applied) and the model kwargs."""
         if generation_config is None:
             own = self.generation_config
@@ -106,20 +105,7 @@ class GenerationMixin:
                 "generation_config must be a rembert_core.generation.GenerationConfig, "
                 f"got {type(generation_config).__name__}"
             )
-        config = generation_config.copy()
-        model_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in _MODEL_KWARGS or k == "input_ids"}
-        has_default_max_length = kwargs.get("max_length") is None and config.max_length is not None
-        has_default_min_length = kwargs.get("min_length") is None and config.min_length is not None
-        try:
-            unused = config.update(**kwargs)
-        except ConfigError as exc:
-            raise InputError(f"generate: {exc}") from None
-        if unused:
-            raise InputError(
-                f"The following `model_kwargs` are not used by the model: {sorted(unused)} (note: typos in the "
-                "generate arguments will also show up in this list)"
-            )
-        return config, model_kwargs, has_default_max_length, has_default_min_length
+        return split_generate_kwargs(generation_config, kwargs)
 
     def compute_transition_scores(
         self,
@@ -203,7 +189,7 @@ class GenerationMixin:
         if isinstance(generation_config, Tensor):  # rembert 0.1: generate(input_ids, attention_mask, ...)
             kwargs.setdefault("attention_mask", generation_config)
             generation_config = None
-        config, model_kwargs, default_max, default_min = self._call_generation_config(generation_config, kwargs)
+        config, model_kwargs, default_max = self._call_generation_config(generation_config, kwargs)
         if inputs is not None and "input_ids" in model_kwargs:
             raise InputError("pass the prompt either as `inputs` or as `input_ids`, not both")
         ids = inputs if inputs is not None else model_kwargs.pop("input_ids", None)
@@ -250,7 +236,6 @@ class GenerationMixin:
             seed=seed,
             emit=None if streamer is None else (lambda tokens: streamer.put(torch.from_numpy(tokens))),
             has_default_max_length=default_max,
-            has_default_min_length=default_min,
         )
         config = run.config
         rows = run.rows_per_input

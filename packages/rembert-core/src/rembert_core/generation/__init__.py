@@ -11,7 +11,9 @@ from rembert_core.generation.config import (
     GENERATE_UNSUPPORTED,
     GENERATION_CONFIG_NAME,
     GENERATION_DEFAULTS,
+    MODEL_KWARGS,
     GenerationConfig,
+    split_generate_kwargs,
 )
 from rembert_core.generation.search import Decoding, DecodingResult, Step, process_logits, transition_scores
 
@@ -19,10 +21,12 @@ __all__ = [
     "GENERATE_UNSUPPORTED",
     "GENERATION_CONFIG_NAME",
     "GENERATION_DEFAULTS",
+    "MODEL_KWARGS",
     "Decoding",
     "DecodingResult",
     "GenerationConfig",
     "Step",
     "process_logits",
+    "split_generate_kwargs",
     "transition_scores",
 ]

@@ -24,10 +24,17 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rembert_core.errors import ConfigError, ConfigFileError
+from rembert_core.errors import ConfigError, ConfigFileError, InputError
 from rembert_core.io.atomic import atomic_write_bytes, check_file
 
-__all__ = ["GENERATE_UNSUPPORTED", "GENERATION_CONFIG_NAME", "GENERATION_DEFAULTS", "GenerationConfig"]
+__all__ = [
+    "GENERATE_UNSUPPORTED",
+    "GENERATION_CONFIG_NAME",
+    "GENERATION_DEFAULTS",
+    "MODEL_KWARGS",
+    "GenerationConfig",
+    "split_generate_kwargs",
+]
 
 GENERATION_CONFIG_NAME = "generation_config.json"
 
@@ -390,3 +397,39 @@ class GenerationConfig:
 
     def __repr__(self) -> str:
         return f"GenerationConfig {self.to_json_string()}"
+
+
+#: Keyword arguments of ``generate`` that go to the model rather than to the generation config.
+MODEL_KWARGS = (
+    "input_ids",
+    "attention_mask",
+    "token_type_ids",
+    "inputs_embeds",
+    "encoder_hidden_states",
+    "encoder_attention_mask",
+)
+
+
+def split_generate_kwargs(
+    base: GenerationConfig, kwargs: dict[str, Any]
+) -> tuple[GenerationConfig, dict[str, Any], bool]:
+    """``generate``'s keywords as transformers splits them: ``(config, model kwargs, has_default_max_length)``.
+
+    ``config`` is a copy of ``base`` with the generation keywords applied; the model inputs
+    (:data:`MODEL_KWARGS`) are returned apart; a keyword that is neither raises transformers'
+    "model_kwargs are not used" error (an :class:`~rembert_core.InputError`), as does an invalid value.
+    """
+    config = base.copy()
+    model_kwargs = {k: v for k, v in kwargs.items() if k in MODEL_KWARGS}
+    settings = {k: v for k, v in kwargs.items() if k not in MODEL_KWARGS}
+    has_default_max_length = settings.get("max_length") is None and config.max_length is not None
+    try:
+        unused = config.update(**settings)
+    except ConfigError as exc:
+        raise InputError(f"generate: {exc}") from None
+    if unused:
+        raise InputError(
+            f"The following `model_kwargs` are not used by the model: {sorted(unused)} (note: typos in the "
+            "generate arguments will also show up in this list)"
+        )
+    return config, model_kwargs, has_default_max_length

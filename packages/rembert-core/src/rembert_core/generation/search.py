@@ -169,7 +169,6 @@ class Decoding:
         seed: int | None = None,
         emit: Callable[[np.ndarray], None] | None = None,
         has_default_max_length: bool = True,
-        has_default_min_length: bool = True,
     ) -> None:
         self.config = config = config.copy()
         bad = config.unsupported()
