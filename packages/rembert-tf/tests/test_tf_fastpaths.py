@@ -205,6 +205,34 @@ def test_one_trace_for_every_token_count(config_factory, unpadded_calls) -> None
     assert traced.experimental_get_tracing_count() == 1  # the token count is a dynamic dimension of the graph
 
 
+@pytest.mark.parametrize("layout", ["right", "left", "holes", "fully_padded_row"])
+def test_tf_function_plan_drops_the_padding(config_factory, monkeypatch: pytest.MonkeyPatch, layout: str) -> None:
+    """Under ``tf.function`` the plan keeps the same tokens as eagerly: Grappler's rewrites (a division by
+    float32.min became a multiplication by its subnormal reciprocal, flushed to zero) must not turn the
+    graph back into a padded run that gives the same numbers slower."""
+    config = config_factory("tiny")
+    model = TFRemBertForSequenceClassification(config)
+    plans: list[kernels.Unpadded] = []
+    planner = kernels.plan_unpadding
+
+    def recording(mask: tf.Tensor) -> kernels.Unpadded:
+        plans.append(planner(mask))
+        return plans[-1]
+
+    monkeypatch.setattr(kernels, "plan_unpadding", recording)
+    inputs = {k: tf.constant(v) for k, v in _inputs(config, MASKS[layout]).items()}
+
+    def kept(x: dict[str, tf.Tensor]) -> tf.Tensor:
+        model(**x)
+        return tf.size(plans[-1].index)
+
+    mask = MASKS[layout]
+    rows_with_keys = mask.any(axis=1)
+    expected = int(np.where(rows_with_keys[:, None], (mask != 0) | (np.arange(SEQ) == 0), True).sum())
+    assert int(kept(inputs)) == expected
+    assert int(tf.function(kept)(inputs)) == expected
+
+
 # -- transformers' TF classes (tf-keras, in a subprocess) --------------------------------------------
 
 REFERENCE_SCRIPT = textwrap.dedent(

@@ -150,6 +150,8 @@ class TFRemBertMainLayer(keras.layers.Layer):
             position_ids = validation.check_position_ids(position_ids, config.max_position_embeddings, batch, seq)
 
         # -- masks (float32, additive: 0 to keep, float32.min to drop) --------------------------------
+        if attention_mask is not None:
+            attention_mask = validation.check_attention_mask(attention_mask, batch, seq + past_length)
         extended_mask = self._extended_attention_mask(attention_mask, batch, seq, past_length)
         encoder_extended_mask = None
         if config.is_decoder and encoder_hidden_states is not None:
@@ -187,7 +189,7 @@ class TFRemBertMainLayer(keras.layers.Layer):
         )
         if unpadded:
             return self._pooled_unpadded(
-                input_ids, inputs_embeds, token_type_ids, position_ids, extended_mask, batch, seq, training
+                input_ids, inputs_embeds, token_type_ids, position_ids, attention_mask, extended_mask, training
             )
 
         embedding_output = self.embeddings(
@@ -222,15 +224,19 @@ class TFRemBertMainLayer(keras.layers.Layer):
         inputs_embeds: tf.Tensor | None,
         token_type_ids: tf.Tensor,
         position_ids: tf.Tensor,
+        mask: tf.Tensor,
         extended_mask: tf.Tensor,
-        batch: Any,
-        seq: Any,
         training: bool,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions:
         """Embeddings, encoder and pooler on the kept tokens (:func:`rembert_tf.layers.encode_pooled_unpadded`);
-        ``extended_mask`` (batch, 1, 1, seq) additive. Only ``pooler_output`` is set.
+        ``mask`` the checked float32 (batch, seq) mask, ``extended_mask`` (batch, 1, 1, seq) its additive form.
+        Only ``pooler_output`` is set.
+
+        The plan reads ``mask`` itself, not ``extended_mask``: recovering it by dividing by float32.min is
+        exact eagerly, but under ``tf.function`` Grappler turns the division into a multiplication by the
+        subnormal reciprocal, which flushes to zero, and every token would then be kept.
         """
-        mask = 1.0 - tf.reshape(extended_mask, [batch, seq]) / _MASK_MIN  # (batch, seq): the checked mask again
+        batch, seq = dim(mask, 0), dim(mask, 1)
         plan = kernels.plan_unpadding(mask)
         ids = kernels.gather_tokens(input_ids, plan) if input_ids is not None else None  # (tokens,)
         embeds = kernels.gather_tokens(inputs_embeds, plan) if inputs_embeds is not None else None  # (tokens, emb)
@@ -242,11 +248,9 @@ class TFRemBertMainLayer(keras.layers.Layer):
         return BaseModelOutputWithPoolingAndCrossAttentions(pooler_output=self.pooler(first[:, None]))
 
     def _extended_attention_mask(self, attention_mask: Any, batch: Any, seq: Any, past_length: Any) -> tf.Tensor:
-        """``(batch, 1, seq | 1, seq + past)`` float32: 0 where attended, float32.min where masked."""
-        if attention_mask is None:
-            mask = tf.ones([batch, seq + past_length], dtype=tf.float32)
-        else:
-            mask = validation.check_attention_mask(attention_mask, batch, seq + past_length)
+        """``(batch, 1, seq | 1, seq + past)`` float32 from the checked ``attention_mask`` (or None): 0 where
+        attended, float32.min where masked."""
+        mask = tf.ones([batch, seq + past_length], dtype=tf.float32) if attention_mask is None else attention_mask
         if mask.shape.rank == 3:
             extended = mask[:, None, :, :]  # (batch, 1, seq, kv_len)
         elif self.config.is_decoder:
