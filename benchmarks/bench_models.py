@@ -339,14 +339,17 @@ def tf_worker(kind: str, directory: Path) -> None:
         transformers.logging.set_verbosity_error()
         models = {"float32": transformers.TFRemBertModel.from_pretrained(directory / "h5")}
     fns: dict[tuple[str, str], Callable[..., Any]] = {}
-    for dtype, model in models.items():
 
-        def call(ids: Any, mask: Any, model: Any = model) -> Any:
+    def add(dtype: str, model: Any) -> None:
+        def call(ids: Any, mask: Any) -> Any:
             return model(input_ids=ids, attention_mask=mask, training=False)[0]
 
         fns["eager", dtype] = call
         fns["tf.function", dtype] = tf.function(call)
         fns["XLA", dtype] = tf.function(call, jit_compile=True)
+
+    for dtype, model in models.items():
+        add(dtype, model)
     inputs: dict[tuple[int, int], tuple[Any, Any]] = {}
     print("READY", flush=True)
     for line in sys.stdin:
@@ -358,6 +361,12 @@ def tf_worker(kind: str, directory: Path) -> None:
         elif (batch, seq) not in inputs:
             inputs[batch, seq] = tuple(tf.constant(a.astype(np.int32)) for a in make_inputs(batch, seq))
         ids, mask = inputs[batch, seq]
+        if dtype == "seqcls" and (mode, dtype) not in fns:  # sequence classification (float32), loaded on demand
+            if kind == "ours":
+                cls, path = rembert_tf.TFRemBertForSequenceClassification, directory / "st"
+            else:
+                cls, path = transformers.TFRemBertForSequenceClassification, directory / "h5"
+            add(dtype, cls.from_pretrained(path, num_labels=3))
         start = time.perf_counter()
         out = fns[mode, dtype](ids, mask)
         _ = out.numpy()
@@ -456,29 +465,33 @@ def tf_section(directory: Path, layers: int, repeat: int, results: list[dict[str
                     continue
                 add_result(results, name, "tf", dtype, shape, mine, base, target)
                 print_last(results)
-        # Real-text batches (issue 22): the bare model under tf.function, ours vs the reference TF classes.
+        # Real-text batches (issue 22), ours vs the reference TF classes: sequence classification (whose
+        # backbone runs on the kept tokens) under tf.function and eagerly, and the bare model under tf.function
+        # (whose output includes the padded positions: the padded path).
         from bench_realtext import TF_TARGET, batches, describe
 
+        tf_cases = [
+            ("seq. classification inference tf.function", "tf.function", "seqcls", True),
+            ("seq. classification inference eager", "eager", "seqcls", False),
+            ("forward tf.function (bare model)", "tf.function", "float32", False),
+        ]
         for batch_name, (_, mask) in batches().items():
-            if batch_name == "mlm":
-                continue
-            cases = {
-                "ours": lambda b=batch_name: ours.time("tf.function", "float32", b, 0),
-                "reference": lambda b=batch_name: ref.time("tf.function", "float32", b, 0),
-            }
-            for fn in cases.values():
-                fn()  # tracing
-            samples = {name: [] for name in cases}
-            for r in range(repeat):
-                for name in list(cases) if r % 2 == 0 else reversed(list(cases)):
-                    samples[name].append(cases[name]())
-            t = {name: statistics.median(v) for name, v in samples.items()}
-            target = TF_TARGET if batch_name == "real text" else None
-            label = f"{batch_name} ({describe(mask)})"
-            add_result(
-                results, "forward tf.function (bare model)", "tf", "float32", label, t["ours"], t["reference"], target
-            )
-            print_last(results)
+            for name, mode, kind, targeted in tf_cases:
+                cases = {
+                    "ours": lambda b=batch_name, m=mode, k=kind: ours.time(m, k, b, 0),
+                    "reference": lambda b=batch_name, m=mode, k=kind: ref.time(m, k, b, 0),
+                }
+                for fn in cases.values():
+                    fn()  # tracing, warm-up
+                samples: dict[str, list[float]] = {case: [] for case in cases}
+                for r in range(repeat):
+                    for case in list(cases) if r % 2 == 0 else reversed(list(cases)):
+                        samples[case].append(cases[case]())
+                t = {case: statistics.median(v) for case, v in samples.items()}
+                target = TF_TARGET if targeted and batch_name == "real text" else None
+                label = f"{batch_name} ({describe(mask)})"
+                add_result(results, name, "tf", "float32", label, t["ours"], t["reference"], target)
+                print_last(results)
     finally:
         ours.close()
         ref.close()

@@ -298,6 +298,7 @@ def test_int8_quantize_stays_within_its_bounds(reference_checkpoint: Any, config
     quantized = quantize(model)
     assert quantized is not model and type(quantized.cls.predictions.decoder).__module__.startswith("torch.ao")
     assert type(model.cls.predictions.decoder) is kernels.Linear  # the original is untouched
+    assert type(quantized.rembert.encoder.embedding_hidden_mapping_in) is torch.nn.Linear  # FLOAT32_LAYERS
     inputs = _inputs(configs["odd"], MASKS["right"])
     real = MASKS["right"].bool()
     with torch.no_grad():
