@@ -24,7 +24,7 @@ import tensorflow as tf
 import rembert_tf.kernels as kernels
 import rembert_tf.modeling as modeling
 from rembert_core.tolerances import assert_close
-from rembert_tf import TFRemBertForMultipleChoice, TFRemBertForSequenceClassification
+from rembert_tf import TFRemBertForMaskedLM, TFRemBertForMultipleChoice, TFRemBertForSequenceClassification
 
 SEQ = 9
 
@@ -61,13 +61,13 @@ def _choices(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def unpadded_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the backbone runs on kept tokens."""
     calls: list[int] = []
-    original = modeling.encode_pooled_unpadded
+    original = modeling.encode_unpadded
 
-    def counting(*args: Any) -> tf.Tensor:
+    def counting(*args: Any, **kwargs: Any) -> tf.Tensor:
         calls.append(1)
-        return original(*args)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(modeling, "encode_pooled_unpadded", counting)
+    monkeypatch.setattr(modeling, "encode_unpadded", counting)
     return calls
 
 
@@ -195,6 +195,69 @@ def test_padded_path_where_the_outputs_need_it(config_factory, unpadded_calls, c
         )
 
 
+# -- masked LM without the full logits -----------------------------------------------------------
+
+
+def _mlm_labels(inputs: dict[str, np.ndarray], mask: np.ndarray, on_padding: bool) -> np.ndarray:
+    """Every third real token labelled with its id; with ``on_padding`` also one padded position."""
+    labels = np.full(mask.shape, -100)
+    picked = np.argwhere(mask != 0)[::3]
+    labels[picked[:, 0], picked[:, 1]] = inputs["input_ids"][picked[:, 0], picked[:, 1]]
+    if on_padding:
+        row, col = np.argwhere(mask == 0)[0]
+        labels[row, col] = 5
+    return labels
+
+
+@pytest.mark.parametrize("layout", ["right", "left", "fully_padded_row", "holes", "no_padding", "label_on_padding"])
+@pytest.mark.parametrize("graph", [False, True])
+def test_masked_lm_loss_without_logits_matches_full(config_factory, unpadded_calls, layout: str, graph: bool) -> None:
+    """``return_logits=False``: the decoder at the labelled positions only, the backbone on the kept tokens (a
+    label on a padded position keeps that position); the loss and every gradient as with the full logits."""
+    config = config_factory("odd")
+    model = TFRemBertForMaskedLM(config)
+    mask = MASKS["right" if layout == "label_on_padding" else layout]
+    inputs = _inputs(config, mask)
+    labels = tf.constant(_mlm_labels(inputs, mask, on_padding=layout == "label_on_padding"))
+    x = {k: tf.constant(v) for k, v in inputs.items()}
+
+    def step(x: dict[str, tf.Tensor], lean: bool) -> tuple[Any, ...]:
+        with tf.GradientTape() as tape:
+            out = model(**x, labels=labels, return_logits=not lean)
+        return out.loss, out.logits, tape.gradient(out.loss, model.trainable_variables)
+
+    full_loss, full_logits, full_grads = step(x, lean=False)
+    assert full_logits is not None and not unpadded_calls  # the default: the padded path, every logit
+    run = tf.function(step) if graph else step
+    loss, logits, grads = run(x, lean=True)
+    assert logits is None
+    assert unpadded_calls, "the unpadded path did not run"
+    assert_close(loss.numpy(), full_loss.numpy(), quantity="loss", cross_framework=False, name=f"{layout} loss")
+    for var, got, want in zip(model.trainable_variables, grads, full_grads, strict=True):
+        if want is None:
+            assert got is None, var.path
+            continue
+        got, want = tf.convert_to_tensor(got), tf.convert_to_tensor(want)
+        assert_close(got.numpy(), want.numpy(), quantity="gradients", cross_framework=False, name=var.path)
+
+
+def test_masked_lm_return_logits_config_and_checks(config_factory) -> None:
+    config = config_factory("odd")
+    model = TFRemBertForMaskedLM(config)
+    inputs = _inputs(config, MASKS["right"])
+    labels = np.where(MASKS["right"] == 0, -100, inputs["input_ids"])
+    full = model(**inputs, labels=labels)
+    assert tuple(full.logits.shape) == (*labels.shape, config.vocab_size)  # the default is unchanged
+    model.config.return_logits = False  # a training loop's switch: applies where labels are given
+    lean = model(**inputs, labels=labels)
+    assert lean.logits is None
+    assert_close(lean.loss.numpy(), full.loss.numpy(), quantity="loss", cross_framework=False, name="loss")
+    assert model(**inputs).logits is not None  # no labels: logits as always
+    assert model(**inputs, labels=labels, return_logits=True).logits is not None  # the call wins
+    with pytest.raises(Exception, match="labels must have shape"):
+        model(**inputs, labels=labels[:, :5])
+
+
 def test_one_trace_for_every_token_count(config_factory, unpadded_calls) -> None:
     config = config_factory("tiny")
     model = TFRemBertForSequenceClassification(config)
@@ -215,8 +278,8 @@ def test_tf_function_plan_drops_the_padding(config_factory, monkeypatch: pytest.
     plans: list[kernels.Unpadded] = []
     planner = kernels.plan_unpadding
 
-    def recording(mask: tf.Tensor) -> kernels.Unpadded:
-        plans.append(planner(mask))
+    def recording(mask: tf.Tensor, keep: tf.Tensor | None = None) -> kernels.Unpadded:
+        plans.append(planner(mask, keep))
         return plans[-1]
 
     monkeypatch.setattr(kernels, "plan_unpadding", recording)

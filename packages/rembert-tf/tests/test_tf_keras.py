@@ -262,6 +262,25 @@ def test_fit_without_labels_or_loss_is_a_clear_error(config_factory):
         model.fit(x, batch_size=6, epochs=1, verbose=0)
 
 
+def test_fit_masked_lm_without_logits(config_factory):
+    """``config.return_logits = False``: ``fit`` trains on the loss alone (the same loss as with logits);
+    metrics, which need the logits, are a clear error."""
+    keras.utils.set_random_seed(5)
+    model = _model(config_factory, "masked_lm")
+    x, labels = _data(model.config, "masked_lm")
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    full = float(model.evaluate({**x, **labels}, batch_size=6, verbose=0, return_dict=True)["loss"])
+    model.config.return_logits = False
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))  # Keras traced evaluate with the logits: trace again
+    lean = float(model.evaluate({**x, **labels}, batch_size=6, verbose=0, return_dict=True)["loss"])
+    assert lean == pytest.approx(full, rel=1e-5)
+    history = model.fit({**x, **labels}, batch_size=6, epochs=3, verbose=0).history["loss"]
+    assert history[-1] < history[0]
+    model.compile(optimizer="adam", metrics=["accuracy"])
+    with pytest.raises(InputError, match="returned only its loss"):
+        model.fit({**x, **labels}, batch_size=6, epochs=1, verbose=0)
+
+
 # -- 3. saving -------------------------------------------------------------------------------------
 
 

@@ -278,8 +278,8 @@ class LayerNorm(keras.layers.Layer):
 
 # -- unpadded execution ------------------------------------------------------------------------------
 
-#: Pooled heads (sequence classification, multiple choice) run on the kept tokens only (see
-#: :func:`plan_unpadding`). Set to False to run every batch padded (read at every call).
+#: Pooled heads (sequence classification, multiple choice) and the masked-LM loss without logits run on the
+#: kept tokens only (see :func:`plan_unpadding`). Set to False to run every batch padded (read at every call).
 UNPAD = True
 
 
@@ -303,22 +303,26 @@ class Unpadded:
     seq: Any
 
 
-def plan_unpadding(mask: tf.Tensor) -> Unpadded:
+def plan_unpadding(mask: tf.Tensor, keep: tf.Tensor | None = None) -> Unpadded:
     """The :class:`Unpadded` plan of a checked float32 ``mask`` (batch, seq) with values in [0, 1].
 
     A token is dropped where its mask is exactly 0 and its row has a key of mask >= 0.5: its key then adds
     ``float32.min`` to a score while another key adds at most ``0.5 * float32.min``, so its softmax weight is
     exactly 0 and nothing that is kept reads it. Position 0 of every row is kept (the pooler reads it, left
     padding included) and so is every position of a row with no such key (a fully padded row attends to all
-    its keys, as in the reference), so every kept value is the reference's.
+    its keys, as in the reference), so every kept value is the reference's. ``keep`` (batch, seq) bool: more
+    positions to keep (a masked-LM label on a padded position: its value is the reference's too, and as a
+    key it still weighs 0).
     """
     batch, seq = _size(mask, 0), _size(mask, 1)
     has_key = tf.reduce_any(mask >= 0.5, axis=1, keepdims=True)  # (batch, 1)
     first = tf.range(seq)[None, :] == 0  # (1, seq)
-    keep = (mask != 0) | first | tf.logical_not(has_key)  # (batch, seq)
-    flat = tf.reshape(keep, [-1])  # (batch * seq,)
+    kept = (mask != 0) | first | tf.logical_not(has_key)  # (batch, seq)
+    if keep is not None:
+        kept = kept | keep
+    flat = tf.reshape(kept, [-1])  # (batch * seq,)
     index = tf.cast(tf.where(flat)[:, 0], tf.int32)  # (tokens,)
-    counts = tf.reduce_sum(tf.cast(keep, tf.int32), axis=1)  # (batch,)
+    counts = tf.reduce_sum(tf.cast(kept, tf.int32), axis=1)  # (batch,)
     # Each padded position's kept token, or ``tokens`` (a zero row appended by to_padded) where dropped.
     padded = tf.where(flat, tf.cumsum(tf.cast(flat, tf.int32), exclusive=True), tf.size(index))  # (batch * seq,)
     return Unpadded(index, tf.cumsum(counts, exclusive=True), padded, batch, seq)

@@ -47,7 +47,7 @@ __all__ = [
     "TFRemBertPooler",
     "TFRemBertSelfAttention",
     "TFRemBertSelfOutput",
-    "encode_pooled_unpadded",
+    "encode_unpadded",
     "get_activation",
 ]
 
@@ -462,27 +462,34 @@ class TFRemBertEncoder(keras.layers.Layer):
         )
 
 
-def encode_pooled_unpadded(
-    encoder: TFRemBertEncoder, embeddings: tf.Tensor, attention_mask: tf.Tensor, plan: Unpadded, training: bool
+def encode_unpadded(
+    encoder: TFRemBertEncoder,
+    embeddings: tf.Tensor,
+    attention_mask: tf.Tensor,
+    plan: Unpadded,
+    training: bool,
+    *,
+    pooled: bool,
 ) -> tf.Tensor:
-    """The encoder on the kept tokens of ``plan`` for a head that reads position 0 only (the pooler).
+    """The encoder on the kept tokens of ``plan``.
 
     ``embeddings`` (tokens, input_embedding_size); ``attention_mask`` additive (batch, 1, 1, seq). Every dense
-    layer and layer norm runs on (tokens, width); the last layer computes its query, attention output and
-    feed-forward at position 0 of each row only (its keys and values still cover every kept token). Returns
-    the last hidden state at position 0 of each row (batch, hidden).
+    layer and layer norm runs on (tokens, width). Returns the last hidden state of every kept token (tokens,
+    hidden), or with ``pooled`` (a head that reads position 0 only, through the pooler) that of position 0
+    of each row (batch, hidden): the last layer then computes its query, attention output and feed-forward
+    there only (its keys and values still cover every kept token).
     """
     hidden_states = encoder.embedding_hidden_mapping_in(embeddings)  # (tokens, hidden)
     if not encoder.layer:
-        return tf.gather(hidden_states, plan.starts)  # (batch, hidden)
+        return tf.gather(hidden_states, plan.starts) if pooled else hidden_states  # (batch | tokens, hidden)
     for i, layer in enumerate(encoder.layer):
-        last = i == len(encoder.layer) - 1
+        last = pooled and i == len(encoder.layer) - 1
         attention = layer.attention
         context = attention.self_attention.call_unpadded(hidden_states, attention_mask, plan, last, training)
         residual = tf.gather(hidden_states, plan.starts) if last else hidden_states  # (batch | tokens, hidden)
         attention_output = attention.dense_output(context, residual, training=training)
         hidden_states = layer.layer_output(layer.intermediate(attention_output), attention_output, training=training)
-    return hidden_states  # (batch, hidden)
+    return hidden_states  # (batch | tokens, hidden)
 
 
 class TFRemBertPooler(keras.layers.Layer):

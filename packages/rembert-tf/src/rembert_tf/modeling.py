@@ -39,7 +39,7 @@ from rembert_tf.layers import (
     TFRemBertEncoder,
     TFRemBertOnlyMLMHead,
     TFRemBertPooler,
-    encode_pooled_unpadded,
+    encode_unpadded,
 )
 from rembert_tf.layers import TFRemBertIntermediate as TFRemBertIntermediate
 from rembert_tf.layers import TFRemBertLayer as TFRemBertLayer
@@ -118,12 +118,16 @@ class TFRemBertMainLayer(keras.layers.Layer):
         output_hidden_states: bool = False,
         training: bool = False,
         pool_only: bool = False,
+        read_at: tf.Tensor | None = None,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions:
         """Check the inputs, build the masks and run embeddings, encoder and pooler; arguments as
         :meth:`TFRemBertModel.call`.
 
         ``pool_only``: the caller reads only ``pooler_output``, so where the inputs allow it the backbone runs on
         the kept tokens (:func:`rembert_tf.kernels.plan_unpadding`) and returns ``last_hidden_state=None``.
+        ``read_at`` (batch, seq) bool: the caller reads the last hidden state only where True (the masked-LM
+        loss without logits); ``last_hidden_state`` is then (n, hidden) at those positions, row-major, and no
+        ``pooler_output``; the backbone runs on the kept tokens where the inputs allow it.
         """
         config = self.config
         use_cache = bool(use_cache if use_cache is not None else config.use_cache) if config.is_decoder else False
@@ -173,9 +177,8 @@ class TFRemBertMainLayer(keras.layers.Layer):
         head_masks = validation.head_masks(head_mask, config.num_hidden_layers, config.num_attention_heads)
 
         unpadded = (
-            pool_only
+            ((pool_only and self.pooler is not None) or read_at is not None)
             and kernels.UNPAD
-            and self.pooler is not None
             and not config.is_decoder
             and past_key_values is None
             and attention_mask is not None
@@ -188,8 +191,8 @@ class TFRemBertMainLayer(keras.layers.Layer):
             and not validation.in_xla_context()  # XLA needs static shapes: the padded path
         )
         if unpadded:
-            return self._pooled_unpadded(
-                input_ids, inputs_embeds, token_type_ids, position_ids, attention_mask, extended_mask, training
+            return self._unpadded(
+                input_ids, inputs_embeds, token_type_ids, position_ids, attention_mask, extended_mask, read_at, training
             )
 
         embedding_output = self.embeddings(
@@ -208,7 +211,10 @@ class TFRemBertMainLayer(keras.layers.Layer):
             training=training,
         )
         sequence_output = encoder_outputs.last_hidden_state
-        pooled = self.pooler(sequence_output) if self.pooler is not None else None
+        pooled = self.pooler(sequence_output) if self.pooler is not None and read_at is None else None
+        if read_at is not None:  # (n, hidden) at the positions read
+            flat = tf.reshape(sequence_output, [-1, dim(sequence_output, 2)])  # (batch * seq, hidden)
+            sequence_output = tf.gather(flat, tf.where(tf.reshape(read_at, [-1]))[:, 0])
         return BaseModelOutputWithPoolingAndCrossAttentions(
             last_hidden_state=sequence_output,
             pooler_output=pooled,
@@ -218,7 +224,7 @@ class TFRemBertMainLayer(keras.layers.Layer):
             cross_attentions=encoder_outputs.cross_attentions,
         )
 
-    def _pooled_unpadded(
+    def _unpadded(
         self,
         input_ids: tf.Tensor | None,
         inputs_embeds: tf.Tensor | None,
@@ -226,26 +232,32 @@ class TFRemBertMainLayer(keras.layers.Layer):
         position_ids: tf.Tensor,
         mask: tf.Tensor,
         extended_mask: tf.Tensor,
+        read_at: tf.Tensor | None,
         training: bool,
     ) -> BaseModelOutputWithPoolingAndCrossAttentions:
-        """Embeddings, encoder and pooler on the kept tokens (:func:`rembert_tf.layers.encode_pooled_unpadded`);
-        ``mask`` the checked float32 (batch, seq) mask, ``extended_mask`` (batch, 1, 1, seq) its additive form.
-        Only ``pooler_output`` is set.
+        """Embeddings and encoder on the kept tokens (:func:`rembert_tf.layers.encode_unpadded`); ``mask`` the
+        checked float32 (batch, seq) mask, ``extended_mask`` (batch, 1, 1, seq) its additive form. Sets only
+        ``pooler_output``, or with ``read_at`` only ``last_hidden_state`` (n, hidden) at those positions (kept
+        by the plan whatever their mask).
 
         The plan reads ``mask`` itself, not ``extended_mask``: recovering it by dividing by float32.min is
         exact eagerly, but under ``tf.function`` Grappler turns the division into a multiplication by the
         subnormal reciprocal, which flushes to zero, and every token would then be kept.
         """
         batch, seq = dim(mask, 0), dim(mask, 1)
-        plan = kernels.plan_unpadding(mask)
+        plan = kernels.plan_unpadding(mask, read_at)
         ids = kernels.gather_tokens(input_ids, plan) if input_ids is not None else None  # (tokens,)
         embeds = kernels.gather_tokens(inputs_embeds, plan) if inputs_embeds is not None else None  # (tokens, emb)
         types = kernels.gather_tokens(token_type_ids, plan)  # (tokens,)
         positions = kernels.gather_tokens(tf.broadcast_to(position_ids, tf.stack([batch, seq])), plan)  # (tokens,)
         embedding_output = self.embeddings(ids, types, positions, inputs_embeds=embeds, training=training)
-        first = encode_pooled_unpadded(self.encoder, embedding_output, extended_mask, plan, training)  # (batch, hidden)
+        pooled = read_at is None
+        last = encode_unpadded(self.encoder, embedding_output, extended_mask, plan, training, pooled=pooled)
+        if not pooled:  # last: (tokens, hidden); the read positions' token indices
+            read = tf.gather(plan.padded, tf.where(tf.reshape(read_at, [-1]))[:, 0])  # (n,)
+            return BaseModelOutputWithPoolingAndCrossAttentions(last_hidden_state=tf.gather(last, read))
         assert self.pooler is not None
-        return BaseModelOutputWithPoolingAndCrossAttentions(pooler_output=self.pooler(first[:, None]))
+        return BaseModelOutputWithPoolingAndCrossAttentions(pooler_output=self.pooler(last[:, None]))  # last (batch, h)
 
     def _extended_attention_mask(self, attention_mask: Any, batch: Any, seq: Any, past_length: Any) -> tf.Tensor:
         """``(batch, 1, seq | 1, seq + past)`` float32 from the checked ``attention_mask`` (or None): 0 where
@@ -393,25 +405,42 @@ class TFRemBertForMaskedLM(_TFRemBertLMBase):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         training: bool = False,
+        return_logits: bool | None = None,
     ) -> Any:
         """Masked-LM scores (batch, seq, vocab_size); with ``labels`` the mean cross-entropy.
 
         Args:
             labels (np.ndarray | tf.Tensor | None): int ``(batch, seq)`` token ids to predict, -100 to ignore.
+            return_logits (bool | None): False computes the decoder (``cls``) only at the labelled positions
+                and returns ``logits=None``: the same loss without the (batch, seq, vocab_size) scores, and
+                the backbone runs on the kept tokens where the inputs allow it. None: True, or with ``labels``
+                the config's ``return_logits`` (unset: True), so a training loop can turn it off once.
         """
         args = self._gather_inputs(input_ids, _named(locals(), self.INPUT_NAMES))
+        labels = args.get("labels")
+        if labels is not None:
+            labels = validation.check_class_labels(labels, "labels", self.config.vocab_size, "(batch, seq) token ids")
+        if return_logits is None:
+            return_logits = labels is None or bool(self.config.extra.get("return_logits", True))
+        read_at = None
+        if not return_logits and labels is not None:
+            source = args.get("input_ids")
+            source = validation.to_tensor(source if source is not None else args.get("inputs_embeds"), "input_ids")
+            labels = validation.check_same_shape(labels, "labels", dim(source, 0), dim(source, 1))
+            read_at = tf.not_equal(labels, -100)  # (batch, seq)
         outputs = self._backbone(
             args,
             training,
             encoder_hidden_states=args.get("encoder_hidden_states"),
             encoder_attention_mask=args.get("encoder_attention_mask"),
+            read_at=read_at,
         )
-        logits = self.cls(outputs.last_hidden_state)  # (batch, seq, vocab)
+        logits = self.cls(outputs.last_hidden_state)  # (batch, seq, vocab), or (labelled, vocab) with read_at
         loss = None
-        if args.get("labels") is not None:
-            labels = validation.check_class_labels(
-                args["labels"], "labels", self.config.vocab_size, "(batch, seq) token ids"
-            )
+        if read_at is not None:
+            loss = _cross_entropy(logits, tf.boolean_mask(labels, read_at))
+            logits = None
+        elif labels is not None:
             loss = _cross_entropy(tf.reshape(logits, [-1, self.config.vocab_size]), tf.reshape(labels, [-1]))
         out = MaskedLMOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions

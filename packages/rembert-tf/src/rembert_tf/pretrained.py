@@ -580,11 +580,11 @@ class TFRemBertPreTrainedModel(keras.Model):
         ``labels`` with ``logits``, start/end positions with start/end logits; the token-level heads'
         metrics see only the positions not labelled -100, the causal LM's shifted (see :mod:`rembert_tf.training`).
         """
-        if isinstance(y_pred, ModelOutput):
+        if isinstance(y_pred, ModelOutput) and getattr(self, "_compile_metrics", None) is not None:
             from rembert_tf.training import match_labels
 
             y, y_pred, sample_weight = match_labels(self, x, y, y_pred, sample_weight)
-            if y is None and getattr(self, "_compile_metrics", None) is not None:
+            if y is None:
                 names = list(self.label_to_output_names())
                 raise InputError(f"the compiled metrics need labels: put {names} in the input dict or pass them as y")
         return super().compute_metrics(x, y, y_pred, sample_weight)

@@ -92,6 +92,12 @@ def match_labels(
     """
     mapping = label_to_output_names(model)
     names = _outputs(y_pred)
+    if not names:
+        raise InputError(
+            f"{type(model).__name__} returned only its loss (return_logits=False, or config.return_logits=False, "
+            "drops the logits): a Keras loss or metrics have no output to compare the labels with; compile "
+            "without them, or keep the logits"
+        )
     if y is None and isinstance(x, Mapping):
         y = {key: x[key] for key in mapping if x.get(key) is not None} or None
     if y is None:
