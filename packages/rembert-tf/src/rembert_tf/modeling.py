@@ -132,6 +132,8 @@ class TFRemBertMainLayer(keras.layers.Layer):
         config = self.config
         use_cache = bool(use_cache if use_cache is not None else config.use_cache) if config.is_decoder else False
         input_ids, inputs_embeds, batch, seq = validation.check_ids_or_embeds(input_ids, inputs_embeds, config)
+        if read_at is not None:  # from the caller's labels
+            read_at = validation.check_same_shape(read_at, "labels", batch, seq)
         past_length: Any = 0
         if past_key_values is not None:
             past_key_values = validation.check_past(past_key_values, config.num_hidden_layers)
@@ -422,12 +424,7 @@ class TFRemBertForMaskedLM(_TFRemBertLMBase):
             labels = validation.check_class_labels(labels, "labels", self.config.vocab_size, "(batch, seq) token ids")
         if return_logits is None:
             return_logits = labels is None or bool(self.config.extra.get("return_logits", True))
-        read_at = None
-        if not return_logits and labels is not None:
-            source = args.get("input_ids")
-            source = validation.to_tensor(source if source is not None else args.get("inputs_embeds"), "input_ids")
-            labels = validation.check_same_shape(labels, "labels", dim(source, 0), dim(source, 1))
-            read_at = tf.not_equal(labels, -100)  # (batch, seq)
+        read_at = None if return_logits or labels is None else tf.not_equal(labels, -100)  # (batch, seq)
         outputs = self._backbone(
             args,
             training,
