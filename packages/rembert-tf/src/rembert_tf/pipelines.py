@@ -11,14 +11,13 @@ Example:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from rembert_core import InputError
-from rembert_core.pipelines import ModelRunner, Pipeline, checkpoint_directory, load_tokenizer, resolve_task
+from rembert_core.pipelines import ModelRunner, Pipeline, model_and_tokenizer, resolve_task
 
 __all__ = ["TFRunner", "pipeline"]
 
@@ -91,34 +90,10 @@ def pipeline(
         progress: a progress bar for long inputs of known length.
         task_options: the task's options (``top_k``, ``aggregation_strategy``, ...).
     """
-    cls = resolve_task(task)
-    if model is None:
-        raise InputError(f"pipeline({cls.task!r}) needs model= (a checkpoint directory, Hub id or model)")
-    if isinstance(model, (str, os.PathLike)):
-        from rembert_tf.modeling import MODEL_CLASSES
+    from rembert_tf.modeling import MODEL_CLASSES
 
-        path = model
-        model = _load(MODEL_CLASSES[cls.heads[0]], path, cls.task, {} if dtype is None else {"dtype": dtype})
-        if tokenizer is None:
-            tokenizer = load_tokenizer(checkpoint_directory(path))  # a Hub id: its cached snapshot
-    elif tokenizer is None:
-        raise InputError("a pipeline on a model object needs tokenizer= (a tokenizer or its directory)")
-    if isinstance(tokenizer, (str, os.PathLike)):
-        tokenizer = load_tokenizer(tokenizer)
+    cls = resolve_task(task)
+    loading = {} if dtype is None else {"dtype": dtype}
+    model, tokenizer = model_and_tokenizer(cls, model, tokenizer, MODEL_CLASSES, loading)
     runner = TFRunner(model, device)
     return cls(runner, tokenizer, batch_size=batch_size or 8, progress=progress, **task_options)
-
-
-def _load(model_class: Any, path: str | os.PathLike[str], task: str, kwargs: dict[str, Any]) -> Any:
-    """Load ``path`` with the task's head class; refuse a checkpoint that has no weights for that head."""
-    model, info = model_class.from_pretrained(path, output_loading_info=True, **kwargs)
-    missing = info["newly_initialized"]
-    if model_class.task == "base":  # the backbone of a masked-LM checkpoint has no pooler; features need none
-        missing = [n for n in missing if ".pooler." not in n and not n.startswith("pooler.")]
-    if missing:
-        found = ", ".join(model.config.architectures or []) or "unknown"
-        raise InputError(
-            f"the checkpoint at {os.fspath(path)} (architecture {found}) has no {model_class.task!r} head, which the "
-            f"task {task!r} needs (missing: {', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''})"
-        )
-    return model

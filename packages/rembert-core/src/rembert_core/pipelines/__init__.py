@@ -23,6 +23,7 @@ from rembert_core.pipelines.factory import (
     load_runner,
     load_tokenizer,
     make_pipeline,
+    model_and_tokenizer,
     pipeline,
     resolve_task,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "load_runner",
     "load_tokenizer",
     "make_pipeline",
+    "model_and_tokenizer",
     "pipeline",
     "resolve_task",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from rembert_core.backend import Backend
@@ -24,6 +25,7 @@ __all__ = [
     "load_runner",
     "load_tokenizer",
     "make_pipeline",
+    "model_and_tokenizer",
     "pipeline",
     "resolve_task",
 ]
@@ -86,6 +88,50 @@ def checkpoint_directory(model: str | os.PathLike[str], **hub: Any) -> str:
 
     resolved = resolve_checkpoint(model, **{k: v for k, v in hub.items() if v not in (None, False)})
     return os.fspath(resolved if resolved.is_dir() else resolved.parent)
+
+
+def model_and_tokenizer(
+    task_class: type[Pipeline],
+    model: Any,
+    tokenizer: Any,
+    head_classes: Mapping[str, Any],
+    loading: Mapping[str, Any] | None = None,
+) -> tuple[Any, Any]:
+    """The framework packages' ``pipeline()`` first step: (model object, tokenizer object).
+
+    ``model`` a checkpoint directory or Hub id is loaded with ``head_classes[head]`` (the task's head,
+    ``from_pretrained(model, **loading)``) and refused with :class:`InputError` when the checkpoint has no
+    weights for that head (a pipeline on an untrained head gives noise); its tokenizer is the one saved
+    beside it unless ``tokenizer`` is given. A model object needs ``tokenizer``; a tokenizer directory is
+    loaded (:func:`load_tokenizer`).
+    """
+    if model is None:
+        raise InputError(f"pipeline({task_class.task!r}) needs model= (a checkpoint directory, Hub id or model)")
+    if isinstance(model, str | os.PathLike):
+        path = model
+        model = _load_head(head_classes[task_class.heads[0]], path, task_class.task, dict(loading or {}))
+        if tokenizer is None:
+            tokenizer = load_tokenizer(checkpoint_directory(path))  # a Hub id: its cached snapshot
+    elif tokenizer is None:
+        raise InputError("a pipeline on a model object needs tokenizer= (a tokenizer or its directory)")
+    if isinstance(tokenizer, str | os.PathLike):
+        tokenizer = load_tokenizer(tokenizer)
+    return model, tokenizer
+
+
+def _load_head(model_class: Any, path: str | os.PathLike[str], task: str, kwargs: dict[str, Any]) -> Any:
+    """Load ``path`` with the task's head class; refuse a checkpoint that has no weights for that head."""
+    model, info = model_class.from_pretrained(path, output_loading_info=True, **kwargs)
+    missing = info["newly_initialized"]
+    if model_class.task == "base":  # the backbone of a masked-LM checkpoint has no pooler; features need none
+        missing = [n for n in missing if ".pooler." not in n and not n.startswith("pooler.")]
+    if missing:
+        found = ", ".join(model.config.architectures or []) or "unknown"
+        raise InputError(
+            f"the checkpoint at {os.fspath(path)} (architecture {found}) has no {model_class.task!r} head, which the "
+            f"task {task!r} needs (missing: {', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''})"
+        )
+    return model
 
 
 def load_runner(
