@@ -33,6 +33,7 @@ import numpy as np
 
 from rembert_core.schema import Init
 from rembert_tf._tensorflow import keras, tf
+from rembert_tf.validation import dim
 
 __all__ = [
     "LAZY_BUFFERS",
@@ -314,7 +315,7 @@ def plan_unpadding(mask: tf.Tensor, keep: tf.Tensor | None = None) -> Unpadded:
     positions to keep (a masked-LM label on a padded position: its value is the reference's too, and as a
     key it still weighs 0).
     """
-    batch, seq = _size(mask, 0), _size(mask, 1)
+    batch, seq = dim(mask, 0), dim(mask, 1)
     has_key = tf.reduce_any(mask >= 0.5, axis=1, keepdims=True)  # (batch, 1)
     first = tf.range(seq)[None, :] == 0  # (1, seq)
     kept = (mask != 0) | first | tf.logical_not(has_key)  # (batch, seq)
@@ -326,11 +327,6 @@ def plan_unpadding(mask: tf.Tensor, keep: tf.Tensor | None = None) -> Unpadded:
     # Each padded position's kept token, or ``tokens`` (a zero row appended by to_padded) where dropped.
     padded = tf.where(flat, tf.cumsum(tf.cast(flat, tf.int32), exclusive=True), tf.size(index))  # (batch * seq,)
     return Unpadded(index, tf.cumsum(counts, exclusive=True), padded, batch, seq)
-
-
-def _size(t: tf.Tensor, axis: int) -> Any:
-    static = t.shape[axis]
-    return static if static is not None else tf.shape(t)[axis]
 
 
 def gather_tokens(x: tf.Tensor, plan: Unpadded) -> tf.Tensor:
@@ -345,6 +341,6 @@ def to_padded(x: tf.Tensor, plan: Unpadded) -> tf.Tensor:
     A gather from the tokens and one zero row rather than a scatter: under ``tf.function`` the scatter's graph
     measured slower.
     """
-    width = _size(x, 1)
+    width = dim(x, 1)
     rows = tf.concat([x, tf.zeros([1, width], x.dtype)], axis=0)  # (tokens + 1, width)
     return tf.reshape(tf.gather(rows, plan.padded), [plan.batch, plan.seq, width])

@@ -153,10 +153,7 @@ class RemBertTokenizerBase(
         # Keys tokenizer_config.json carries as they came (unknown options); the named ones are written from the
         # attributes they set (files.py), so what init_kwargs also records below never changes the file.
         self._extra_init_kwargs = dict(self.init_kwargs)
-        named: dict[str, Any] = {
-            "do_lower_case": self.do_lower_case,
-            "remove_space": self.remove_space,
-            "keep_accents": self.keep_accents,
+        specials: dict[str, Any] = {
             "bos_token": bos_token,
             "eos_token": eos_token,
             "unk_token": unk_token,
@@ -164,6 +161,12 @@ class RemBertTokenizerBase(
             "pad_token": pad_token,
             "cls_token": cls_token,
             "mask_token": mask_token,
+        }
+        named: dict[str, Any] = {
+            "do_lower_case": self.do_lower_case,
+            "remove_space": self.remove_space,
+            "keep_accents": self.keep_accents,
+            **specials,
         }
         if additional_special_tokens is not None:
             named["additional_special_tokens"] = list(additional_special_tokens)
@@ -200,15 +203,6 @@ class RemBertTokenizerBase(
                 added_tokens_decoder if added_tokens_decoder is not None else {},
                 argument="added_tokens_decoder" if added_tokens_source is None else "added tokens",
             )
-        specials: dict[str, Any] = {
-            "bos_token": bos_token,
-            "eos_token": eos_token,
-            "unk_token": unk_token,
-            "sep_token": sep_token,
-            "pad_token": pad_token,
-            "cls_token": cls_token,
-            "mask_token": mask_token,
-        }
         for name in SPECIAL_TOKEN_ATTRIBUTES:
             given = specials[name]
             if given is None:

@@ -126,12 +126,19 @@ def _load_head(model_class: Any, path: str | os.PathLike[str], task: str, kwargs
     if model_class.task == "base":  # the backbone of a masked-LM checkpoint has no pooler; features need none
         missing = [n for n in missing if ".pooler." not in n and not n.startswith("pooler.")]
     if missing:
-        found = ", ".join(model.config.architectures or []) or "unknown"
-        raise InputError(
-            f"the checkpoint at {os.fspath(path)} (architecture {found}) has no {model_class.task!r} head, which the "
-            f"task {task!r} needs (missing: {', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''})"
-        )
+        raise _missing_head(path, model.config.architectures, model_class.task, task, missing)
     return model
+
+
+def _missing_head(
+    path: str | os.PathLike[str], architectures: list[str] | None, head: str, task: str, missing: list[str]
+) -> InputError:
+    """The error for a checkpoint without the weights of the head ``task`` needs (naming a few of them)."""
+    found = ", ".join(architectures or []) or "unknown"
+    return InputError(
+        f"the checkpoint at {os.fspath(path)} (architecture {found}) has no {head!r} head, which the task "
+        f"{task!r} needs (missing: {', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''})"
+    )
 
 
 def load_runner(
@@ -154,11 +161,7 @@ def load_runner(
         # (the backbone of a masked-LM checkpoint has no pooler: feature extraction does not need one)
         missing = [n for n in report.newly_initialized if head != "base" or schema[n].component != "pooler"]
         if missing:
-            found = ", ".join(config.architectures or []) or "unknown"
-            raise InputError(
-                f"the checkpoint at {os.fspath(model)} (architecture {found}) has no {head!r} head, which the task "
-                f"{task!r} needs (missing: {', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''})"
-            )
+            raise _missing_head(model, config.architectures, head, task, missing)
         built = backend.build_model(config, head, dtype=dtype)
         tensors = {name: plan.weights[key] for name, key in plan.matched()}
     if report.newly_initialized:  # a pooler the checkpoint lacks: zeros (the pipelines never read it)
